@@ -1,0 +1,178 @@
+// pybind11 bindings: argument plumbing only. The GIL is released around every kernel call.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#if defined(FASTSOFTMAX_X86)
+#include <xmmintrin.h>
+#endif
+
+#include "dispatch/cpu_features.h"
+#include "dispatch/registry.h"
+#include "softmax.h"
+
+namespace py = pybind11;
+using namespace fastsoftmax;
+
+namespace {
+
+DType dtype_of(const py::array& a, const char* what) {
+  if (a.dtype().is(py::dtype::of<float>())) return DType::f32;
+  if (a.dtype().is(py::dtype::of<double>())) return DType::f64;
+  throw py::type_error(std::string(what) + " must be float32 or float64, got " + std::string(py::str(a.dtype())));
+}
+
+std::string resolve_isa(const py::object& isa) {
+  if (isa.is_none()) return active_isa();
+  const std::string name = isa.cast<std::string>();
+  if (!isa_known(name)) {
+    std::string known;
+    for (const auto& i : compiled_isas()) known += (known.empty() ? "" : ", ") + i;
+    throw py::value_error("unknown isa '" + name + "' (this build has: " + known + ")");
+  }
+  if (!isa_runnable(name, cpu_features()))
+    throw py::value_error("isa '" + name + "' is compiled in but this CPU (or OS) cannot run it");
+  return name;
+}
+
+const KernelEntry& resolve_kernel(const std::string& op, const std::string& algorithm, DType dtype,
+                                  const py::object& isa, std::size_t row_length) {
+  const std::string tier = resolve_isa(isa);
+  const std::string alg = algorithm == "auto" ? auto_algorithm(dtype, row_length) : algorithm;
+  const KernelEntry* k = find_kernel(tier, dtype, op, alg);
+  if (!k || std::string(k->op) == "pattern")
+    throw py::value_error("no kernel for op='" + op + "', algorithm='" + algorithm + "'");
+  return *k;
+}
+
+py::dict features_dict(const CpuFeatures& f) {
+  py::dict d;
+  d["avx"] = f.avx; d["fma"] = f.fma; d["f16c"] = f.f16c; d["avx2"] = f.avx2;
+  d["avx512f"] = f.avx512f; d["avx512dq"] = f.avx512dq; d["avx512bw"] = f.avx512bw;
+  d["avx512vl"] = f.avx512vl; d["avx512_bf16"] = f.avx512_bf16; d["avx512_fp16"] = f.avx512_fp16;
+  d["os_ymm"] = f.os_ymm; d["os_zmm"] = f.os_zmm;
+  return d;
+}
+
+CpuFeatures features_from_dict(const py::dict& d) {
+  CpuFeatures f;
+  auto get = [&](const char* key) { return d.contains(key) ? d[key].cast<bool>() : false; };
+  f.avx = get("avx"); f.fma = get("fma"); f.f16c = get("f16c"); f.avx2 = get("avx2");
+  f.avx512f = get("avx512f"); f.avx512dq = get("avx512dq"); f.avx512bw = get("avx512bw");
+  f.avx512vl = get("avx512vl"); f.avx512_bf16 = get("avx512_bf16"); f.avx512_fp16 = get("avx512_fp16");
+  f.os_ymm = get("os_ymm"); f.os_zmm = get("os_zmm");
+  for (auto item : d) {
+    const std::string key = item.first.cast<std::string>();
+    static const char* known[] = {"avx", "fma", "f16c", "avx2", "avx512f", "avx512dq", "avx512bw",
+                                  "avx512vl", "avx512_bf16", "avx512_fp16", "os_ymm", "os_zmm"};
+    bool ok = false;
+    for (const char* k : known) ok = ok || key == k;
+    if (!ok) throw py::key_error("unknown CPU feature '" + key + "'");
+  }
+  return f;
+}
+
+void run(const std::string& op, const std::string& algorithm, const py::array& x, py::array& out,
+         const py::object& isa) {
+  const DType dt = dtype_of(x, "x");
+  if (dtype_of(out, "out") != dt) throw py::type_error("x and out must have the same dtype");
+  if (x.ndim() != out.ndim() || x.ndim() < 1) throw py::value_error("x and out must have the same shape (ndim >= 1)");
+  std::vector<std::int64_t> shape(x.ndim()), xs(x.ndim()), ys(x.ndim());
+  for (py::ssize_t d = 0; d < x.ndim(); ++d) {
+    if (x.shape(d) != out.shape(d)) throw py::value_error("x and out must have the same shape");
+    shape[d] = x.shape(d);
+    xs[d] = x.strides(d);
+    ys[d] = out.strides(d);
+  }
+  const KernelEntry& k = resolve_kernel(op, algorithm, dt, isa, static_cast<std::size_t>(shape.back()));
+  const char* xp = static_cast<const char*>(x.data());
+  char* yp = static_cast<char*>(out.mutable_data());
+  py::gil_scoped_release release;
+  run_rows(k, static_cast<int>(shape.size()), shape.data(), xp, xs.data(), yp, ys.data());
+}
+
+double run_pattern(const std::string& pattern, const py::array& x, py::array& out, const py::object& isa) {
+  const DType dt = dtype_of(x, "x");
+  if (dtype_of(out, "out") != dt) throw py::type_error("x and out must have the same dtype");
+  if (!(x.flags() & py::array::c_style) || !(out.flags() & py::array::c_style) || x.size() != out.size())
+    throw py::value_error("patterns take two C-contiguous arrays of the same size");
+  const KernelEntry* k = find_kernel(resolve_isa(isa), dt, "pattern", pattern);
+  if (!k) throw py::value_error("unknown memory pattern '" + pattern + "'");
+  const std::size_t n = static_cast<std::size_t>(x.size());
+  const void* xp = x.data();
+  void* yp = out.mutable_data();
+  py::gil_scoped_release release;
+  if (dt == DType::f32)
+    return reinterpret_cast<PatternF32>(k->fn)(n, static_cast<const float*>(xp), static_cast<float*>(yp));
+  return reinterpret_cast<PatternF64>(k->fn)(n, static_cast<const double*>(xp), static_cast<double*>(yp));
+}
+
+py::list kernel_list(bool patterns) {
+  py::list l;
+  const CpuFeatures& f = cpu_features();
+  for (const auto& k : all_kernels()) {
+    if ((std::string(k.op) == "pattern") != patterns) continue;
+    py::dict d;
+    d["name"] = k.name;
+    d["isa"] = k.isa;
+    d["dtype"] = dtype_name(k.dtype);
+    d[patterns ? "pattern" : "op"] = patterns ? k.algorithm : k.op;
+    if (!patterns) d["algorithm"] = k.algorithm;
+    d["supported"] = isa_runnable(k.isa, f);
+    l.append(d);
+  }
+  return l;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "fastsoftmax native core (use the functions of the fastsoftmax package)";
+  m.def("run", &run, py::arg("op"), py::arg("algorithm"), py::arg("x"), py::arg("out"), py::arg("isa") = py::none(),
+        "Run a row kernel over the last axis of x into out (same shape and dtype, any strides).");
+  m.def("run_pattern", &run_pattern, py::arg("pattern"), py::arg("x"), py::arg("out"), py::arg("isa") = py::none(),
+        "Run a memory-only roofline pattern over contiguous x/out; returns a checksum.");
+  m.def("kernels", [] { return kernel_list(false); });
+  m.def("patterns", [] { return kernel_list(true); });
+  m.def("kernel_name", [](const std::string& op, const std::string& algorithm, const std::string& dtype,
+                          const py::object& isa, std::size_t n) {
+          const DType dt = dtype == "float32" ? DType::f32 : dtype == "float64" ? DType::f64
+                           : throw py::value_error("dtype must be 'float32' or 'float64'");
+          return resolve_kernel(op, algorithm, dt, isa, n).name;
+        }, py::arg("op"), py::arg("algorithm"), py::arg("dtype"), py::arg("isa") = py::none(), py::arg("n") = 1024);
+  m.def("cpu_features", [] { return features_dict(cpu_features()); });
+  m.def("compiled_isas", [] { return compiled_isas(); });
+  m.def("active_isa", [] {
+    try { return active_isa(); } catch (const std::invalid_argument& e) { throw py::value_error(e.what()); }
+  });
+  m.def("select_isa", [](const py::dict& features, const py::object& cap) {
+          try {
+            return select_isa(features_from_dict(features), cap.is_none() ? std::string() : cap.cast<std::string>());
+          } catch (const std::invalid_argument& e) { throw py::value_error(e.what()); }
+        }, py::arg("features"), py::arg("cap") = py::none());
+  m.def("isa_runnable", [](const std::string& isa) { return isa_runnable(isa, cpu_features()); });
+  m.def("cache_sizes", [] {
+    const CacheSizes& c = cache_sizes();
+    py::dict d;
+    d["l1d"] = c.l1d; d["l2"] = c.l2; d["l3"] = c.l3; d["source"] = c.source;
+    return d;
+  });
+  m.def("cpu_brand", &cpu_brand);
+  m.def("auto_algorithm", [](const std::string& dtype, std::size_t n) {
+    return std::string(auto_algorithm(dtype == "float64" ? DType::f64 : DType::f32, n));
+  });
+  m.def("ftz_daz", [] {
+    py::dict d;
+#if defined(FASTSOFTMAX_X86)
+    const unsigned csr = _mm_getcsr();
+    d["ftz"] = bool(csr & 0x8000); d["daz"] = bool(csr & 0x0040);
+#else
+    d["ftz"] = py::none(); d["daz"] = py::none();
+#endif
+    return d;
+  });
+}

@@ -1,0 +1,119 @@
+#include "dispatch/registry.h"
+
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+
+#include "kernels/kernels.inc"
+
+// Declarations of every tier's kernels, from the same list that defines them.
+#define FSM_DECLARE_KERNEL(op, alg, op_name, alg_name)          \
+  void f32_##alg##_##op(std::size_t, const float*, float*);     \
+  void f64_##alg##_##op(std::size_t, const double*, double*);
+#define FSM_DECLARE_PATTERN(pat, pat_name)                          \
+  double f32_pattern_##pat(std::size_t, const float*, float*);      \
+  double f64_pattern_##pat(std::size_t, const double*, double*);
+#define FSM_DECLARE_TIER(isa, isa_name)                  \
+  namespace isa {                                        \
+  FASTSOFTMAX_FOR_EACH_VARIANT(FSM_DECLARE_KERNEL)       \
+  FASTSOFTMAX_FOR_EACH_PATTERN(FSM_DECLARE_PATTERN)      \
+  }
+namespace fastsoftmax {
+FASTSOFTMAX_FOR_EACH_ISA(FSM_DECLARE_TIER)
+}
+
+namespace fastsoftmax {
+namespace {
+
+std::vector<KernelEntry> build_table() {
+  std::vector<KernelEntry> t;
+#define FSM_ENTRY_KERNEL(op, alg, op_name, alg_name)                                                         \
+  t.push_back({std::string("f32_" #alg "_" #op "_") + tier, tier, DType::f32, op_name, alg_name,             \
+               reinterpret_cast<void*>(&tier_ns::f32_##alg##_##op)});                                         \
+  t.push_back({std::string("f64_" #alg "_" #op "_") + tier, tier, DType::f64, op_name, alg_name,             \
+               reinterpret_cast<void*>(&tier_ns::f64_##alg##_##op)});
+#define FSM_ENTRY_PATTERN(pat, pat_name)                                                                      \
+  t.push_back({std::string("f32_pattern_" #pat "_") + tier, tier, DType::f32, "pattern", pat_name,           \
+               reinterpret_cast<void*>(&tier_ns::f32_pattern_##pat)});                                        \
+  t.push_back({std::string("f64_pattern_" #pat "_") + tier, tier, DType::f64, "pattern", pat_name,           \
+               reinterpret_cast<void*>(&tier_ns::f64_pattern_##pat)});
+#define FSM_ENTRIES_OF_TIER(isa, isa_name)            \
+  {                                                   \
+    namespace tier_ns = ::fastsoftmax::isa;           \
+    const char* tier = isa_name;                      \
+    FASTSOFTMAX_FOR_EACH_VARIANT(FSM_ENTRY_KERNEL)    \
+    FASTSOFTMAX_FOR_EACH_PATTERN(FSM_ENTRY_PATTERN)   \
+  }
+  FASTSOFTMAX_FOR_EACH_ISA(FSM_ENTRIES_OF_TIER)
+  return t;
+}
+
+std::string known_list() {
+  std::string s;
+  for (const auto& i : compiled_isas()) s += (s.empty() ? "" : ", ") + i;
+  return s;
+}
+
+}  // namespace
+
+const std::vector<KernelEntry>& all_kernels() {
+  static const std::vector<KernelEntry> t = build_table();
+  return t;
+}
+
+const std::vector<std::string>& compiled_isas() {
+#define FSM_ISA_NAME(isa, isa_name) isa_name,
+  static const std::vector<std::string> v = {FASTSOFTMAX_FOR_EACH_ISA(FSM_ISA_NAME)};
+  return v;
+}
+
+bool isa_known(const std::string& isa) {
+  for (const auto& i : compiled_isas())
+    if (i == isa) return true;
+  return false;
+}
+
+bool isa_runnable(const std::string& isa, const CpuFeatures& f) {
+  if (isa == "scalar") return true;
+  if (!isa_known(isa)) return false;
+  if (isa == "avx2") return can_run_avx2(f);
+  if (isa == "avx512") return can_run_avx512(f);
+  return false;
+}
+
+std::string select_isa(const CpuFeatures& f, const std::string& cap) {
+  if (!cap.empty() && !isa_known(cap))
+    throw std::invalid_argument("unknown instruction-set tier '" + cap + "' (this build has: " + known_list() + ")");
+  bool allowed = cap.empty();
+  for (const auto& isa : compiled_isas()) {  // best first
+    if (isa == cap) allowed = true;
+    if (allowed && isa_runnable(isa, f)) return isa;
+  }
+  return "scalar";
+}
+
+const std::string& active_isa() {
+  static std::once_flag once;
+  static std::string isa, error;
+  std::call_once(once, [] {
+    const char* env = std::getenv("FASTSOFTMAX_ISA");
+    try {
+      isa = select_isa(cpu_features(), env ? std::string(env) : std::string());
+    } catch (const std::invalid_argument& e) {
+      error = std::string("FASTSOFTMAX_ISA: ") + e.what();
+    }
+  });
+  if (!error.empty()) throw std::invalid_argument(error);
+  return isa;
+}
+
+const KernelEntry* find_kernel(const std::string& isa, DType dtype, const std::string& op,
+                               const std::string& algorithm) {
+  for (const auto& k : all_kernels())
+    if (k.dtype == dtype && isa == k.isa && op == k.op && algorithm == k.algorithm) return &k;
+  return nullptr;
+}
+
+const char* dtype_name(DType d) { return d == DType::f32 ? "float32" : "float64"; }
+
+}  // namespace fastsoftmax

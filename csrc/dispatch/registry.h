@@ -1,0 +1,49 @@
+// The kernel table (built from kernels.inc) and the tier selection.
+#pragma once
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "dispatch/cpu_features.h"
+
+namespace fastsoftmax {
+
+enum class DType { f32, f64 };
+
+using KernelF32 = void (*)(std::size_t, const float*, float*);
+using KernelF64 = void (*)(std::size_t, const double*, double*);
+using PatternF32 = double (*)(std::size_t, const float*, float*);
+using PatternF64 = double (*)(std::size_t, const double*, double*);
+
+struct KernelEntry {
+  std::string name;       // e.g. f32_two_pass_softmax_avx2
+  const char* isa;        // "scalar" | "avx2" | "avx512"
+  DType dtype;
+  const char* op;         // "softmax" | "log_softmax", or "pattern" for roofline kernels
+  const char* algorithm;  // "two-pass", ... ; for patterns the pattern name
+  void* fn;               // KernelF32/KernelF64 or PatternF32/PatternF64, by dtype and op
+};
+
+// Every compiled kernel and pattern, tiers in priority order.
+const std::vector<KernelEntry>& all_kernels();
+
+// Tier names compiled into this build, best first.
+const std::vector<std::string>& compiled_isas();
+
+bool isa_known(const std::string& isa);
+bool isa_runnable(const std::string& isa, const CpuFeatures& f);
+
+// The best tier that `f` can run, capped at `cap` (empty = no cap). An unknown cap
+// throws std::invalid_argument naming the valid tiers: never a silent fallback.
+std::string select_isa(const CpuFeatures& f, const std::string& cap);
+
+// select_isa(cpu_features(), $FASTSOFTMAX_ISA), resolved once per process.
+const std::string& active_isa();
+
+// nullptr when absent.
+const KernelEntry* find_kernel(const std::string& isa, DType dtype, const std::string& op,
+                               const std::string& algorithm);
+
+const char* dtype_name(DType d);
+
+}  // namespace fastsoftmax

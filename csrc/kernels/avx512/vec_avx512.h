@@ -1,0 +1,118 @@
+// AVX-512F vector types (16 x f32, 8 x f64). Included only by kernels_avx512.cpp, the one
+// file compiled with -mavx512f; namespace fastsoftmax::avx512. Uses AVX512F alone (no
+// DQ/BW/VL), so detection requires exactly F plus OS support for ZMM and opmask state.
+// vscalef applies 2^d in one instruction (exact, handles under/overflow) and opmask
+// registers make row tails free.
+#pragma once
+#include <immintrin.h>
+#include <cstddef>
+#include <cstdint>
+
+namespace fastsoftmax {
+namespace avx512 {
+
+template <class Scalar>
+struct Vec;
+
+template <>
+struct Vec<float> {
+  using T = float;
+  using reg = __m512;
+  using mask = __mmask16;
+  static constexpr std::size_t N = 16;
+  static constexpr std::size_t kAccumulators = 4;
+
+  static reg set1(T v) { return _mm512_set1_ps(v); }
+  static reg loadu(const T* p) { return _mm512_loadu_ps(p); }
+  static void storeu(T* p, reg v) { _mm512_storeu_ps(p, v); }
+  static void stream(T* p, reg v) { _mm512_stream_ps(p, v); }  // p 64-byte aligned
+  static void stream_fence() { _mm_sfence(); }
+  static mask tail_mask(std::size_t k) { return static_cast<mask>((1u << k) - 1u); }
+  static reg load_tail(const T* p, mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store_tail(T* p, reg v, mask m) { _mm512_mask_storeu_ps(p, m, v); }
+
+  static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  static reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
+  static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
+  static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }
+  static reg min(reg a, reg b) { return _mm512_min_ps(a, b); }
+  static reg round(reg a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static reg select(mask m, reg a, reg b) { return _mm512_mask_blend_ps(m, b, a); }
+
+  static mask mask_none() { return 0; }
+  static mask mask_or(mask a, mask b) { return static_cast<mask>(a | b); }
+  static bool mask_any(mask m) { return m != 0; }
+  static mask above_or_nan(reg x, reg limit) { return _mm512_cmp_ps_mask(x, limit, _CMP_NLE_UQ); }
+
+  static reg pow2(reg d) { return _mm512_scalef_ps(_mm512_set1_ps(1.0f), d); }
+  static reg scale(reg m, reg d) { return _mm512_scalef_ps(m, d); }
+
+  static T reduce_add(reg a) {
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a),
+                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static T reduce_max(reg a) {
+    __m256 h = _mm256_max_ps(_mm512_castps512_ps256(a),
+                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+};
+
+template <>
+struct Vec<double> {
+  using T = double;
+  using reg = __m512d;
+  using mask = __mmask8;
+  static constexpr std::size_t N = 8;
+  static constexpr std::size_t kAccumulators = 4;
+
+  static reg set1(T v) { return _mm512_set1_pd(v); }
+  static reg loadu(const T* p) { return _mm512_loadu_pd(p); }
+  static void storeu(T* p, reg v) { _mm512_storeu_pd(p, v); }
+  static void stream(T* p, reg v) { _mm512_stream_pd(p, v); }
+  static void stream_fence() { _mm_sfence(); }
+  static mask tail_mask(std::size_t k) { return static_cast<mask>((1u << k) - 1u); }
+  static reg load_tail(const T* p, mask m) { return _mm512_maskz_loadu_pd(m, p); }
+  static void store_tail(T* p, reg v, mask m) { _mm512_mask_storeu_pd(p, m, v); }
+
+  static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
+  static reg sub(reg a, reg b) { return _mm512_sub_pd(a, b); }
+  static reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
+  static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
+  static reg max(reg a, reg b) { return _mm512_max_pd(a, b); }
+  static reg min(reg a, reg b) { return _mm512_min_pd(a, b); }
+  static reg round(reg a) { return _mm512_roundscale_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static reg select(mask m, reg a, reg b) { return _mm512_mask_blend_pd(m, b, a); }
+
+  static mask mask_none() { return 0; }
+  static mask mask_or(mask a, mask b) { return static_cast<mask>(a | b); }
+  static bool mask_any(mask m) { return m != 0; }
+  static mask above_or_nan(reg x, reg limit) { return _mm512_cmp_pd_mask(x, limit, _CMP_NLE_UQ); }
+
+  static reg pow2(reg d) { return _mm512_scalef_pd(_mm512_set1_pd(1.0), d); }
+  static reg scale(reg m, reg d) { return _mm512_scalef_pd(m, d); }
+
+  static T reduce_add(reg a) {
+    __m256d h = _mm256_add_pd(_mm512_castpd512_pd256(a), _mm512_extractf64x4_pd(a, 1));
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1));
+    s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
+    return _mm_cvtsd_f64(s);
+  }
+  static T reduce_max(reg a) {
+    __m256d h = _mm256_max_pd(_mm512_castpd512_pd256(a), _mm512_extractf64x4_pd(a, 1));
+    __m128d s = _mm_max_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1));
+    s = _mm_max_sd(s, _mm_unpackhi_pd(s, s));
+    return _mm_cvtsd_f64(s);
+  }
+};
+
+}  // namespace avx512
+}  // namespace fastsoftmax

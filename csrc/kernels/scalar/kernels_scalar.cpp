@@ -1,0 +1,13 @@
+// The scalar tier: every kernel of kernels.inc instantiated over vec_scalar.h.
+// Built without ISA flags: runs on any CPU.
+#include "vec_scalar.h"
+#define FASTSOFTMAX_TIER scalar
+#include "kernels/kernels.inc"
+#include "kernels/passes.h"
+
+namespace fastsoftmax {
+namespace scalar {
+FASTSOFTMAX_FOR_EACH_VARIANT(FASTSOFTMAX_DEFINE_KERNEL)
+FASTSOFTMAX_FOR_EACH_PATTERN(FASTSOFTMAX_DEFINE_PATTERN)
+}  // namespace scalar
+}  // namespace fastsoftmax
