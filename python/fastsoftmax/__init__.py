@@ -1,0 +1,16 @@
+"""fastsoftmax: memory-bandwidth-bound softmax and log-softmax for CPUs.
+
+The two-pass algorithm of Dukhan & Ablavatski (2020) and the classic three-pass and
+online algorithms, as AVX-512, AVX2+FMA and portable kernels chosen at run time.
+
+>>> import numpy as np, fastsoftmax
+>>> fastsoftmax.softmax(np.array([1.0, 1.0]))
+array([0.5, 0.5])
+"""
+
+from ._api import ALGORITHMS, log_softmax, softmax
+from ._runtime import kernels, show_runtime
+
+__version__ = "0.1.0"
+
+__all__ = ["softmax", "log_softmax", "kernels", "show_runtime", "ALGORITHMS", "__version__"]

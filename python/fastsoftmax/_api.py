@@ -1,0 +1,234 @@
+"""Public softmax/log_softmax: SciPy-compatible argument handling over the native core."""
+
+from __future__ import annotations
+
+import operator
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["softmax", "log_softmax", "ALGORITHMS"]
+
+#: Accepted values of ``algorithm=``.
+ALGORITHMS = ("auto", "two-pass", "three-pass-reload", "three-pass-recompute", "online")
+
+AxisLike = Union[None, int, Sequence[int]]
+
+_NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
+_AxisError = np.exceptions.AxisError if hasattr(np, "exceptions") else np.AxisError
+
+
+def _normalize_axes(axis: AxisLike, ndim: int) -> Tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (tuple, list)):
+        items = list(axis)
+    else:
+        items = [axis]
+    out = []
+    for a in items:
+        try:
+            a = operator.index(a)
+        except TypeError:
+            raise TypeError(f"axis must be None, an int or a tuple of ints, got {axis!r}") from None
+        if not -ndim <= a < ndim:
+            raise _AxisError(a, ndim)
+        out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"duplicate value in 'axis': {axis!r}")
+    return tuple(out)
+
+
+def _result_dtype(dtype: np.dtype) -> np.dtype:
+    """SciPy's result dtype (that of np.exp on the input), or a TypeError."""
+    if dtype.kind == "b":
+        raise TypeError("softmax of a boolean array is not supported (as in SciPy); convert it to a float dtype first")
+    if dtype.kind == "c":
+        raise TypeError(f"softmax of complex input ({dtype}) is not supported: fastsoftmax computes real softmax only")
+    if dtype.kind not in "iuf":
+        raise TypeError(f"softmax needs real numbers, got an array of dtype {dtype!r}")
+    if dtype.kind == "f":
+        return dtype
+    return np.exp(np.zeros(1, dtype)).dtype  # int8/uint8 -> float16, int16 -> float32, wider -> float64
+
+
+def _check_out(out, shape, dtype: np.dtype) -> np.ndarray:
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != shape:
+        raise ValueError(f"out has shape {out.shape}, expected {shape}")
+    if out.dtype != dtype:
+        raise TypeError(f"out has dtype {out.dtype}, expected {dtype} (the result dtype for this input)")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+    return out
+
+
+def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.strides == b.strides
+        and a.shape == b.shape
+    )
+
+
+def _longdouble_reference(op: str, x: np.ndarray, axes: Tuple[int, ...]) -> np.ndarray:
+    # Wider than anything the native core computes: SciPy's formula in x's own precision.
+    x_max = np.amax(x, axis=axes, keepdims=True)
+    if op == "softmax":
+        e = np.exp(x - x_max)
+        return e / np.sum(e, axis=axes, keepdims=True)
+    x_max = np.where(np.isfinite(x_max), x_max, 0)
+    tmp = x - x_max
+    return tmp - np.log(np.sum(np.exp(tmp), axis=axes, keepdims=True))
+
+
+def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]):
+    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+    if isa is not None and not isinstance(isa, str):
+        raise TypeError(f"isa must be None or a tier name, got {type(isa).__name__}")
+    x = np.asarray(x)
+    if x.dtype.hasobject or x.dtype.kind in ("O", "S", "U", "V", "M", "m"):
+        raise TypeError(f"softmax needs real numbers, got an array of dtype {x.dtype!r}")
+    result_dtype = _result_dtype(x.dtype)
+    axes = _normalize_axes(axis, x.ndim)
+    if out is not None:
+        _check_out(out, x.shape, result_dtype)
+        if np.may_share_memory(out, x) and not _same_view(out, x) and np.shares_memory(out, x):
+            raise ValueError("out partially overlaps x; pass out=x for an in-place call, or a separate array")
+    if x.ndim == 0:
+        reduced = 1
+    else:
+        reduced = 1
+        for a in axes:
+            reduced *= x.shape[a]
+    if reduced == 0:
+        raise ValueError("zero-size array to reduction operation maximum which has no identity "
+                         "(softmax over an empty axis is undefined, as in SciPy)")
+
+    if result_dtype not in _NATIVE and result_dtype != np.float16:
+        # np.longdouble: keep SciPy's precision rather than rounding to float64.
+        res = _longdouble_reference(op, x.astype(result_dtype, copy=False), axes if x.ndim else ())
+        if out is None:
+            return res[()] if x.ndim == 0 else res
+        out[...] = res
+        return out
+
+    # float16 (and int8/uint8) are computed in float32 and rounded once at the end.
+    compute_dtype = np.dtype(np.float32) if result_dtype == np.float16 else result_dtype
+    xc = x.astype(compute_dtype, copy=False)
+
+    if x.ndim == 0:
+        xm = xc.reshape(1)
+        res = np.empty(1, compute_dtype)
+        if x.size:
+            _core.run(op, algorithm, xm, res, isa)
+        if out is not None:
+            out[...] = res[0]
+            return out
+        return res.astype(result_dtype)[0]
+
+    if x.size == 0:
+        return out if out is not None else np.empty(x.shape, result_dtype)
+
+    k = len(axes)
+    dest = [x.ndim - k + i for i in range(k)]
+    xm = np.moveaxis(xc, axes, dest)
+    if k > 1:
+        xm = xm.reshape(xm.shape[: x.ndim - k] + (-1,))  # copies only if the axes cannot merge
+
+    direct = out is not None and out.dtype == compute_dtype
+    target = out if direct else np.empty(x.shape, compute_dtype)
+    tm = np.moveaxis(target, axes, dest)
+    if k > 1:
+        merged = _merge_trailing_view(tm, k)
+        if merged is None:  # the reduced axes of `target` cannot be viewed as one axis
+            tmp = np.empty(xm.shape, compute_dtype)
+            _core.run(op, algorithm, xm, tmp, isa)
+            tm[...] = tmp.reshape(tm.shape)
+        else:
+            _core.run(op, algorithm, xm, merged, isa)
+    else:
+        _core.run(op, algorithm, xm, tm, isa)
+
+    if direct:
+        return out
+    if out is not None:  # float16 result: round the float32 result once
+        out[...] = target
+        return out
+    return target if result_dtype == compute_dtype else target.astype(result_dtype)
+
+
+def _merge_trailing_view(a: np.ndarray, k: int):
+    """A view of `a` with its last k axes merged into one, or None if that needs a copy."""
+    shape = a.shape[: a.ndim - k] + (int(np.prod(a.shape[a.ndim - k :])),)
+    try:
+        return np.reshape(a, shape, copy=False)
+    except TypeError:  # NumPy < 2.1: no copy= keyword
+        v = a.view()
+        try:
+            v.shape = shape
+        except AttributeError:
+            return None
+        return v
+    except ValueError:
+        return None
+
+
+def softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, algorithm: str = "auto",
+            isa: Optional[str] = None):
+    """Softmax of ``x`` along ``axis``: ``exp(x) / sum(exp(x), axis)``, without overflow.
+
+    A drop-in replacement for :func:`scipy.special.softmax`: same results (within the
+    documented accuracy bounds), dtype, shape, and handling of ``axis``, ±inf and NaN.
+
+    Parameters
+    ----------
+    x : array_like
+        Real input. float32 and float64 are computed natively; float16, int8 and uint8
+        in float32 (rounded once to float16); wider integers in float64.
+    axis : None, int or tuple of ints
+        Axes over which the softmax is taken; ``None`` (the default, as in SciPy) means
+        the whole array.
+    out : ndarray, optional
+        Where to write the result: the result's shape and dtype, writable. ``out=x``
+        computes in place; any other overlap with ``x`` is an error.
+    algorithm : {"auto", "two-pass", "three-pass-reload", "three-pass-recompute", "online"}
+        The algorithm; ``"auto"`` picks by row length against the cache sizes.
+    isa : {None, "scalar", "avx2", "avx512"}
+        Force an instruction-set tier (default: the best this CPU runs, capped by
+        ``FASTSOFTMAX_ISA``).
+
+    Returns
+    -------
+    ndarray (or a NumPy scalar for 0-d input)
+
+    Examples
+    --------
+    >>> import numpy as np, fastsoftmax
+    >>> fastsoftmax.softmax(np.array([1.0, 2.0, 3.0]))
+    array([0.09003057, 0.24472847, 0.66524096])
+    >>> fastsoftmax.softmax(np.zeros((2, 2), np.float32), axis=1)
+    array([[0.5, 0.5],
+           [0.5, 0.5]], dtype=float32)
+    """
+    return _compute("softmax", x, axis, out, algorithm, isa)
+
+
+def log_softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, algorithm: str = "auto",
+                isa: Optional[str] = None):
+    """Logarithm of the softmax, ``x - logsumexp(x, axis)``, computed without forming the softmax.
+
+    A drop-in replacement for :func:`scipy.special.log_softmax`; the arguments are those
+    of :func:`softmax`.
+
+    Examples
+    --------
+    >>> import numpy as np, fastsoftmax
+    >>> fastsoftmax.log_softmax(np.array([0.0, 0.0]))
+    array([-0.69314718, -0.69314718])
+    """
+    return _compute("log_softmax", x, axis, out, algorithm, isa)

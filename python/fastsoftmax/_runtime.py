@@ -1,0 +1,86 @@
+"""Introspection: what the CPU has, what was compiled, which kernel each call uses."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from typing import Any, Dict, List
+
+from . import _core
+
+__all__ = ["kernels", "show_runtime", "runtime_info"]
+
+
+def kernels() -> List[Dict[str, Any]]:
+    """Every compiled kernel variant and whether this CPU can run it.
+
+    Each entry is a dict with ``name``, ``isa``, ``dtype``, ``op``, ``algorithm`` and
+    ``supported``.
+
+    >>> import fastsoftmax
+    >>> any(k["isa"] == "scalar" and k["supported"] for k in fastsoftmax.kernels())
+    True
+    """
+    return _core.kernels()
+
+
+def runtime_info() -> Dict[str, Any]:
+    """The facts show_runtime() prints, as a dict."""
+    from . import __version__
+
+    try:
+        active = _core.active_isa()
+        error = None
+    except ValueError as e:  # a bad FASTSOFTMAX_ISA
+        active, error = None, str(e)
+    selected = {}
+    if active is not None:
+        for dtype in ("float32", "float64"):
+            for op in ("softmax", "log_softmax"):
+                selected[f"{op}/{dtype}"] = {
+                    "in-cache row (1K)": _core.kernel_name(op, "auto", dtype, None, 1024),
+                    "out-of-cache row (64M)": _core.kernel_name(op, "auto", dtype, None, 1 << 26),
+                }
+    return {
+        "fastsoftmax": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": _core.cpu_brand() or platform.processor(),
+        "cpu_features": _core.cpu_features(),
+        "cache_sizes": _core.cache_sizes(),
+        "compiled_isas": _core.compiled_isas(),
+        "runnable_isas": [i for i in _core.compiled_isas() if _core.isa_runnable(i)],
+        "FASTSOFTMAX_ISA": os.environ.get("FASTSOFTMAX_ISA"),
+        "active_isa": active,
+        "error": error,
+        "auto_kernels": selected,
+        "ftz_daz": _core.ftz_daz(),
+    }
+
+
+def show_runtime() -> None:
+    """Print the CPU features, compiled and runnable tiers, and the kernel in use.
+
+    >>> import fastsoftmax
+    >>> fastsoftmax.show_runtime()  # doctest: +SKIP
+    """
+    info = runtime_info()
+    print(f"fastsoftmax {info['fastsoftmax']}  (Python {info['python']}, {info['platform']})")
+    print(f"CPU: {info['cpu']}")
+    feats = info["cpu_features"]
+    print("CPU features: " + " ".join(f"{k}={'yes' if v else 'no'}" for k, v in feats.items()))
+    c = info["cache_sizes"]
+    print(f"caches ({c['source'] or 'unknown'}): L1d {c['l1d'] // 1024} KiB, L2 {c['l2'] // 1024} KiB, "
+          f"L3 {c['l3'] // 1024} KiB")
+    print(f"compiled tiers: {', '.join(info['compiled_isas'])}; runnable here: {', '.join(info['runnable_isas'])}")
+    cap = info["FASTSOFTMAX_ISA"]
+    print(f"FASTSOFTMAX_ISA: {cap if cap else '(not set)'}")
+    if info["error"]:
+        print(f"ERROR: {info['error']}")
+        return
+    print(f"active tier: {info['active_isa']}")
+    for key, names in info["auto_kernels"].items():
+        print(f"  {key:20s} " + "; ".join(f"{k}: {v}" for k, v in names.items()))
+    fd = info["ftz_daz"]
+    print(f"MXCSR: FTZ={fd['ftz']} DAZ={fd['daz']}")
