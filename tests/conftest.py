@@ -1,0 +1,97 @@
+"""Shared test helpers: the ISA skip/fail rule, kernel parametrization, accuracy report.
+
+ISA rule
+--------
+A test for an instruction-set tier this CPU (or OS) cannot run is *skipped* with a reason
+naming the missing ISA ("CPU lacks avx512"), so the suite passes on an AVX2-only CI
+machine. When the environment variable ``FASTSOFTMAX_REQUIRE_ISA`` names the tier (one
+name, or several separated by commas), the same test *fails* instead: a CI job that is
+meant to exercise AVX-512 must not go green by skipping every AVX-512 test.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Tuple
+
+import pytest
+
+import fastsoftmax
+from fastsoftmax import _core
+
+REQUIRE_ENV = "FASTSOFTMAX_REQUIRE_ISA"
+
+
+def required_isas() -> Tuple[str, ...]:
+    """The tiers named by FASTSOFTMAX_REQUIRE_ISA (empty when unset)."""
+    raw = os.environ.get(REQUIRE_ENV, "")
+    return tuple(p.strip() for p in raw.split(",") if p.strip())
+
+
+def require_or_skip(isa: str) -> None:
+    """Skip the calling test when this CPU cannot run `isa`; fail instead if it is required."""
+    if isa in _core.compiled_isas() and _core.isa_runnable(isa):
+        return
+    why = (f"CPU lacks {isa}" if isa in _core.compiled_isas()
+           else f"CPU lacks {isa} (tier not compiled into this build)")
+    if isa in required_isas():
+        pytest.fail(f"{why}, but {REQUIRE_ENV}={os.environ.get(REQUIRE_ENV)} requires it", pytrace=False)
+    pytest.skip(why)
+
+
+#: Every softmax/log_softmax kernel in the registry (one entry per isa x dtype x op x algorithm).
+KERNELS: List[Dict] = fastsoftmax.kernels()
+#: Every tier compiled into this build, best first.
+COMPILED_ISAS: List[str] = list(_core.compiled_isas())
+#: The explicit algorithms (without "auto").
+ALGORITHMS = tuple(a for a in fastsoftmax.ALGORITHMS if a != "auto")
+
+
+def kernel_id(k: Dict) -> str:
+    return f"{k['isa']}-{k['dtype']}-{k['op']}-{k['algorithm']}"
+
+
+@pytest.fixture(params=KERNELS, ids=[kernel_id(k) for k in KERNELS])
+def kernel(request) -> Dict:
+    """A registry kernel this CPU can run (skips/fails per the ISA rule otherwise)."""
+    require_or_skip(request.param["isa"])
+    return request.param
+
+
+@pytest.fixture(params=COMPILED_ISAS)
+def isa(request) -> str:
+    """A compiled tier this CPU can run (skips/fails per the ISA rule otherwise)."""
+    require_or_skip(request.param)
+    return request.param
+
+
+def run_kernel(k: Dict, x, **kw):
+    """Run registry kernel `k` on `x` (which must have k's dtype) through the public API."""
+    fn = fastsoftmax.softmax if k["op"] == "softmax" else fastsoftmax.log_softmax
+    return fn(x, algorithm=k["algorithm"], isa=k["isa"], **kw)
+
+
+# ---- accuracy report ------------------------------------------------------------------
+# test_accuracy records the worst error it measured per kernel; the table is printed at
+# the end of the run with -v or FASTSOFTMAX_ACCURACY_TABLE=1.
+
+ACCURACY: Dict[str, Dict[str, float]] = {}
+
+
+def record_accuracy(k: Dict, metric: str, value: float, bound_ratio: float) -> None:
+    e = ACCURACY.setdefault(kernel_id(k), {"metric": metric, "max": 0.0, "ratio": 0.0})
+    e["max"] = max(e["max"], float(value))
+    e["ratio"] = max(e["ratio"], float(bound_ratio))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not ACCURACY:
+        return
+    if not (config.getoption("verbose") > 0 or os.environ.get("FASTSOFTMAX_ACCURACY_TABLE")):
+        return
+    tr = terminalreporter
+    tr.section("fastsoftmax accuracy (worst case measured per kernel)")
+    tr.write_line(f"{'kernel':48s} {'metric':22s} {'max error':>11s} {'max err/bound':>14s}")
+    for name in sorted(ACCURACY):
+        e = ACCURACY[name]
+        tr.write_line(f"{name:48s} {e['metric']:22s} {e['max']:11.3e} {e['ratio']:14.3f}")
