@@ -1,5 +1,6 @@
 #include "softmax.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -59,6 +60,23 @@ void run_rows(const KernelEntry& k, int ndim, const std::int64_t* shape, const c
     run_rows_typed<float>(reinterpret_cast<KernelF32>(k.fn), ndim, shape, x, xs, y, ys);
   else
     run_rows_typed<double>(reinterpret_cast<KernelF64>(k.fn), ndim, shape, x, xs, y, ys);
+}
+
+std::size_t streaming_threshold_bytes() {
+  // Stream an output row once input plus output exceed the last-level cache (DESIGN §6:
+  // non-temporal stores are several times slower while the data would still fit).
+  // FASTSOFTMAX_STREAM_MIN_BYTES overrides it, for measuring the crossover.
+  static const std::size_t threshold = [] {
+    if (const char* env = std::getenv("FASTSOFTMAX_STREAM_MIN_BYTES")) {
+      char* end = nullptr;
+      const unsigned long long v = std::strtoull(env, &end, 10);
+      if (end != env && *end == '\0') return static_cast<std::size_t>(v);
+    }
+    const CacheSizes& c = cache_sizes();
+    const std::size_t llc = c.l3 ? c.l3 : c.l2 ? c.l2 : (std::size_t{32} << 20);
+    return llc / 2;
+  }();
+  return threshold;
 }
 
 // Rule: in cache the exp arithmetic is the limit and three-pass reload (one exp per

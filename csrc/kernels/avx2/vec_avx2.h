@@ -24,6 +24,7 @@ struct Vec<float> {
   static reg loadu(const T* p) { return _mm256_loadu_ps(p); }
   static void storeu(T* p, reg v) { _mm256_storeu_ps(p, v); }
   static void stream(T* p, reg v) { _mm256_stream_ps(p, v); }  // p 32-byte aligned
+  static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
   static void stream_fence() { _mm_sfence(); }
   static mask tail_mask(std::size_t k) {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -54,6 +55,7 @@ struct Vec<float> {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(biased), 23));
   }
   static reg scale(reg m, reg d) { return _mm256_mul_ps(m, pow2(d)); }
+  static reg scale_add(reg m, reg d, reg acc) { return _mm256_fmadd_ps(m, pow2(d), acc); }  // acc + m*2^d
 
   static T reduce_add(reg a) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
@@ -81,6 +83,7 @@ struct Vec<double> {
   static reg loadu(const T* p) { return _mm256_loadu_pd(p); }
   static void storeu(T* p, reg v) { _mm256_storeu_pd(p, v); }
   static void stream(T* p, reg v) { _mm256_stream_pd(p, v); }
+  static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
   static void stream_fence() { _mm_sfence(); }
   static mask tail_mask(std::size_t k) {
     const __m256i lane = _mm256_setr_epi64x(0, 1, 2, 3);
@@ -109,6 +112,7 @@ struct Vec<double> {
     return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(biased), 52));
   }
   static reg scale(reg m, reg d) { return _mm256_mul_pd(m, pow2(d)); }
+  static reg scale_add(reg m, reg d, reg acc) { return _mm256_fmadd_pd(m, pow2(d), acc); }
 
   static T reduce_add(reg a) {
     __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));

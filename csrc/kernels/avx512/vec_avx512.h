@@ -26,6 +26,7 @@ struct Vec<float> {
   static reg loadu(const T* p) { return _mm512_loadu_ps(p); }
   static void storeu(T* p, reg v) { _mm512_storeu_ps(p, v); }
   static void stream(T* p, reg v) { _mm512_stream_ps(p, v); }  // p 64-byte aligned
+  static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
   static void stream_fence() { _mm_sfence(); }
   static mask tail_mask(std::size_t k) { return static_cast<mask>((1u << k) - 1u); }
   static reg load_tail(const T* p, mask m) { return _mm512_maskz_loadu_ps(m, p); }
@@ -47,6 +48,7 @@ struct Vec<float> {
 
   static reg pow2(reg d) { return _mm512_scalef_ps(_mm512_set1_ps(1.0f), d); }
   static reg scale(reg m, reg d) { return _mm512_scalef_ps(m, d); }
+  static reg scale_add(reg m, reg d, reg acc) { return _mm512_add_ps(acc, _mm512_scalef_ps(m, d)); }  // acc + m*2^d
 
   static T reduce_add(reg a) {
     __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a),
@@ -78,6 +80,7 @@ struct Vec<double> {
   static reg loadu(const T* p) { return _mm512_loadu_pd(p); }
   static void storeu(T* p, reg v) { _mm512_storeu_pd(p, v); }
   static void stream(T* p, reg v) { _mm512_stream_pd(p, v); }
+  static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
   static void stream_fence() { _mm_sfence(); }
   static mask tail_mask(std::size_t k) { return static_cast<mask>((1u << k) - 1u); }
   static reg load_tail(const T* p, mask m) { return _mm512_maskz_loadu_pd(m, p); }
@@ -99,6 +102,7 @@ struct Vec<double> {
 
   static reg pow2(reg d) { return _mm512_scalef_pd(_mm512_set1_pd(1.0), d); }
   static reg scale(reg m, reg d) { return _mm512_scalef_pd(m, d); }
+  static reg scale_add(reg m, reg d, reg acc) { return _mm512_add_pd(acc, _mm512_scalef_pd(m, d)); }
 
   static T reduce_add(reg a) {
     __m256d h = _mm256_add_pd(_mm512_castpd512_pd256(a), _mm512_extractf64x4_pd(a, 1));

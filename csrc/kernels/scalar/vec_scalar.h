@@ -22,6 +22,7 @@ struct Vec {
   static reg loadu(const T* p) { return *p; }
   static void storeu(T* p, reg v) { *p = v; }
   static void stream(T* p, reg v) { *p = v; }
+  static void prefetch(const void*) {}
   static void stream_fence() {}
   // One lane: a tail never has 0 < k < N, but the interface is kept uniform.
   static mask tail_mask(std::size_t k) { return k > 0; }
@@ -31,11 +32,23 @@ struct Vec {
   static reg add(reg a, reg b) { return a + b; }
   static reg sub(reg a, reg b) { return a - b; }
   static reg mul(reg a, reg b) { return a * b; }
-  static reg fmadd(reg a, reg b, reg c) { return std::fma(a, b, c); }
+  // float: the product of two floats is exact in double, so this is a fused multiply-add
+  // up to a double rounding (< 0.5 ulp + 2^-29 ulp) without calling libm's fmaf.
+  // double: std::fma (hardware through glibc's ifunc where the CPU has FMA).
+  static reg fmadd(reg a, reg b, reg c) {
+    if constexpr (sizeof(T) == 4) return static_cast<float>(double(a) * double(b) + double(c));
+    else return std::fma(a, b, c);
+  }
   // NaN-tolerant like x86 max/min: the second operand wins when either is NaN.
   static reg max(reg a, reg b) { return a > b ? a : b; }
   static reg min(reg a, reg b) { return a < b ? a : b; }
-  static reg round(reg a) { return std::nearbyint(a); }  // default mode: nearest-even
+  // Nearest-even by the 1.5*2^(mantissa bits) bias: exact for |a| < 2^22 (float) / 2^51
+  // (double), which the clamped fast path guarantees (|n| < 2^18); NaN and inf pass through.
+  // (libm's nearbyint saves and restores the FP environment: ~20x slower.)
+  static reg round(reg a) {
+    constexpr T bias = sizeof(T) == 4 ? T(0x1.8p23) : T(0x1.8p52);
+    return (a + bias) - bias;  // not folded: no -ffast-math anywhere
+  }
   static reg select(mask m, reg a, reg b) { return m ? a : b; }
 
   static mask mask_none() { return false; }
@@ -47,6 +60,7 @@ struct Vec {
   // m * 2^d for integer-valued d <= 0; d below the smallest normal exponent gives 0,
   // as the AVX2 tier does, so the tiers agree bit for bit on normal outputs.
   static reg scale(reg m, reg d) { return m * pow2(d); }
+  static reg scale_add(reg m, reg d, reg acc) { return acc + m * pow2(d); }  // acc + m*2^d
   static reg pow2(reg d) {
     if constexpr (sizeof(T) == 4) {
       if (!(d > -127.0f)) return 0.0f;
