@@ -6,7 +6,10 @@ A test for an instruction-set tier this CPU (or OS) cannot run is *skipped* with
 naming the missing ISA ("CPU lacks avx512"), so the suite passes on an AVX2-only CI
 machine. When the environment variable ``FASTSOFTMAX_REQUIRE_ISA`` names the tier (one
 name, or several separated by commas), the same test *fails* instead: a CI job that is
-meant to exercise AVX-512 must not go green by skipping every AVX-512 test.
+meant to exercise AVX-512 must not go green by skipping every AVX-512 test; and
+test_dispatch.py::test_required_isa_is_runnable_and_active then also checks that the
+(first) named tier is the active one, so such a job sets FASTSOFTMAX_ISA to it as well
+when the machine has a better tier.
 """
 
 from __future__ import annotations
@@ -41,10 +44,6 @@ def require_or_skip(isa: str) -> None:
 
 #: Every softmax/log_softmax kernel in the registry (one entry per isa x dtype x op x algorithm).
 KERNELS: List[Dict] = fastsoftmax.kernels()
-#: Every tier compiled into this build, best first.
-COMPILED_ISAS: List[str] = list(_core.compiled_isas())
-#: The explicit algorithms (without "auto").
-ALGORITHMS = tuple(a for a in fastsoftmax.ALGORITHMS if a != "auto")
 
 
 def kernel_id(k: Dict) -> str:
@@ -55,13 +54,6 @@ def kernel_id(k: Dict) -> str:
 def kernel(request) -> Dict:
     """A registry kernel this CPU can run (skips/fails per the ISA rule otherwise)."""
     require_or_skip(request.param["isa"])
-    return request.param
-
-
-@pytest.fixture(params=COMPILED_ISAS)
-def isa(request) -> str:
-    """A compiled tier this CPU can run (skips/fails per the ISA rule otherwise)."""
-    require_or_skip(request.param)
     return request.param
 
 

@@ -21,8 +21,8 @@ using namespace fastsoftmax;
 namespace {
 
 DType dtype_of(const py::array& a, const char* what) {
-  if (a.dtype().is(py::dtype::of<float>())) return DType::f32;
-  if (a.dtype().is(py::dtype::of<double>())) return DType::f64;
+  if (a.dtype().equal(py::dtype::of<float>())) return DType::f32;
+  if (a.dtype().equal(py::dtype::of<double>())) return DType::f64;
   throw py::type_error(std::string(what) + " must be float32 or float64, got " + std::string(py::str(a.dtype())));
 }
 

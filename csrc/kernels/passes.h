@@ -361,7 +361,8 @@ struct Passes {
     const std::uintptr_t addr = reinterpret_cast<std::uintptr_t>(y);
     if (N == 1 || n * sizeof(T) < streaming_threshold_bytes() || addr % sizeof(T) != 0) return map_row(n, x, y, f);
     // Head: up to the first vector-aligned element of y, with masked stores.
-    const std::size_t head = (N - (addr / sizeof(T)) % N) % N;
+    std::size_t head = (N - (addr / sizeof(T)) % N) % N;
+    if (head > n) head = n;
     if (head) {
       const M m = V::tail_mask(head);
       V::store_tail(y, f(V::load_tail(x, m)), m);
@@ -560,8 +561,14 @@ struct Passes {
 // Defines every kernel of the list in kernels.inc for the current tier, as plain
 // functions fastsoftmax::<tier>::<dtype>_<algorithm>_<op> and <dtype>_pattern_<name>.
 #define FASTSOFTMAX_DEFINE_KERNEL(op, alg, op_name, alg_name)                                      \
-  void f32_##alg##_##op(std::size_t n, const float* x, float* y) { Passes<Vec<float>>::op##_##alg(n, x, y); } \
-  void f64_##alg##_##op(std::size_t n, const double* x, double* y) { Passes<Vec<double>>::op##_##alg(n, x, y); }
+  void f32_##alg##_##op(std::size_t n, const float* x, float* y) {                                \
+    [[maybe_unused]] const DenormalGuard guard{};                                                                \
+    Passes<Vec<float>>::op##_##alg(n, x, y);                                                       \
+  }                                                                                                \
+  void f64_##alg##_##op(std::size_t n, const double* x, double* y) {                             \
+    [[maybe_unused]] const DenormalGuard guard{};                                                                \
+    Passes<Vec<double>>::op##_##alg(n, x, y);                                                      \
+  }
 #define FASTSOFTMAX_DEFINE_PATTERN(pat, pat_name)                                                  \
   double f32_pattern_##pat(std::size_t n, const float* x, float* y) { return Passes<Vec<float>>::pattern_##pat(n, x, y); } \
   double f64_pattern_##pat(std::size_t n, const double* x, double* y) { return Passes<Vec<double>>::pattern_##pat(n, x, y); }

@@ -23,16 +23,18 @@ _AxisError = np.exceptions.AxisError if hasattr(np, "exceptions") else np.AxisEr
 def _normalize_axes(axis: AxisLike, ndim: int) -> Tuple[int, ...]:
     if axis is None:
         return tuple(range(ndim))
-    if isinstance(axis, (tuple, list)):
-        items = list(axis)
-    else:
-        items = [axis]
+    # As NumPy's reductions (and so SciPy): an int or a tuple of ints; no lists, no bools.
+    items = axis if isinstance(axis, tuple) else (axis,)
     out = []
     for a in items:
+        if isinstance(a, (bool, np.bool_)):
+            raise TypeError(f"axis must be None, an int or a tuple of ints, got {axis!r}")
         try:
             a = operator.index(a)
         except TypeError:
             raise TypeError(f"axis must be None, an int or a tuple of ints, got {axis!r}") from None
+        if ndim == 0 and a in (0, -1) and not isinstance(axis, tuple):
+            continue  # NumPy reductions accept a plain axis=0 / -1 on 0-d input
         if not -ndim <= a < ndim:
             raise _AxisError(a, ndim)
         out.append(a % ndim)
@@ -50,7 +52,7 @@ def _result_dtype(dtype: np.dtype) -> np.dtype:
     if dtype.kind not in "iuf":
         raise TypeError(f"softmax needs real numbers, got an array of dtype {dtype!r}")
     if dtype.kind == "f":
-        return dtype
+        return np.dtype(dtype.char)  # native byte order, as NumPy's results
     return np.exp(np.zeros(1, dtype)).dtype  # int8/uint8 -> float16, int16 -> float32, wider -> float64
 
 
@@ -99,13 +101,7 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
         _check_out(out, x.shape, result_dtype)
         if np.may_share_memory(out, x) and not _same_view(out, x) and np.shares_memory(out, x):
             raise ValueError("out partially overlaps x; pass out=x for an in-place call, or a separate array")
-    if x.ndim == 0:
-        reduced = 1
-    else:
-        reduced = 1
-        for a in axes:
-            reduced *= x.shape[a]
-    if reduced == 0:
+    if any(x.shape[a] == 0 for a in axes):
         raise ValueError("zero-size array to reduction operation maximum which has no identity "
                          "(softmax over an empty axis is undefined, as in SciPy)")
 
@@ -133,6 +129,14 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
 
     if x.size == 0:
         return out if out is not None else np.empty(x.shape, result_dtype)
+
+    if not axes:  # axis=(): every element is its own row (SciPy gives 1, or 0 for log)
+        target = out if out is not None and out.dtype == compute_dtype else np.empty(x.shape, compute_dtype)
+        _core.run(op, algorithm, xc[..., np.newaxis], target[..., np.newaxis], isa)
+        if out is not None and target is not out:
+            out[...] = target
+            return out
+        return target if out is not None or result_dtype == compute_dtype else target.astype(result_dtype)
 
     k = len(axes)
     dest = [x.ndim - k + i for i in range(k)]

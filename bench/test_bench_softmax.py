@@ -1,0 +1,73 @@
+"""Representative shapes per algorithm: small batched rows (in cache), one long row in and out of cache.
+
+    python -m pytest bench/ --benchmark-only [--benchmark-autosave | --benchmark-compare]
+"""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytest_benchmark")
+
+import fastsoftmax  # noqa: E402
+from fastsoftmax import _core  # noqa: E402
+
+ALGORITHMS = ["auto", "two-pass", "online", "three-pass-reload", "three-pass-recompute"]
+SHAPES = [
+    (1, 128),         # one short row: call overhead
+    (64, 1000),       # a classifier batch
+    (4096, 128),      # many short rows (attention-like)
+    (1, 1 << 16),     # one row in L2
+    (1, 1 << 22),     # one row of 16 MiB: beyond L2, out of most L3s with its output
+]
+RUNNABLE = [i for i in _core.compiled_isas() if _core.isa_runnable(i)]
+
+
+def _shape_id(shape):
+    return "x".join(f"2^{d.bit_length() - 1}" if d > 1 and d & (d - 1) == 0 and d > 1024 else str(d)
+                    for d in shape)
+
+
+def _run(benchmark, make_input, shape, dtype, algorithm, op="softmax", isa=None):
+    x, out = make_input(shape, dtype)
+    fn = fastsoftmax.softmax if op == "softmax" else fastsoftmax.log_softmax
+    n = shape[-1]
+    benchmark.group = f"{op} {np.dtype(dtype).name} {_shape_id(shape)}"
+    benchmark.extra_info.update({
+        "kernel": _core.kernel_name(op, algorithm, np.dtype(dtype).name, isa, n),
+        "elements": int(x.size),
+        "isa": isa or _core.active_isa(),
+    })
+    benchmark(fn, x, axis=-1, out=out, algorithm=algorithm, isa=isa)
+    # the benchmarked calls really computed a softmax
+    if op == "softmax":
+        np.testing.assert_allclose(out.sum(axis=-1, dtype=np.float64), 1.0, rtol=1e-4)
+    else:
+        np.testing.assert_allclose(np.exp(out.astype(np.float64)).sum(axis=-1), 1.0, rtol=1e-4)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("shape", SHAPES, ids=_shape_id)
+def test_softmax_float32(benchmark, make_input, shape, algorithm):
+    _run(benchmark, make_input, shape, np.float32, algorithm)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_softmax_float64(benchmark, make_input, algorithm):
+    _run(benchmark, make_input, (64, 1000), np.float64, algorithm)
+
+
+@pytest.mark.parametrize("algorithm", ["auto", "two-pass", "three-pass-reload"])
+def test_log_softmax_float32(benchmark, make_input, algorithm):
+    _run(benchmark, make_input, (1, 1 << 16), np.float32, algorithm, op="log_softmax")
+
+
+@pytest.mark.parametrize("isa", RUNNABLE)
+def test_two_pass_per_tier(benchmark, make_input, isa):
+    _run(benchmark, make_input, (1, 1 << 16), np.float32, "two-pass", isa=isa)
+
+
+def test_numpy_ufunc_baseline(benchmark, make_input):
+    """A trivial NumPy ufunc on (1, 128): the yardstick of the small-call target (DESIGN section 4)."""
+    x, out = make_input((1, 128), np.float32)
+    benchmark.group = f"softmax float32 {_shape_id((1, 128))}"  # next to the (1, 128) softmax rows
+    benchmark(np.add, x, 1.0, out=out)

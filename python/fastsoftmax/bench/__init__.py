@@ -1,0 +1,28 @@
+"""fastsoftmax.bench: the benchmark harness (``fastsoftmax-bench``, ``python -m fastsoftmax.bench``).
+
+Reproduces, on the machine it runs on, the out-of-cache bandwidth comparison of
+Dukhan & Ablavatski, "The Two-Pass Softmax Algorithm" (2020): every algorithm on
+every selected instruction-set tier, the importable peers (NumPy, SciPy, PyTorch,
+ONNX Runtime), and memory-only kernels that perform each algorithm's exact access
+pattern, which serve as the roofline each algorithm is measured against.
+
+Method (as in the paper's XNNPACK benchmarks): one thread; the input is touched
+right before every timed call ("hot input"); the output goes to one of several
+rotating, pre-faulted buffers whose total exceeds the last-level cache once a
+row's output is large, so out-of-cache means out of cache; each row of results
+is the median (and min/max) of many individually timed calls.
+
+Run ``fastsoftmax-bench --help`` for the options, or from Python::
+
+    >>> from fastsoftmax.bench import main
+    >>> main(["--quick", "--out", "bench-results"])  # doctest: +SKIP
+    0
+
+The pieces are importable for custom sweeps: :func:`parse_sizes`,
+:func:`run_benchmark` (returns the result document written to ``results.json``).
+"""
+
+from ._cli import main, parse_sizes
+from ._runner import BenchConfig, run_benchmark
+
+__all__ = ["main", "parse_sizes", "BenchConfig", "run_benchmark"]

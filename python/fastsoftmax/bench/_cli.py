@@ -1,0 +1,197 @@
+"""Command line of fastsoftmax-bench."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from typing import List, Optional
+
+QUICK_SIZES = "2^10,2^14,2^18,2^22,2^26"
+DEFAULT_SIZES = "2^10..2^26"
+_ALGS = ("two-pass", "online", "three-pass-reload", "three-pass-recompute", "auto")
+_SUFFIX = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def _parse_count(s: str) -> int:
+    t = s.strip().lower().replace(" ", "")
+    m = re.fullmatch(r"2(?:\^|\*\*)(\d+)", t)
+    if m:
+        return 1 << int(m.group(1))
+    m = re.fullmatch(r"(\d+)([kmg])i?", t)
+    if m:
+        return int(m.group(1)) * _SUFFIX[m.group(2)]
+    if re.fullmatch(r"\d+", t):
+        return int(t)
+    m = re.fullmatch(r"\d+(\.\d+)?e\d+", t)
+    if m and float(t) == int(float(t)):
+        return int(float(t))
+    raise ValueError(f"cannot read a size from {s!r} (use 1024, 64K, 1M, 2^20 or 2**20)")
+
+
+def parse_sizes(spec: str) -> List[int]:
+    """Row lengths from a spec like "2^10..2^26", "2^10..2^26:2", "1024,4096", "64K,1M,2^24".
+
+    ``A..B`` is A, 2A, 4A, ... up to B; ``A..B:s`` steps by a factor 2^s.
+
+    >>> parse_sizes("2^10..2^13")
+    [1024, 2048, 4096, 8192]
+    >>> parse_sizes("2^10..2^16:3,100")
+    [100, 1024, 8192, 65536]
+    """
+    sizes = set()
+    for item in spec.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if ".." in item:
+            a, b = item.split("..", 1)
+            step = 1
+            if ":" in b:
+                b, st = b.split(":", 1)
+                step = int(st)
+                if step < 1:
+                    raise ValueError(f"the step in {item!r} must be >= 1")
+            lo, hi = _parse_count(a), _parse_count(b)
+            if lo < 1 or hi < lo:
+                raise ValueError(f"bad size range {item!r}")
+            v = lo
+            while v <= hi:
+                sizes.add(v)
+                v <<= step
+        else:
+            v = _parse_count(item)
+            if v < 1:
+                raise ValueError(f"sizes must be >= 1, got {item!r}")
+            sizes.add(v)
+    if not sizes:
+        raise ValueError(f"no sizes in {spec!r}")
+    return sorted(sizes)
+
+
+def _list(spec: str, allowed, what: str) -> List[str]:
+    out = []
+    for item in spec.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if item not in allowed:
+            raise ValueError(f"unknown {what} {item!r}; choose from {', '.join(allowed)}")
+        if item not in out:
+            out.append(item)
+    if not out:
+        raise ValueError(f"no {what} given")
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fastsoftmax-bench",
+        description="Reproduce the out-of-cache comparison of Dukhan & Ablavatski, 'The Two-Pass Softmax "
+                    "Algorithm' (2020) on this machine: every algorithm and tier, the importable peers "
+                    "(NumPy, SciPy, PyTorch, ONNX Runtime) and memory-only roofline kernels, one thread.",
+        epilog="Writes results.json, results.csv and softmax-throughput.png into --out. "
+               "--quick is the README's default run (a few minutes at most on 2 cores).")
+    p.add_argument("--quick", action="store_true",
+                   help=f"short run: sizes {QUICK_SIZES} (in and out of cache), float32 softmax, the active "
+                        "tier, peers and rooflines, 0.25 s per measurement")
+    p.add_argument("--sizes", help=f"row lengths, e.g. '2^10..2^26' (default; --quick: '{QUICK_SIZES}'), "
+                                   "'2^10..2^26:2' (every other power), '1024,4096', '64K,1M'")
+    p.add_argument("--dtype", default="float32", help="float32, float64 or both comma-separated (default float32)")
+    p.add_argument("--op", default="softmax", help="softmax, log_softmax or both comma-separated (default softmax)")
+    p.add_argument("--algorithms", default=",".join(_ALGS),
+                   help=f"comma list of {', '.join(_ALGS)} (default: all)")
+    p.add_argument("--isa", help="tier(s): 'all' (default), 'active', or a comma list of scalar, avx2, avx512 "
+                                 "(--quick: the active tier)")
+    p.add_argument("--peers", default="on",
+                   help="on (default), off, or a comma list of numpy, scipy, torch, onnxruntime")
+    p.add_argument("--no-rooflines", dest="patterns", action="store_false",
+                   help="skip the memory-only patterns (no x roofline column)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="threads for the peers (fastsoftmax is single-threaded for now; recorded); default 1")
+    p.add_argument("--out", default="bench-results", metavar="DIR", help="output folder (default ./bench-results)")
+    p.add_argument("--repeat", type=int, help="timed calls per measurement (default: enough for --min-time)")
+    p.add_argument("--min-time", type=float,
+                   help="seconds of timed calls per measurement (default 0.5; --quick 0.25)")
+    p.add_argument("--min-reps", type=int, default=9,
+                   help="timed calls per measurement, at least (default 9; fewer only when --max-time says so)")
+    p.add_argument("--max-time", type=float,
+                   help="seconds per measurement at most, for huge slow calls (default 10; --quick 2.5); "
+                        "at least one call per round is timed")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="interleaved rounds over the implementations per N (default 3; spreads noise evenly)")
+    p.add_argument("--max-reps", type=int, default=None, help="cap on timed calls per measurement (default 10000)")
+    p.add_argument("--max-buffers", type=int, default=4,
+                   help="most output buffers to rotate through (default 4: enough for 2 x LLC once a row "
+                        "is a quarter of the LLC or more)")
+    p.add_argument("--buffers", type=int, help="rotate through exactly this many output buffers")
+    p.add_argument("--max-memory", type=float, default=4.0, metavar="GIB",
+                   help="most GiB of rotating output buffers (default 4)")
+    p.add_argument("--input", choices=("normal", "uniform"), default="normal",
+                   help="input values: N(0,1) (default) or U(-1000,1000) as in XNNPACK's benchmarks "
+                        "(gives subnormal outputs: slow unless FTZ/DAZ)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--api", choices=("public", "core"), default="public",
+                   help="time fastsoftmax.softmax() (default, what users call) or the bare _core.run()")
+    p.add_argument("--no-plot", dest="plot", action="store_false", help="do not write the PNG")
+    p.add_argument("--no-validate", dest="validate", action="store_false",
+                   help="do not check that each output sums to 1")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    return p
+
+
+def make_config(args: argparse.Namespace, argv: Optional[List[str]]):
+    from .. import _core
+    from . import _impls, _machine
+    from ._runner import BenchConfig
+
+    sizes = parse_sizes(args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES))
+    dtypes = _list(args.dtype, ("float32", "float64"), "dtype")
+    ops = _list(args.op, ("softmax", "log_softmax"), "op")
+    algorithms = _list(args.algorithms, _ALGS, "algorithm")
+    compiled = list(_core.compiled_isas())
+    isa_spec = args.isa or ("active" if args.quick else "all")
+    if isa_spec == "all":
+        isas = [i for i in compiled if _core.isa_runnable(i)]
+    elif isa_spec == "active":
+        isas = [_core.active_isa()]
+    else:
+        isas = _list(isa_spec, ("scalar", "avx2", "avx512"), "isa")
+    if args.repeat is not None and args.repeat < 1:
+        raise ValueError("--repeat must be >= 1")
+    if args.threads < 1:
+        raise ValueError("--threads must be >= 1")
+    min_time = args.min_time if args.min_time is not None else (0.25 if args.quick else 0.5)
+    max_time = args.max_time if args.max_time is not None else (2.5 if args.quick else 10.0)
+    return BenchConfig(
+        sizes=sizes, dtypes=dtypes, ops=ops, algorithms=algorithms, isas=isas, patterns=args.patterns,
+        peers=_impls.peer_list(args.peers), threads=args.threads, out_dir=args.out, repeat=args.repeat,
+        min_time=min_time, min_reps=max(1, args.min_reps), max_time=max_time, max_reps=args.max_reps or 10000,
+        max_buffers=args.max_buffers, max_memory=int(args.max_memory * (1 << 30)), buffers=args.buffers,
+        input=args.input, seed=args.seed, api=args.api, rounds=max(1, args.rounds), validate=args.validate,
+        plot=args.plot, progress=args.progress, quick=args.quick,
+        command_line=_machine.command_line(argv),
+    )
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Parse the command line, run the benchmark, write the results; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # Cap the peers' thread pools before anything imports them.
+    from . import _machine
+
+    _machine.set_thread_env(max(1, args.threads))
+    try:
+        cfg = make_config(args, argv)
+    except ValueError as e:
+        parser.error(str(e))
+    from ._runner import run_benchmark
+
+    try:
+        doc = run_benchmark(cfg)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    bad = [r for r in doc["rows"] if r.get("validated") is False]
+    return 1 if bad else 0

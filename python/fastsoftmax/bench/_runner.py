@@ -1,0 +1,356 @@
+"""The sweep: for each N and dtype, time the roofline patterns, the algorithms and the peers."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Optional, TextIO
+
+import numpy as np
+
+from .. import _core
+from . import _impls, _machine, _measure, _report
+
+
+@dataclass
+class BenchConfig:
+    sizes: List[int]
+    dtypes: List[str] = field(default_factory=lambda: ["float32"])
+    ops: List[str] = field(default_factory=lambda: ["softmax"])
+    algorithms: List[str] = field(default_factory=lambda: list(_impls.ALGORITHMS) + ["auto"])
+    isas: List[str] = field(default_factory=list)          # empty: the active tier
+    patterns: bool = True
+    peers: List[str] = field(default_factory=lambda: list(_impls.PEERS))
+    threads: int = 1
+    out_dir: Optional[str] = "bench-results"
+    repeat: Optional[int] = None
+    min_time: float = 0.2                                  # seconds of timed calls per measurement
+    min_reps: int = 9
+    max_time: float = 10.0                                 # seconds of timed calls per measurement, at most
+    max_reps: int = 10000
+    max_buffers: int = 4
+    max_memory: int = 4 << 30                              # bytes of rotating output buffers, at most
+    buffers: Optional[int] = None                          # force the rotation count
+    input: str = "normal"
+    seed: int = 0
+    api: str = "public"                                    # "public": fastsoftmax.softmax; "core": _core.run
+    rounds: int = 3                                        # interleaved rounds over the implementations
+    validate: bool = True
+    plot: bool = True
+    progress: bool = True
+    quick: bool = False
+    command_line: List[str] = field(default_factory=list)
+
+
+METHODOLOGY = {
+    "timer": "time.perf_counter_ns around each single call; median, min, max, p10, p90 over the repetitions",
+    "rounds": (
+        "for each N the implementations are timed in interleaved rounds (A B C ... A B C ...), each round "
+        "re-warmed, so drift and noise from other processes spread over all of them instead of biasing one"),
+    "hot_input": "the input row is read once (the 'read' memory pattern, not timed) before every timed call",
+    "output_rotation": (
+        "each call writes the next of K pre-faulted output buffers, K = min(ceil(2*LLC/row_bytes), "
+        "max_buffers, max_memory/row_bytes): once a row is large the buffers total at least twice the "
+        "last-level cache, so out-of-cache rows really miss; small rows rotate through a few buffers that "
+        "stay in cache"),
+    "alignment": "input 4 KiB-aligned, outputs at 2 KiB past a 4 KiB boundary (no 4K aliasing between x[i] and y[i])",
+    "traffic": (
+        "GB/s = (reads + writes) * N * itemsize / median time, with reads/writes per element from the "
+        "algorithm's access pattern (two-pass and online 2R+1W, three-pass-recompute 3R+1W, "
+        "three-pass-reload 3R+2W; the same for log_softmax). A write counts as one transfer: "
+        "write-allocate (read-for-ownership) traffic is NOT counted."),
+    "traffic_model": (
+        "'real': the implementation's own access pattern; 'effective': the 2R+1W minimum any softmax needs "
+        "(NumPy, SciPy, PyTorch, whose passes and temporaries are not counted); 'assumed': ONNX Runtime, "
+        "counted as MLAS's three-pass-reload 3R+2W"),
+    "roofline": (
+        "x_roofline = median time / median time of the memory-only pattern (same N, dtype; tier roofline_isa) "
+        "with the same access pattern and trivial arithmetic: two-pass and online vs 'two-pass' (R; R+W), "
+        "three-pass-reload vs 'three-pass-reload' (R; R+W; R+W in place), three-pass-recompute vs "
+        "'three-pass-recompute' (R; R; R+W); auto vs the pattern of the algorithm it picked; NumPy and SciPy "
+        "vs 'two-pass' (the minimum); PyTorch and ONNX Runtime vs 'three-pass-reload' (what their kernels do)"),
+    "threads": "one thread: fastsoftmax is single-threaded; peers are pinned to --threads (default 1) threads",
+}
+
+
+class _LinePrinter:
+    """The progress display when tqdm is missing: one line on stderr per finished N."""
+
+    def __init__(self, total: int, stream: TextIO):
+        self.total, self.n, self.stream, self.postfix, self.last = total, 0, stream, "", -1e9
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+
+    def set_postfix_str(self, s: str) -> None:
+        now = time.monotonic()
+        if s != self.postfix and now - self.last >= 1.0:  # at most a line a second
+            self.postfix, self.last = s, now
+            print(f"[{self.n}/{self.total}] {s}", file=self.stream, flush=True)
+
+    def write(self, s: str, file: Optional[TextIO] = None) -> None:
+        print(s, file=file or sys.stdout, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class _Silent(_LinePrinter):
+    def set_postfix_str(self, s: str) -> None:
+        pass
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return _Silent(total, sys.stderr)
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _LinePrinter(total, sys.stderr)
+    return tqdm(total=total, desc="fastsoftmax-bench", unit="run", file=sys.stderr, dynamic_ncols=True,
+                leave=False, smoothing=0.1)
+
+
+def _fmt_n(n: int) -> str:
+    return f"2^{n.bit_length() - 1}" if n > 0 and n & (n - 1) == 0 else str(n)
+
+
+def run_benchmark(cfg: BenchConfig, out: TextIO = sys.stdout) -> Dict[str, Any]:
+    """Run the sweep described by `cfg`; print the table; write results (unless out_dir is None).
+
+    Returns the result document (what results.json holds).
+    """
+    started = time.perf_counter()
+    env = _machine.set_thread_env(cfg.threads)
+    machine = _machine.machine_info()
+    llc = machine["llc_bytes_used"]
+    active = machine["active_isa"] or "scalar"
+    runnable = machine["runnable_isas"]
+    isas = cfg.isas or [active]
+    skipped: List[Dict[str, str]] = []
+    tiers = []
+    for isa in isas:
+        if isa not in machine["compiled_isas"]:
+            skipped.append({"impl": f"*@{isa}", "reason": f"tier {isa!r} is not compiled into this build"})
+        elif isa not in runnable:
+            skipped.append({"impl": f"*@{isa}", "reason": f"this CPU (or OS) cannot run tier {isa!r}"})
+        elif isa not in tiers:
+            tiers.append(isa)
+    roofline_isa = active
+
+    peers: List[_impls.Peer] = []
+    for name in cfg.peers:
+        peer = _impls.PEER_CLASSES[name](cfg.threads)
+        try:
+            peer.load()
+        except _impls.Skip as e:
+            skipped.append({"impl": name, "reason": str(e)})
+            continue
+        peers.append(peer)
+    ftz_after_peers = dict(_core.ftz_daz())
+
+    per_n = (len(_impls.PATTERNS) if cfg.patterns else 0) + len(cfg.algorithms) * len(tiers) + len(peers)
+    total = per_n * len(cfg.sizes) * len(cfg.dtypes) * len(cfg.ops) * max(1, cfg.rounds)
+
+    doc: Dict[str, Any] = {
+        "schema": "fastsoftmax-bench/1",
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command_line": cfg.command_line,
+        "config": {k: v for k, v in asdict(cfg).items() if k != "command_line"},
+        "machine": machine,
+        "versions": _machine.versions(),
+        "peer_versions": {p.name: p.version for p in peers},
+        "threads": {"requested": cfg.threads, "env": env,
+                    "fastsoftmax": "single-threaded (the value is recorded for future threading)"},
+        "ftz_daz": {"at_start": machine["ftz_daz"], "after_loading_peers": ftz_after_peers},
+        "roofline_isa": roofline_isa,
+        "tiers": tiers,
+        "methodology": METHODOLOGY,
+        "write_allocate_counted": False,
+        "rows": [],
+        "skipped": skipped,
+    }
+    rows: List[Dict[str, Any]] = doc["rows"]
+    print(_report.header(doc), file=out, flush=True)
+
+    bar = _progress(total, cfg.progress)
+    skipped_keys = set()
+    first_block = True
+    try:
+        for n in cfg.sizes:
+            for dtype_name in cfg.dtypes:
+                dtype = np.dtype(dtype_name)
+                nbytes = n * dtype.itemsize
+                k = _measure.rotation_count(nbytes, llc, cfg.max_buffers, cfg.max_memory, cfg.buffers)
+                bar.set_postfix_str(f"N={_fmt_n(n)} {dtype_name}: allocating {k} x {_report.fmt_bytes(nbytes)}")
+                x = _measure.make_input(n, dtype, cfg.input, cfg.seed)
+                outs = _measure.make_outputs(n, dtype, k)
+                touch = _impls.make_toucher(x, roofline_isa)
+                for op in cfg.ops:
+                    block = _measure_block(cfg, op, n, dtype, x, outs, touch, tiers, peers, roofline_isa,
+                                           bar, skipped, skipped_keys)
+                    _report.add_ratios(block)
+                    rows.extend(block)
+                    text = _report.table(block, show_op=len(cfg.ops) > 1, header=first_block)
+                    first_block = False
+                    bar.write(text, file=out)
+                del x, outs, touch
+                gc.collect()
+    finally:
+        bar.close()
+
+    doc["ftz_daz"]["at_end"] = dict(_core.ftz_daz())
+    doc["summary"] = _report.summary(rows, tiers)
+    doc["wall_time_s"] = round(time.perf_counter() - started, 2)
+    print(_report.footer(doc), file=out, flush=True)
+    if cfg.out_dir:
+        paths = _report.write_outputs(doc, cfg.out_dir, plot=cfg.plot)
+        doc["files"] = paths
+        for p in paths.values():
+            print(f"wrote {p}", file=out)
+    return doc
+
+
+def _row(op: str, dtype: np.dtype, n: int, impl, timing: _measure.Timing, buffers: int, roofline_isa: str,
+         err: Optional[str]) -> Dict[str, Any]:
+    reads, writes = impl.traffic
+    bpe = (reads + writes) * dtype.itemsize
+    med = timing.median
+    return {
+        "op": op,
+        "dtype": dtype.name,
+        "n": n,
+        "log2_n": float(np.log2(n)),
+        "impl": impl.label,
+        "kind": impl.kind,
+        "algorithm": impl.algorithm,
+        "resolved_algorithm": impl.extra.get("resolved_algorithm", impl.algorithm),
+        "isa": impl.isa,
+        "kernel": impl.kernel,
+        "reps": timing.reps,
+        "buffers": buffers,
+        "rotation_bytes": buffers * n * dtype.itemsize,
+        "median_ns": med,
+        "min_ns": timing.min,
+        "max_ns": timing.max,
+        "p10_ns": timing.p10,
+        "p90_ns": timing.p90,
+        "ns_per_elem": med / n,
+        "ns_per_elem_min": timing.min / n,
+        "ns_per_elem_max": timing.max / n,
+        "gelem_per_s": n / med,
+        "reads": reads,
+        "writes": writes,
+        "bytes_per_elem": bpe,
+        "traffic_model": impl.traffic_model,
+        "gb_per_s": bpe * n / med,
+        "roofline_pattern": impl.roofline,
+        "roofline_isa": roofline_isa if impl.roofline else None,
+        "roofline_ns": None,
+        "x_roofline": None,
+        "validated": None if impl.kind == "roofline" else err is None,
+        "validation_error": err,
+        "note": impl.note,
+        **{k: v for k, v in impl.extra.items() if k not in ("resolved_algorithm",)},
+    }
+
+
+def _measure_block(cfg: BenchConfig, op: str, n: int, dtype: np.dtype, x: np.ndarray, outs: List[np.ndarray],
+                   touch, tiers: List[str], peers: List[_impls.Peer], roofline_isa: str, bar,
+                   skipped: List[Dict[str, Any]], skipped_keys: set) -> List[Dict[str, Any]]:
+    """Time every implementation for one (N, dtype, op) in interleaved rounds; returns the rows."""
+    dtype_name = dtype.name
+    specs: List[Any] = []
+    if cfg.patterns:
+        specs += [("pattern", p) for p in _impls.PATTERNS]
+    specs += [("fs", (alg, isa)) for isa in tiers for alg in cfg.algorithms]
+    specs += [("peer", p) for p in peers]
+    rounds = max(1, cfg.rounds)
+
+    def skip(label: str, reason: str, with_n: bool = False) -> None:
+        key = (label, op, dtype_name, reason)
+        if key not in skipped_keys:
+            skipped_keys.add(key)
+            entry = {"impl": label, "op": op, "dtype": dtype_name, "reason": reason}
+            if with_n:
+                entry["n"] = n
+            skipped.append(entry)
+
+    impls: List[Any] = []
+    for kind, spec in specs:
+        label = spec if kind == "pattern" else (f"{spec[0]}@{spec[1]}" if kind == "fs" else spec.name)
+        try:
+            if kind == "pattern":
+                impl = _impls.pattern_impl(spec, roofline_isa, x)
+            elif kind == "fs":
+                impl = _impls.fastsoftmax_impl(op, spec[0], spec[1], x, cfg.api)
+            else:
+                impl = spec.make(op, x)
+        except _impls.Skip as e:
+            skip(label, str(e))
+            bar.update(rounds)
+            continue
+        except Exception as e:  # noqa: BLE001 - a peer failing must not end the sweep
+            if kind != "peer":
+                raise
+            skip(label, f"failed: {type(e).__name__}: {e}", with_n=True)
+            bar.update(rounds)
+            continue
+        impls.append(impl)
+
+    times: Dict[int, List[np.ndarray]] = {i: [] for i in range(len(impls))}
+    reps: Dict[int, int] = {}
+    slow: set = set()  # calls of 0.1 s or more: no re-warming in later rounds
+    cursor = 0
+    last_out: Dict[int, int] = {}
+    failed: set = set()
+    per_round_min = max(1, -(-cfg.min_reps // rounds))
+    for r in range(rounds):
+        for i, impl in enumerate(impls):
+            if i in failed:
+                bar.update(1)
+                continue
+            bar.set_postfix_str(f"N={_fmt_n(n)} {dtype_name} {op} {_report._short_label(impl)}"
+                                + (f" (round {r + 1}/{rounds})" if rounds > 1 else ""))
+            if cfg.repeat is not None:  # exactly --repeat timed calls, spread over the rounds
+                fixed: Optional[int] = cfg.repeat // rounds + (1 if r < cfg.repeat % rounds else 0)
+                if fixed == 0:
+                    bar.update(1)
+                    continue
+            else:
+                fixed = reps.get(i)
+            try:
+                t = _measure.time_calls(
+                    impl.call, outs, touch, impl.prepare, min_time=cfg.min_time / rounds,
+                    min_reps=per_round_min, max_reps=max(1, cfg.max_reps // rounds), repeat=fixed,
+                    warmup=2 if r == 0 else (0 if i in slow else 1), cursor=cursor,
+                    max_time=cfg.max_time / rounds, min_floor=1)
+            except Exception as e:  # noqa: BLE001
+                if impl.kind != "peer":
+                    raise
+                failed.add(i)
+                skip(impl.label, f"failed: {type(e).__name__}: {e}", with_n=True)
+                bar.update(1)
+                continue
+            cursor = t.next_cursor
+            reps.setdefault(i, t.reps)
+            if r == 0 and t.median >= 1e8:
+                slow.add(i)
+            times[i].append(t.times_ns)
+            last_out[i] = t.last_out
+            bar.update(1)
+
+    block: List[Dict[str, Any]] = []
+    for i, impl in enumerate(impls):
+        if i in failed or not times[i]:
+            continue
+        timing = _measure.Timing(np.concatenate(times[i]), int(sum(len(a) for a in times[i])), last_out[i])
+        err = None
+        if cfg.validate and impl.kind != "roofline":
+            y = impl.result(outs[timing.last_out]) if impl.result is not None else outs[timing.last_out]
+            err = _impls.validate(op, y)
+        block.append(_row(op, dtype, n, impl, timing, len(outs), roofline_isa, err))
+    return block

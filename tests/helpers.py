@@ -1,0 +1,138 @@
+"""Comparison helpers shared by the test modules (SciPy and longdouble references)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+import scipy.special
+
+AxisError = np.exceptions.AxisError if hasattr(np, "exceptions") else np.AxisError
+LD = np.longdouble
+
+
+def scipy_fn(op: str) -> Callable:
+    return scipy.special.softmax if op == "softmax" else scipy.special.log_softmax
+
+
+def run_scipy(op: str, x, **kw) -> Tuple[Optional[object], Optional[BaseException]]:
+    """SciPy's result (or exception), with its overflow/invalid warnings silenced."""
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return scipy_fn(op)(x, **kw), None
+    except Exception as e:  # noqa: BLE001 - we compare the type
+        return None, e
+
+
+def expected_exception(e: BaseException) -> type:
+    """The exception type our function must raise where SciPy raises `e`.
+
+    NumPy's AxisError is kept as is; NumPy-internal subclasses of TypeError/ValueError
+    (UFuncTypeError, ...) map to the builtin base, which is what the contract is about.
+    """
+    if isinstance(e, AxisError):
+        return AxisError
+    for base in (TypeError, ValueError, IndexError):
+        if isinstance(e, base):
+            return base
+    return type(e)
+
+
+def tolerances(op: str, dtype, x=None) -> Tuple[float, float]:
+    """(rtol, atol) for comparing with SciPy: both are within a few ulp of the truth."""
+    dt = np.dtype(dtype)
+    if dt == np.float16:
+        rtol = 4e-3
+    elif dt == np.float32:
+        rtol = 2e-6
+    else:
+        rtol = 1e-13 if dt == np.float64 else 1e-15
+    fi = np.finfo(dt)
+    if op == "softmax":
+        return rtol, 2 * float(fi.tiny)
+    scale = 1.0
+    if x is not None:
+        xa = np.asarray(x, dtype=np.float64)
+        finite = xa[np.isfinite(xa)]
+        if finite.size:
+            scale = max(1.0, float(np.max(np.abs(finite))))
+    return rtol, 8 * float(fi.eps) * scale
+
+
+def assert_same_as_scipy(op: str, ours, theirs, x=None, rtol=None, atol=None, what: str = "") -> None:
+    """Same type, dtype, shape, NaN/±inf pattern, and close finite values."""
+    assert type(ours) is type(theirs), f"{what}: result type {type(ours)} != SciPy's {type(theirs)}"
+    a, b = np.asarray(ours), np.asarray(theirs)
+    assert a.dtype == b.dtype, f"{what}: dtype {a.dtype} != SciPy's {b.dtype}"
+    assert a.shape == b.shape, f"{what}: shape {a.shape} != SciPy's {b.shape}"
+    assert np.array_equal(np.isnan(a), np.isnan(b)), f"{what}: NaN pattern {a} vs SciPy {b}"
+    assert np.array_equal(np.isposinf(a), np.isposinf(b)), f"{what}: +inf pattern {a} vs SciPy {b}"
+    assert np.array_equal(np.isneginf(a), np.isneginf(b)), f"{what}: -inf pattern {a} vs SciPy {b}"
+    r, t = tolerances(op, a.dtype, x)
+    rtol = r if rtol is None else rtol
+    atol = t if atol is None else atol
+    fin = np.isfinite(b)
+    ok = np.isclose(a[fin].astype(np.float64 if a.dtype != LD else LD),
+                    b[fin].astype(np.float64 if b.dtype != LD else LD), rtol=rtol, atol=atol)
+    assert ok.all(), f"{what}: values differ from SciPy beyond rtol={rtol}, atol={atol}:\n{a}\n{b}"
+
+
+def compare_with_scipy(fn: Callable, op: str, x, what: str = "", allow_warnings: bool = False, **kw):
+    """Call fn(x, **kw) and SciPy; same exception type, or the same result.
+
+    With allow_warnings, RuntimeWarnings from our call are ignored (SciPy emits the same
+    overflow/invalid warnings for those inputs); otherwise they fail the test.
+    """
+    import pytest
+
+    theirs, exc = run_scipy(op, x, **kw)
+    with warnings.catch_warnings():
+        if allow_warnings:
+            warnings.simplefilter("ignore", RuntimeWarning)
+        if exc is not None:
+            with pytest.raises(expected_exception(exc)):
+                fn(x, **kw)
+            return None
+        ours = fn(x, **kw)
+    assert_same_as_scipy(op, ours, theirs, x=x, what=what)
+    return ours
+
+
+def exact(op: str, x, axis=-1) -> np.ndarray:
+    """Longdouble softmax/log_softmax of finite x along one axis (the unrounded truth)."""
+    xl = np.asarray(x).astype(LD)
+    mx = np.max(xl, axis=axis, keepdims=True)
+    sh = xl - mx
+    s = np.sum(np.exp(sh), axis=axis, keepdims=True)
+    return sh - np.log(s) if op == "log_softmax" else np.exp(sh) / s
+
+
+def assert_correctly_rounded_within(op: str, y: np.ndarray, x_compute: np.ndarray, axis=-1) -> None:
+    """y (any float dtype) is what rounding a result of x_compute's dtype that meets the
+    DESIGN section 4 bound, once, to y.dtype can give.
+
+    The compute-dtype result lies in [ref - b, ref + b]; rounding is monotonic, so y must lie
+    in [round(ref - b), round(ref + b)]. For y.dtype == compute dtype this is the bound itself.
+    """
+    cdt = x_compute.dtype
+    fi = np.finfo(cdt)
+    ref = exact(op, x_compute, axis)
+    xl = x_compute.astype(LD)
+    if op == "softmax":
+        gap = np.max(xl, axis=axis, keepdims=True) - xl
+        rel = (6e-7 if cdt == np.float32 else 2e-15) + gap * LD(2.0**-24 if cdt == np.float32 else 2.0**-53)
+        rel = rel + LD(1e-12) * rel  # the bracket's own rounding
+        b = ref * rel + LD(fi.tiny)
+    else:
+        lse = np.max(xl, axis=axis, keepdims=True) + np.log(
+            np.sum(np.exp(xl - np.max(xl, axis=axis, keepdims=True)), axis=axis, keepdims=True))
+        scale = np.maximum(np.maximum(LD(1), np.abs(xl)), np.abs(lse))
+        b = LD(4 * fi.eps) * scale * LD(1 + 1e-12)
+    with np.errstate(over="ignore"):
+        lo = (ref - b).astype(y.dtype)
+        hi = (ref + b).astype(y.dtype)
+    ok = (y >= lo) & (y <= hi)
+    assert ok.all(), (f"{op}: {int((~ok).sum())} elements outside the rounded bound; first: "
+                      f"y={y[~ok][:5]} allowed [{lo[~ok][:5]}, {hi[~ok][:5]}]")

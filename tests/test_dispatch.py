@@ -1,0 +1,299 @@
+"""Run-time dispatch: tier selection, FASTSOFTMAX_ISA, the registry, show_runtime()."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import conftest
+import fastsoftmax
+from conftest import REQUIRE_ENV, require_or_skip, required_isas
+from fastsoftmax import _core
+from helpers import run_scipy
+
+DTYPES = ("float32", "float64")
+OPS = ("softmax", "log_softmax")
+EXPLICIT_ALGORITHMS = tuple(a for a in fastsoftmax.ALGORITHMS if a != "auto")
+
+# ---- select_isa over mocked CPU feature sets -------------------------------------------------
+
+AVX2_OK = {"avx": True, "fma": True, "avx2": True, "os_ymm": True}
+AVX512_OK = {**AVX2_OK, "avx512f": True, "os_zmm": True}
+ALL_FEATURES = {k: True for k in _core.cpu_features()}
+
+SELECT_CASES = [
+    ("no features", {}, None, "scalar"),
+    ("every feature False", {k: False for k in ALL_FEATURES}, None, "scalar"),
+    ("avx2+fma+avx+os_ymm", AVX2_OK, None, "avx2"),
+    ("avx2 without os_ymm", {**AVX2_OK, "os_ymm": False}, None, "scalar"),
+    ("avx2 without fma", {**AVX2_OK, "fma": False}, None, "scalar"),
+    ("avx2 without avx", {**AVX2_OK, "avx": False}, None, "scalar"),
+    ("fma+avx+os_ymm without avx2", {**AVX2_OK, "avx2": False}, None, "scalar"),
+    ("avx512f+fma+os_zmm + avx2", AVX512_OK, None, "avx512"),
+    ("avx512f+fma+os_zmm alone", {"avx512f": True, "fma": True, "os_zmm": True}, None, "avx512"),
+    ("every feature", ALL_FEATURES, None, "avx512"),
+    ("avx512f without os_zmm", {**AVX512_OK, "os_zmm": False}, None, "avx2"),
+    ("avx512f without os_zmm, no avx2", {"avx512f": True, "fma": True, "os_ymm": True}, None, "scalar"),
+    ("avx512f without fma", {**AVX512_OK, "fma": False}, None, "scalar"),
+    ("avx512 features, cap avx2", AVX512_OK, "avx2", "avx2"),
+    ("avx512 features, cap scalar", AVX512_OK, "scalar", "scalar"),
+    ("avx512 features, cap avx512", AVX512_OK, "avx512", "avx512"),
+    ("avx2 features, cap avx512", AVX2_OK, "avx512", "avx2"),
+    ("avx2 features, cap scalar", AVX2_OK, "scalar", "scalar"),
+    ("no features, cap avx2", {}, "avx2", "scalar"),
+]
+
+
+@pytest.mark.parametrize("features, cap, expected", [c[1:] for c in SELECT_CASES],
+                         ids=[c[0] for c in SELECT_CASES])
+def test_select_isa_on_mocked_features(features, cap, expected):
+    needed = [t for t in (expected, cap) if t is not None and t not in _core.compiled_isas()]
+    if needed:  # a non-x86 build has the scalar tier alone
+        pytest.skip(f"CPU lacks {needed[0]} (tier not compiled into this build)")
+    assert _core.select_isa(features, cap) == expected
+    if cap is None:
+        assert _core.select_isa(features) == expected
+
+
+@pytest.mark.parametrize("cap", ["bogus", "AVX2", "sse4", "avx512f"])
+def test_select_isa_unknown_cap(cap):
+    with pytest.raises(ValueError, match=cap):
+        _core.select_isa(AVX512_OK, cap)
+
+
+def test_select_isa_unknown_feature_key():
+    with pytest.raises(KeyError, match="avx1024"):
+        _core.select_isa({"avx1024": True})
+
+
+def test_select_isa_matches_this_cpu():
+    cap = os.environ.get("FASTSOFTMAX_ISA") or None
+    assert _core.active_isa() == _core.select_isa(_core.cpu_features(), cap)
+    for isa in _core.compiled_isas():
+        # A tier is runnable exactly when selecting with it as the cap yields it.
+        assert _core.isa_runnable(isa) == (_core.select_isa(_core.cpu_features(), isa) == isa)
+
+
+# ---- the registry ------------------------------------------------------------------------
+
+def test_kernels_cover_every_combination():
+    ks = fastsoftmax.kernels()
+    combos = [(k["isa"], k["dtype"], k["op"], k["algorithm"]) for k in ks]
+    expected = set(itertools.product(_core.compiled_isas(), DTYPES, OPS, EXPLICIT_ALGORITHMS))
+    assert len(combos) == len(set(combos)), "a kernel is listed twice"
+    assert set(combos) == expected
+    assert len(ks) == len(_core.compiled_isas()) * 2 * 2 * 4
+    assert len({k["name"] for k in ks}) == len(ks), "kernel names are not unique"
+    for k in ks:
+        assert set(k) == {"name", "isa", "dtype", "op", "algorithm", "supported"}
+        assert k["supported"] == _core.isa_runnable(k["isa"])
+        assert k["isa"] in k["name"]
+    assert all(k["supported"] for k in ks if k["isa"] == "scalar")
+
+
+def test_kernels_list_an_avx2_variant_for_each():
+    if "avx2" not in _core.compiled_isas():
+        pytest.skip("CPU lacks avx2 (tier not compiled into this build)")
+    ks = fastsoftmax.kernels()
+    avx2 = {(k["dtype"], k["op"], k["algorithm"]) for k in ks if k["isa"] == "avx2"}
+    everything = {(k["dtype"], k["op"], k["algorithm"]) for k in ks}
+    assert avx2 == everything
+    assert len(avx2) == 2 * 2 * 4
+
+
+@pytest.mark.parametrize("isa", _core.compiled_isas())
+def test_kernel_name_agrees_with_kernels(isa):
+    by_key = {(k["isa"], k["dtype"], k["op"], k["algorithm"]): k for k in fastsoftmax.kernels()}
+    for dtype, op, alg in itertools.product(DTYPES, OPS, EXPLICIT_ALGORITHMS):
+        if _core.isa_runnable(isa):
+            assert _core.kernel_name(op, alg, dtype, isa) == by_key[(isa, dtype, op, alg)]["name"]
+        else:
+            with pytest.raises(ValueError, match="cannot run"):
+                _core.kernel_name(op, alg, dtype, isa)
+
+
+@pytest.mark.parametrize("isa", _core.compiled_isas())
+def test_explicit_isa_runs_or_is_refused(isa):
+    x = np.linspace(-3, 3, 100)
+    if _core.isa_runnable(isa):
+        y = fastsoftmax.softmax(x, isa=isa)
+        theirs, _ = run_scipy("softmax", x)
+        assert np.allclose(y, theirs, rtol=1e-14, atol=0)
+    else:
+        with pytest.raises(ValueError, match="cannot run"):
+            fastsoftmax.softmax(x, isa=isa)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", OPS)
+def test_auto_uses_the_kernel_it_names(op, dtype):
+    fn = getattr(fastsoftmax, op)
+    active = _core.active_isa()
+    for n in (1, 100, 4096, 1 << 18):
+        alg = _core.auto_algorithm(dtype, n)
+        assert alg in EXPLICIT_ALGORITHMS
+        assert _core.kernel_name(op, "auto", dtype, None, n) == _core.kernel_name(op, alg, dtype, active, n)
+        x = np.random.default_rng(n).standard_normal(n).astype(dtype)
+        assert np.array_equal(fn(x), fn(x, algorithm=alg, isa=active))
+
+
+# ---- FASTSOFTMAX_ISA (read once per process: subprocesses) ---------------------------------
+
+def run_python(code: str, isa_env=None, module=False):
+    env = {k: v for k, v in os.environ.items() if k != "FASTSOFTMAX_ISA"}
+    if isa_env is not None:
+        env["FASTSOFTMAX_ISA"] = isa_env
+    cmd = [sys.executable, "-m", code] if module else [sys.executable, "-c", textwrap.dedent(code)]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+
+
+PROBE = """
+import numpy as np, fastsoftmax
+from fastsoftmax import _core
+print("active", _core.active_isa())
+for op in ("softmax", "log_softmax"):
+    for dtype in ("float32", "float64"):
+        for alg in fastsoftmax.ALGORITHMS:
+            print("kernel", op, dtype, alg, _core.kernel_name(op, alg, dtype))
+x = np.random.default_rng(42).standard_normal((3, 1500))
+for dtype in ("float32", "float64"):
+    for alg in fastsoftmax.ALGORITHMS:
+        for op in ("softmax", "log_softmax"):
+            y = getattr(fastsoftmax, op)(x.astype(dtype), axis=1, algorithm=alg)
+            print("result", op, dtype, alg, y.tobytes().hex())
+"""
+
+
+def parse_probe(stdout):
+    active, names, results = None, {}, {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if parts[0] == "active":
+            active = parts[1]
+        elif parts[0] == "kernel":
+            names[tuple(parts[1:4])] = parts[4]
+        elif parts[0] == "result":
+            results[tuple(parts[1:4])] = bytes.fromhex(parts[4])
+    return active, names, results
+
+
+@pytest.mark.parametrize("tier", ["scalar", "avx2", "avx512"])
+def test_fastsoftmax_isa_env_caps_the_tier(tier):
+    if tier != "scalar":
+        require_or_skip(tier)
+    proc = run_python(PROBE, isa_env=tier)
+    assert proc.returncode == 0, proc.stderr
+    active, names, results = parse_probe(proc.stdout)
+    assert active == tier
+    assert len(names) == 2 * 2 * len(fastsoftmax.ALGORITHMS)
+    for (op, dtype, alg), name in names.items():
+        assert name.endswith("_" + tier), f"{op}/{dtype}/{alg} uses {name} under FASTSOFTMAX_ISA={tier}"
+    x = np.random.default_rng(42).standard_normal((3, 1500))
+    assert len(results) == 2 * 2 * len(fastsoftmax.ALGORITHMS)
+    for (op, dtype, alg), raw in results.items():
+        got = np.frombuffer(raw, dtype=dtype).reshape(3, 1500)
+        # Bitwise what this process computes with the tier forced explicitly...
+        here = getattr(fastsoftmax, op)(x.astype(dtype), axis=1, algorithm=alg, isa=tier)
+        assert np.array_equal(got, here), f"{op}/{dtype}/{alg} differs from isa={tier!r}"
+        # ... and correct.
+        theirs, _ = run_scipy(op, x.astype(dtype), axis=1)
+        rtol = 4e-6 if dtype == "float32" else 1e-13
+        assert np.allclose(got, theirs, rtol=rtol, atol=0), f"{op}/{dtype}/{alg} under FASTSOFTMAX_ISA={tier}"
+
+
+def test_fastsoftmax_isa_bogus_is_an_error():
+    code = """
+    import numpy as np, fastsoftmax
+    from fastsoftmax import _core
+    for fn in (fastsoftmax.softmax, fastsoftmax.log_softmax):
+        try:
+            fn(np.ones(4))
+        except ValueError as e:
+            print("ValueError", str(e).replace(chr(10), " "))
+        else:
+            print("no error")
+    try:
+        _core.active_isa()
+    except ValueError as e:
+        print("active ValueError")
+    fastsoftmax.show_runtime()
+    """
+    proc = run_python(code, isa_env="bogus")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("ValueError") and "FASTSOFTMAX_ISA" in lines[0] and "bogus" in lines[0]
+    assert lines[1].startswith("ValueError") and "FASTSOFTMAX_ISA" in lines[1]
+    assert lines[2] == "active ValueError"
+    assert "bogus" in proc.stdout[proc.stdout.index("active ValueError"):]  # show_runtime reports it
+
+
+# ---- show_runtime / python -m fastsoftmax ---------------------------------------------------
+
+def test_show_runtime_names_the_active_tier(capsys):
+    fastsoftmax.show_runtime()
+    out = capsys.readouterr().out
+    active = _core.active_isa()
+    assert f"active tier: {active}" in out
+    for dtype in DTYPES:
+        for op in OPS:
+            assert _core.kernel_name(op, "auto", dtype, None, 1024) in out
+
+
+def test_show_runtime_under_cap_avx2():
+    require_or_skip("avx2")
+    proc = run_python("import fastsoftmax; fastsoftmax.show_runtime()", isa_env="avx2")
+    assert proc.returncode == 0, proc.stderr
+    assert "active tier: avx2" in proc.stdout
+    assert "FASTSOFTMAX_ISA: avx2" in proc.stdout
+    assert "_avx512" not in proc.stdout.split("active tier:")[1]
+
+
+def test_python_m_fastsoftmax():
+    proc = run_python("fastsoftmax", isa_env=os.environ.get("FASTSOFTMAX_ISA"), module=True)
+    assert proc.returncode == 0, proc.stderr
+    assert f"active tier: {_core.active_isa()}" in proc.stdout
+
+
+# ---- FASTSOFTMAX_REQUIRE_ISA and the skip/fail rule ----------------------------------------
+
+def test_required_isa_is_runnable_and_active():
+    """With FASTSOFTMAX_REQUIRE_ISA set (CI), the named tier must run here and be in use.
+
+    Without it, the active tier must be the best runnable one under the FASTSOFTMAX_ISA cap.
+    """
+    required = required_isas()
+    if required:
+        for isa in required:
+            assert isa in _core.compiled_isas(), f"{REQUIRE_ENV}: {isa} is not compiled into this build"
+            assert _core.isa_runnable(isa), f"{REQUIRE_ENV}: this CPU cannot run {isa}"
+        assert _core.active_isa() == required[0], (
+            f"{REQUIRE_ENV}={required[0]} but the active tier is {_core.active_isa()}")
+    else:
+        cap = os.environ.get("FASTSOFTMAX_ISA") or None
+        runnable = [i for i in _core.compiled_isas() if _core.isa_runnable(i)]
+        assert _core.active_isa() in runnable
+        assert _core.active_isa() == _core.select_isa(_core.cpu_features(), cap)
+        if cap is None:
+            assert _core.active_isa() == runnable[0]  # compiled_isas() is best first
+
+
+def test_require_or_skip_rule(monkeypatch):
+    """A tier the CPU lacks skips, unless FASTSOFTMAX_REQUIRE_ISA names it: then it fails."""
+    monkeypatch.setattr(conftest._core, "isa_runnable", lambda isa: isa == "scalar")
+    tier = "avx2" if "avx2" in _core.compiled_isas() else "scalar-but-missing"
+    monkeypatch.delenv(REQUIRE_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception, match=f"CPU lacks {tier}"):
+        require_or_skip(tier)
+    monkeypatch.setenv(REQUIRE_ENV, tier)
+    with pytest.raises(pytest.fail.Exception, match=f"CPU lacks {tier}"):
+        require_or_skip(tier)
+    monkeypatch.setenv(REQUIRE_ENV, "avx512,scalar")
+    with pytest.raises(pytest.skip.Exception):
+        require_or_skip(tier)
+    require_or_skip("scalar")  # runnable: returns
