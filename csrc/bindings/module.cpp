@@ -81,18 +81,21 @@ void run(const std::string& op, const std::string& algorithm, const py::array& x
   const DType dt = dtype_of(x, "x");
   if (dtype_of(out, "out") != dt) throw py::type_error("x and out must have the same dtype");
   if (x.ndim() != out.ndim() || x.ndim() < 1) throw py::value_error("x and out must have the same shape (ndim >= 1)");
-  std::vector<std::int64_t> shape(x.ndim()), xs(x.ndim()), ys(x.ndim());
+  constexpr py::ssize_t kMaxDims = 64;  // NumPy's NPY_MAXDIMS (32 before NumPy 2)
+  if (x.ndim() > kMaxDims) throw py::value_error("too many dimensions");
+  std::int64_t shape[kMaxDims], xs[kMaxDims], ys[kMaxDims];
   for (py::ssize_t d = 0; d < x.ndim(); ++d) {
     if (x.shape(d) != out.shape(d)) throw py::value_error("x and out must have the same shape");
     shape[d] = x.shape(d);
     xs[d] = x.strides(d);
     ys[d] = out.strides(d);
   }
-  const KernelEntry& k = resolve_kernel(op, algorithm, dt, isa, static_cast<std::size_t>(shape.back()));
+  const int ndim = static_cast<int>(x.ndim());
+  const KernelEntry& k = resolve_kernel(op, algorithm, dt, isa, static_cast<std::size_t>(shape[ndim - 1]));
   const char* xp = static_cast<const char*>(x.data());
   char* yp = static_cast<char*>(out.mutable_data());
   py::gil_scoped_release release;
-  run_rows(k, static_cast<int>(shape.size()), shape.data(), xp, xs.data(), yp, ys.data());
+  run_rows(k, ndim, shape, xp, xs, yp, ys);
 }
 
 double run_pattern(const std::string& pattern, const py::array& x, py::array& out, const py::object& isa) {

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "kernels/kernels.inc"
 
@@ -109,9 +110,15 @@ const std::string& active_isa() {
 
 const KernelEntry* find_kernel(const std::string& isa, DType dtype, const std::string& op,
                                const std::string& algorithm) {
-  for (const auto& k : all_kernels())
-    if (k.dtype == dtype && isa == k.isa && op == k.op && algorithm == k.algorithm) return &k;
-  return nullptr;
+  // Called on every Python call: a hash lookup, not a scan with string compares.
+  static const std::unordered_map<std::string, const KernelEntry*> index = [] {
+    std::unordered_map<std::string, const KernelEntry*> m;
+    for (const auto& k : all_kernels())
+      m.emplace(std::string(k.isa) + '/' + dtype_name(k.dtype) + '/' + k.op + '/' + k.algorithm, &k);
+    return m;
+  }();
+  const auto it = index.find(isa + '/' + dtype_name(dtype) + '/' + op + '/' + algorithm);
+  return it == index.end() ? nullptr : it->second;
 }
 
 const char* dtype_name(DType d) { return d == DType::f32 ? "float32" : "float64"; }

@@ -87,7 +87,24 @@ def _longdouble_reference(op: str, x: np.ndarray, axes: Tuple[int, ...]) -> np.n
     return tmp - np.log(np.sum(np.exp(tmp), axis=axes, keepdims=True))
 
 
+_ALGORITHM_SET = frozenset(ALGORITHMS)
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
 def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]):
+    # Fast path for the common call -- a native float array, softmax along its last axis, a
+    # new result -- so that small calls cost about one NumPy ufunc call, not several.
+    if (type(x) is np.ndarray and (x.dtype is _F32 or x.dtype is _F64) and x.ndim and x.shape[-1]
+            and algorithm in _ALGORITHM_SET
+            and (axis == -1 or axis == x.ndim - 1 if type(axis) is int else axis is None and x.ndim == 1)):
+        if out is None:
+            y = np.empty(x.shape, x.dtype)
+            _core.run(op, algorithm, x, y, isa)
+            return y
+        if (type(out) is np.ndarray and out.dtype is x.dtype and out.shape == x.shape and out.flags.writeable
+                and (out is x or not np.may_share_memory(out, x))):
+            _core.run(op, algorithm, x, out, isa)
+            return out
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
     if isa is not None and not isinstance(isa, str):
