@@ -95,7 +95,7 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
     # Fast path for the common call -- a native float array, softmax along its last axis, a
     # new result -- so that small calls cost about one NumPy ufunc call, not several.
     if (type(x) is np.ndarray and (x.dtype is _F32 or x.dtype is _F64) and x.ndim and x.shape[-1]
-            and algorithm in _ALGORITHM_SET and (isa is None or type(isa) is str)
+            and type(algorithm) is str and algorithm in _ALGORITHM_SET and (isa is None or type(isa) is str)
             and (axis == -1 or axis == x.ndim - 1 if type(axis) is int else axis is None and x.ndim == 1)):
         if out is None:
             y = np.empty(x.shape, x.dtype)
