@@ -8,11 +8,15 @@
 
 namespace fastsoftmax {
 
-// Runs a row kernel over every row of an ndim-dimensional array whose LAST axis is the
-// row. Strides are in bytes and may be negative or zero-free; x and y may be the same
-// array (in place). Rows that are not contiguous go through a per-call row buffer.
+// Runs kernel k over every row of an ndim-dimensional array (ndim >= 1) whose LAST axis is
+// the row. Strides are in bytes and may be negative or zero; x and y may be the same array
+// (in place). Rows that are not contiguous go through a per-thread row buffer. threads <= 0:
+// get_num_threads(). The result does not depend on the thread count.
 void run_rows(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x,
-              const std::int64_t* x_strides, char* y, const std::int64_t* y_strides);
+              const std::int64_t* x_strides, char* y, const std::int64_t* y_strides, int threads);
+
+// Output rows of at least this many bytes are written with non-temporal stores.
+std::size_t streaming_threshold_bytes();
 
 // The algorithm "auto" resolves to for rows of this length (see the rule in softmax.cpp).
 const char* auto_algorithm(DType dtype, std::size_t row_length);

@@ -14,6 +14,7 @@
 #include "dispatch/cpu_features.h"
 #include "dispatch/registry.h"
 #include "softmax.h"
+#include "threadpool.h"
 
 namespace py = pybind11;
 using namespace fastsoftmax;
@@ -77,7 +78,7 @@ CpuFeatures features_from_dict(const py::dict& d) {
 }
 
 void run(const std::string& op, const std::string& algorithm, const py::array& x, py::array& out,
-         const py::object& isa) {
+         const py::object& isa, int threads) {
   const DType dt = dtype_of(x, "x");
   if (dtype_of(out, "out") != dt) throw py::type_error("x and out must have the same dtype");
   if (x.ndim() != out.ndim() || x.ndim() < 1) throw py::value_error("x and out must have the same shape (ndim >= 1)");
@@ -95,7 +96,7 @@ void run(const std::string& op, const std::string& algorithm, const py::array& x
   const char* xp = static_cast<const char*>(x.data());
   char* yp = static_cast<char*>(out.mutable_data());
   py::gil_scoped_release release;
-  run_rows(k, ndim, shape, xp, xs, yp, ys);
+  run_rows(k, ndim, shape, xp, xs, yp, ys, threads);
 }
 
 double run_pattern(const std::string& pattern, const py::array& x, py::array& out, const py::object& isa) {
@@ -136,7 +137,11 @@ py::list kernel_list(bool patterns) {
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fastsoftmax native core (use the functions of the fastsoftmax package)";
   m.def("run", &run, py::arg("op"), py::arg("algorithm"), py::arg("x"), py::arg("out"), py::arg("isa") = py::none(),
-        "Run a row kernel over the last axis of x into out (same shape and dtype, any strides).");
+        py::arg("threads") = 0,
+        "Run a kernel over the last axis of x into out (same shape and dtype, any strides); threads <= 0: default.");
+  m.def("get_num_threads", &get_num_threads);
+  m.def("set_num_threads", &set_num_threads, py::arg("n"));
+  m.def("default_num_threads", &default_num_threads);
   m.def("run_pattern", &run_pattern, py::arg("pattern"), py::arg("x"), py::arg("out"), py::arg("isa") = py::none(),
         "Run a memory-only roofline pattern over contiguous x/out; returns a checksum.");
   m.def("kernels", [] { return kernel_list(false); });

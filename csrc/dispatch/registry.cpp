@@ -7,16 +7,14 @@
 
 #include "kernels/kernels.inc"
 
-// Declarations of every tier's kernels, from the same list that defines them.
-#define FSM_DECLARE_KERNEL(op, alg, op_name, alg_name)          \
-  void f32_##alg##_##op(std::size_t, const float*, float*);     \
-  void f64_##alg##_##op(std::size_t, const double*, double*);
+// Declarations of every tier's primitives and patterns, from the same list that defines them.
 #define FSM_DECLARE_PATTERN(pat, pat_name)                          \
   double f32_pattern_##pat(std::size_t, const float*, float*);      \
   double f64_pattern_##pat(std::size_t, const double*, double*);
 #define FSM_DECLARE_TIER(isa, isa_name)                  \
   namespace isa {                                        \
-  FASTSOFTMAX_FOR_EACH_VARIANT(FSM_DECLARE_KERNEL)       \
+  const Primitives<float>& f32_primitives();             \
+  const Primitives<double>& f64_primitives();            \
   FASTSOFTMAX_FOR_EACH_PATTERN(FSM_DECLARE_PATTERN)      \
   }
 namespace fastsoftmax {
@@ -28,16 +26,16 @@ namespace {
 
 std::vector<KernelEntry> build_table() {
   std::vector<KernelEntry> t;
-#define FSM_ENTRY_KERNEL(op, alg, op_name, alg_name)                                                         \
-  t.push_back({std::string("f32_" #alg "_" #op "_") + tier, tier, DType::f32, op_name, alg_name,             \
-               reinterpret_cast<void*>(&tier_ns::f32_##alg##_##op)});                                         \
-  t.push_back({std::string("f64_" #alg "_" #op "_") + tier, tier, DType::f64, op_name, alg_name,             \
-               reinterpret_cast<void*>(&tier_ns::f64_##alg##_##op)});
-#define FSM_ENTRY_PATTERN(pat, pat_name)                                                                      \
-  t.push_back({std::string("f32_pattern_" #pat "_") + tier, tier, DType::f32, "pattern", pat_name,           \
-               reinterpret_cast<void*>(&tier_ns::f32_pattern_##pat)});                                        \
-  t.push_back({std::string("f64_pattern_" #pat "_") + tier, tier, DType::f64, "pattern", pat_name,           \
-               reinterpret_cast<void*>(&tier_ns::f64_pattern_##pat)});
+#define FSM_ENTRY_KERNEL(op, alg, op_name, alg_name)                                                   \
+  t.push_back({std::string("f32_" #alg "_" #op "_") + tier, tier, DType::f32, op_name, alg_name, Op::op, \
+               Algorithm::alg, &tier_ns::f32_primitives(), nullptr});                                   \
+  t.push_back({std::string("f64_" #alg "_" #op "_") + tier, tier, DType::f64, op_name, alg_name, Op::op, \
+               Algorithm::alg, &tier_ns::f64_primitives(), nullptr});
+#define FSM_ENTRY_PATTERN(pat, pat_name)                                                                \
+  t.push_back({std::string("f32_pattern_" #pat "_") + tier, tier, DType::f32, "pattern", pat_name,     \
+               Op::softmax, Algorithm::two_pass, nullptr, reinterpret_cast<void*>(&tier_ns::f32_pattern_##pat)}); \
+  t.push_back({std::string("f64_pattern_" #pat "_") + tier, tier, DType::f64, "pattern", pat_name,     \
+               Op::softmax, Algorithm::two_pass, nullptr, reinterpret_cast<void*>(&tier_ns::f64_pattern_##pat)});
 #define FSM_ENTRIES_OF_TIER(isa, isa_name)            \
   {                                                   \
     namespace tier_ns = ::fastsoftmax::isa;           \

@@ -5,13 +5,14 @@
 #include <vector>
 
 #include "dispatch/cpu_features.h"
+#include "kernels/primitives.h"
 
 namespace fastsoftmax {
 
 enum class DType { f32, f64 };
+enum class Op { softmax, log_softmax };
+enum class Algorithm { two_pass, three_pass_reload, three_pass_recompute, online };
 
-using KernelF32 = void (*)(std::size_t, const float*, float*);
-using KernelF64 = void (*)(std::size_t, const double*, double*);
 using PatternF32 = double (*)(std::size_t, const float*, float*);
 using PatternF64 = double (*)(std::size_t, const double*, double*);
 
@@ -21,7 +22,10 @@ struct KernelEntry {
   DType dtype;
   const char* op;         // "softmax" | "log_softmax", or "pattern" for roofline kernels
   const char* algorithm;  // "two-pass", ... ; for patterns the pattern name
-  void* fn;               // KernelF32/KernelF64 or PatternF32/PatternF64, by dtype and op
+  Op op_id;               // kernels only
+  Algorithm algorithm_id; // kernels only
+  const void* prims;      // kernels: Primitives<float> or Primitives<double>, by dtype
+  void* fn;               // patterns: PatternF32 / PatternF64, by dtype
 };
 
 // Every compiled kernel and pattern, tiers in priority order.

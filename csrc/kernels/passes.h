@@ -27,6 +27,8 @@
 #include <cstdint>
 #include <limits>
 
+#include "kernels/primitives.h"
+
 namespace fastsoftmax {
 
 // Output rows of at least this many bytes are written with non-temporal stores (set
@@ -57,10 +59,8 @@ struct Constants<float> {
                                            0x1.FFFDC6p-2f, 0x1.FFFFF6p-1f};
   // |n| stays below 2^18 on the fast path, so n = round(x*log2e) is exact in float and
   // fma(n, -ln2_hi, x) is exact: the reduced argument is accurate.
-  static constexpr float kHigh = 65536.0f;             // fast path: x <= kHigh
-  static constexpr float kLow = -131072.0f;            // clamp for -inf / very negative
-  static constexpr float kMinRowExponent = -94000.0f;  // two-pass: n_sigma below -> exact path
-  static constexpr float kMaxRowExponent = 94000.0f;   // two-pass: n_sigma above -> exact path
+  static constexpr float kHigh = FastRange<float>::kHigh;  // fast path: x <= kHigh
+  static constexpr float kLow = -131072.0f;                 // clamp for -inf / very negative
   static constexpr float kInitExponent = -0x1p30f;     // empty pair accumulator (m = 0)
 };
 
@@ -83,10 +83,8 @@ struct Constants<double> {
       0x1.ad9eef0f52283p-26, 0x1.28ad4c253ea54p-22, 0x1.71df0cc2b2140p-19, 0x1.a0199a21b63bep-16,
       0x1.a01a01384fdf9p-13, 0x1.6c16c184319f7p-10, 0x1.1111111124540p-7,  0x1.55555555507bap-5,
       0x1.555555555550dp-3,  0x1.000000000000ap-1,  0x1.0000000000000p+0};
-  static constexpr double kHigh = 1048576.0;
+  static constexpr double kHigh = FastRange<double>::kHigh;
   static constexpr double kLow = -2097152.0;
-  static constexpr double kMinRowExponent = -1500000.0;
-  static constexpr double kMaxRowExponent = 1500000.0;
   static constexpr double kInitExponent = -0x1p40;
 };
 
@@ -353,13 +351,14 @@ struct Passes {
     }
   }
 
-  // The final write pass of every kernel. For rows whose output cannot stay in the last-
-  // level cache, non-temporal stores skip the read-for-ownership of y: 2R+1W moves
-  // 12 instead of 16 bytes per float. In cache they would be several times slower.
+  // The final write pass of every algorithm. For rows whose output cannot stay in the
+  // last-level cache (stream = true, decided per row by the caller from the cache sizes),
+  // non-temporal stores skip the read-for-ownership of y: 2R+1W moves 12 instead of 16
+  // bytes per float. In cache they would be several times slower.
   template <class F>
-  static void write_row(std::size_t n, const T* x, T* y, F f) {
+  static void write_row(std::size_t n, const T* x, T* y, bool stream, F f) {
     const std::uintptr_t addr = reinterpret_cast<std::uintptr_t>(y);
-    if (N == 1 || n * sizeof(T) < streaming_threshold_bytes() || addr % sizeof(T) != 0) return map_row(n, x, y, f);
+    if (N == 1 || !stream || addr % sizeof(T) != 0) return map_row(n, x, y, f);
     // Head: up to the first vector-aligned element of y, with masked stores.
     std::size_t head = (N - (addr / sizeof(T)) % N) % N;
     if (head > n) head = n;
@@ -380,33 +379,28 @@ struct Passes {
 
   // ---- row statistics ---------------------------------------------------------------
 
-  struct PairSum { T m, e; bool exact_path; };
+  struct PairSum { T m, e; };
   static PairSum pair_sum(std::size_t n, const T* x) {
     bool unused;
     const typename PairAcc::State s = reduce_row<PairAcc, false>(PairAcc{}, n, x, nullptr, unused);
     const T e = V::reduce_max(s.e);
     const T m = V::reduce_add(V::scale(s.m, V::sub(s.e, V::set1(e))));
-    // !(m < inf) also catches NaN.
-    return {m, e, !(m < std::numeric_limits<T>::infinity()) || !(e >= C::kMinRowExponent && e <= C::kMaxRowExponent)};
+    return {m, e};
   }
 
-  struct MaxSum { T mu, sigma; bool exact_path; };
-  static bool row_max(std::size_t n, const T* x, T& mu) {
-    bool bad;
-    mu = V::reduce_max(reduce_row<MaxAcc, true>(MaxAcc{}, n, x, nullptr, bad));
-    return bad || mu < -C::kHigh;
+  struct MaxSum { T mu, sigma; };
+  static T sum_exp(std::size_t n, const T* x, T mu) {
+    bool unused;
+    return V::reduce_add(reduce_row<SumExpAcc<false>, false>({V::set1(mu)}, n, x, nullptr, unused));
   }
   static MaxSum online_sum(std::size_t n, const T* x) {
     bool unused;
     const typename OnlineAcc::State s = reduce_row<OnlineAcc, false>(OnlineAcc{}, n, x, nullptr, unused);
     const T mu = V::reduce_max(s.mx);
     const T sigma = V::reduce_add(V::mul(s.s, exp_shifted(s.mx, V::set1(mu))));
-    return {mu, sigma, !(sigma < std::numeric_limits<T>::infinity()) || !(mu >= -C::kHigh && mu <= C::kHigh)};
+    return {mu, sigma};
   }
 
-  // log(m * 2^e) and mu + log(sigma), in double (the result is rounded once to T).
-  static T log_pair(T m, T e) { return static_cast<T>(std::log(double(m)) + double(e) * 0x1.62e42fefa39efp-1); }
-  static T log_shifted(T mu, T sigma) { return static_cast<T>(double(mu) + std::log(double(sigma))); }
 
   // ---- exact path (rows outside the fast range), SciPy's semantics -------------------
 
@@ -435,82 +429,63 @@ struct Passes {
     }
   }
 
-  // ---- the kernels ----------------------------------------------------------------
+  // ---- chunk primitives --------------------------------------------------------------
+  // softmax.cpp composes these into the four algorithms, over a whole row or over
+  // fixed-size chunks of one (merged exactly, so threads can share a row). Each works on
+  // [x, x + n) / [y, y + n) alone.
 
-  static void subtract_row(std::size_t n, const T* x, T* y, T c) {
-    const R cv = V::set1(c);
-    write_row(n, x, y, [cv](R v) { return V::sub(v, cv); });
-  }
-
-  static void softmax_two_pass(std::size_t n, const T* x, T* y) {
-    if (n == 0) return;
+  static void prim_pair_sum(std::size_t n, const T* x, T* m, T* e) {
     const PairSum s = pair_sum(n, x);
-    if (s.exact_path) return exact_row(n, x, y, false);
-    const R inv = V::set1(T(1) / s.m), e_sum = V::set1(s.e), low = V::set1(C::kLow);
-    write_row(n, x, y, [=](R v) {
+    *m = s.m;
+    *e = s.e;
+  }
+  static void prim_online_sum(std::size_t n, const T* x, T* mu, T* sigma) {
+    const MaxSum s = online_sum(n, x);
+    *mu = s.mu;
+    *sigma = s.sigma;
+  }
+  // True when the chunk needs the exact path (NaN, +inf or beyond kHigh).
+  static bool prim_max(std::size_t n, const T* x, T* mu) {
+    bool bad;
+    *mu = V::reduce_max(reduce_row<MaxAcc, true>(MaxAcc{}, n, x, nullptr, bad));
+    return bad;
+  }
+  static T prim_sum_exp(std::size_t n, const T* x, T mu) { return sum_exp(n, x, mu); }
+  static T prim_store_exp(std::size_t n, const T* x, T* y, T mu) {  // y = e^(x-mu); sum
+    bool unused;
+    return V::reduce_add(reduce_row<SumExpAcc<false>, false, true>({V::set1(mu)}, n, x, y, unused));
+  }
+  static T prim_store_shifted(std::size_t n, const T* x, T* y, T mu) {  // y = x-mu; sum e^(x-mu)
+    bool unused;
+    return V::reduce_add(reduce_row<SumExpAcc<true>, false, true>({V::set1(mu)}, n, x, y, unused));
+  }
+  static void prim_write_pair(std::size_t n, const T* x, T* y, T inv_m, T e, bool stream) {
+    const R inv = V::set1(inv_m), e_sum = V::set1(e), low = V::set1(C::kLow);
+    write_row(n, x, y, stream, [=](R v) {
       R t;
       const R nv = reduce(V::max(low, v), t);
       return V::scale(V::mul(mantissa(t), inv), V::sub(nv, e_sum));
     });
   }
-  static void log_softmax_two_pass(std::size_t n, const T* x, T* y) {
-    if (n == 0) return;
-    const PairSum s = pair_sum(n, x);
-    if (s.exact_path) return exact_row(n, x, y, true);
-    subtract_row(n, x, y, log_pair(s.m, s.e));
+  static void prim_write_exp_scaled(std::size_t n, const T* x, T* y, T mu, T inv, bool stream) {
+    const R muv = V::set1(mu), invv = V::set1(inv);
+    write_row(n, x, y, stream, [=](R v) { return V::mul(exp_shifted(v, muv), invv); });
+  }
+  static void prim_write_scale(std::size_t n, T* y, T inv, bool stream) {
+    const R invv = V::set1(inv);
+    write_row(n, y, y, stream, [invv](R v) { return V::mul(v, invv); });
+  }
+  static void prim_write_sub(std::size_t n, const T* x, T* y, T c, bool stream) {
+    const R cv = V::set1(c);
+    write_row(n, x, y, stream, [cv](R v) { return V::sub(v, cv); });
   }
 
-  static T sum_exp(std::size_t n, const T* x, T mu) {
-    bool unused;
-    return V::reduce_add(reduce_row<SumExpAcc<false>, false>({V::set1(mu)}, n, x, nullptr, unused));
-  }
-  static void write_exp_scaled(std::size_t n, const T* x, T* y, T mu, T sigma) {
-    const R muv = V::set1(mu), inv = V::set1(T(1) / sigma);
-    write_row(n, x, y, [=](R v) { return V::mul(exp_shifted(v, muv), inv); });
-  }
-
-  static void softmax_three_pass_recompute(std::size_t n, const T* x, T* y) {
-    if (n == 0) return;
-    T mu;
-    if (row_max(n, x, mu)) return exact_row(n, x, y, false);
-    write_exp_scaled(n, x, y, mu, sum_exp(n, x, mu));
-  }
-  static void log_softmax_three_pass_recompute(std::size_t n, const T* x, T* y) {
-    if (n == 0) return;
-    T mu;
-    if (row_max(n, x, mu)) return exact_row(n, x, y, true);
-    subtract_row(n, x, y, log_shifted(mu, sum_exp(n, x, mu)));
-  }
-
-  static void softmax_three_pass_reload(std::size_t n, const T* x, T* y) {
-    if (n == 0) return;
-    T mu;
-    if (row_max(n, x, mu)) return exact_row(n, x, y, false);
-    bool unused;
-    const T sigma = V::reduce_add(reduce_row<SumExpAcc<false>, false, true>({V::set1(mu)}, n, x, y, unused));
-    const R inv = V::set1(T(1) / sigma);
-    write_row(n, y, y, [inv](R v) { return V::mul(v, inv); });
-  }
-  static void log_softmax_three_pass_reload(std::size_t n, const T* x, T* y) {
-    if (n == 0) return;
-    T mu;
-    if (row_max(n, x, mu)) return exact_row(n, x, y, true);
-    bool unused;
-    const T sigma = V::reduce_add(reduce_row<SumExpAcc<true>, false, true>({V::set1(mu)}, n, x, y, unused));
-    subtract_row(n, y, y, static_cast<T>(std::log(double(sigma))));
-  }
-
-  static void softmax_online(std::size_t n, const T* x, T* y) {
-    if (n == 0) return;
-    const MaxSum s = online_sum(n, x);
-    if (s.exact_path) return exact_row(n, x, y, false);
-    write_exp_scaled(n, x, y, s.mu, s.sigma);
-  }
-  static void log_softmax_online(std::size_t n, const T* x, T* y) {
-    if (n == 0) return;
-    const MaxSum s = online_sum(n, x);
-    if (s.exact_path) return exact_row(n, x, y, true);
-    subtract_row(n, x, y, log_shifted(s.mu, s.sigma));
+  static const Primitives<T>& primitives() {
+    static const Primitives<T> p = {&prim_pair_sum,      &prim_online_sum,    &prim_max,
+                                    &prim_sum_exp,       &prim_store_exp,     &prim_store_shifted,
+                                    &prim_write_pair,    &prim_write_exp_scaled, &prim_write_scale,
+                                    &prim_write_sub,     &exact_row};
+    return p;
   }
 
   // ---- memory-only patterns (the roofline) -------------------------------------------
@@ -529,7 +504,7 @@ struct Passes {
   static void scale_pass(std::size_t n, const T* x, T* y, T c, bool last) {
     const R cv = V::set1(c);
     const auto f = [cv](R v) { return V::mul(v, cv); };
-    if (last) write_row(n, x, y, f);
+    if (last) write_row(n, x, y, n * sizeof(T) >= streaming_threshold_bytes(), f);
     else map_row(n, x, y, f);
   }
   static double pattern_read(std::size_t n, const T* x, T*) { return read_pass(n, x); }
@@ -558,17 +533,12 @@ struct Passes {
 }  // namespace FASTSOFTMAX_TIER
 }  // namespace fastsoftmax
 
-// Defines every kernel of the list in kernels.inc for the current tier, as plain
-// functions fastsoftmax::<tier>::<dtype>_<algorithm>_<op> and <dtype>_pattern_<name>.
-#define FASTSOFTMAX_DEFINE_KERNEL(op, alg, op_name, alg_name)                                      \
-  void f32_##alg##_##op(std::size_t n, const float* x, float* y) {                                \
-    [[maybe_unused]] const DenormalGuard guard{};                                                                \
-    Passes<Vec<float>>::op##_##alg(n, x, y);                                                       \
-  }                                                                                                \
-  void f64_##alg##_##op(std::size_t n, const double* x, double* y) {                             \
-    [[maybe_unused]] const DenormalGuard guard{};                                                                \
-    Passes<Vec<double>>::op##_##alg(n, x, y);                                                      \
-  }
+// Defines, for the current tier, the chunk primitives of both dtypes and the memory-only
+// patterns of kernels.inc: fastsoftmax::<tier>::f32_primitives(), f64_primitives() and
+// <dtype>_pattern_<name>.
+#define FASTSOFTMAX_DEFINE_PRIMITIVES()                                                            \
+  const Primitives<float>& f32_primitives() { return Passes<Vec<float>>::primitives(); }         \
+  const Primitives<double>& f64_primitives() { return Passes<Vec<double>>::primitives(); }
 #define FASTSOFTMAX_DEFINE_PATTERN(pat, pat_name)                                                  \
   double f32_pattern_##pat(std::size_t n, const float* x, float* y) { return Passes<Vec<float>>::pattern_##pat(n, x, y); } \
   double f64_pattern_##pat(std::size_t n, const double* x, double* y) { return Passes<Vec<double>>::pattern_##pat(n, x, y); }

@@ -8,9 +8,10 @@ online algorithms, as AVX-512, AVX2+FMA and portable kernels chosen at run time.
 array([0.5, 0.5])
 """
 
-from ._api import ALGORITHMS, log_softmax, softmax
+from ._api import ALGORITHMS, get_num_threads, log_softmax, set_num_threads, softmax
 from ._runtime import kernels, show_runtime
 
 __version__ = "0.1.0"
 
-__all__ = ["softmax", "log_softmax", "kernels", "show_runtime", "ALGORITHMS", "__version__"]
+__all__ = ["softmax", "log_softmax", "set_num_threads", "get_num_threads", "kernels", "show_runtime",
+           "ALGORITHMS", "__version__"]

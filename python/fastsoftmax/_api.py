@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["softmax", "log_softmax", "ALGORITHMS"]
+__all__ = ["softmax", "log_softmax", "set_num_threads", "get_num_threads", "ALGORITHMS"]
 
 #: Accepted values of ``algorithm=``.
 ALGORITHMS = ("auto", "two-pass", "three-pass-reload", "three-pass-recompute", "online")
@@ -87,15 +87,36 @@ def _longdouble_reference(op: str, x: np.ndarray, axes: Tuple[int, ...]) -> np.n
     return tmp - np.log(np.sum(np.exp(tmp), axis=axes, keepdims=True))
 
 
+def _check_isa(isa) -> None:
+    # The native core checks the tier only when it runs a kernel; empty input and long double
+    # never reach it, so check here too: an unknown tier is an error, never silently ignored.
+    if not isinstance(isa, str):
+        raise TypeError(f"isa must be None or a tier name, got {type(isa).__name__}")
+    compiled = _core.compiled_isas()
+    if isa not in compiled:
+        raise ValueError(f"unknown isa {isa!r} (this build has: {', '.join(compiled)})")
+    if not _core.isa_runnable(isa):
+        raise ValueError(f"isa {isa!r} is compiled in but this CPU (or OS) cannot run it")
+
+
 _ALGORITHM_SET = frozenset(ALGORITHMS)
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
-def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]):
+def _check_threads(threads) -> int:
+    if threads is None:
+        return 0
+    if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"threads must be None or a positive int, got {threads!r}")
+    return int(threads)
+
+
+def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str], threads=None):
     # Fast path for the common call -- a native float array, softmax along its last axis, a
     # new result -- so that small calls cost about one NumPy ufunc call, not several.
     if (type(x) is np.ndarray and (x.dtype is _F32 or x.dtype is _F64) and x.ndim and x.shape[-1]
             and type(algorithm) is str and algorithm in _ALGORITHM_SET and (isa is None or type(isa) is str)
+            and threads is None
             and (axis == -1 or axis == x.ndim - 1 if type(axis) is int else axis is None and x.ndim == 1)):
         if out is None:
             y = np.empty(x.shape, x.dtype)
@@ -107,8 +128,9 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
             return out
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
-    if isa is not None and not isinstance(isa, str):
-        raise TypeError(f"isa must be None or a tier name, got {type(isa).__name__}")
+    if isa is not None:
+        _check_isa(isa)
+    nthreads = _check_threads(threads)
     x = np.asarray(x)
     if x.dtype.hasobject or x.dtype.kind in ("O", "S", "U", "V", "M", "m"):
         raise TypeError(f"softmax needs real numbers, got an array of dtype {x.dtype!r}")
@@ -138,7 +160,7 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
         xm = xc.reshape(1)
         res = np.empty(1, compute_dtype)
         if x.size:
-            _core.run(op, algorithm, xm, res, isa)
+            _core.run(op, algorithm, xm, res, isa, nthreads)
         if out is not None:
             out[...] = res[0]
             return out
@@ -149,7 +171,7 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
 
     if not axes:  # axis=(): every element is its own row (SciPy gives 1, or 0 for log)
         target = out if out is not None and out.dtype == compute_dtype else np.empty(x.shape, compute_dtype)
-        _core.run(op, algorithm, xc[..., np.newaxis], target[..., np.newaxis], isa)
+        _core.run(op, algorithm, xc[..., np.newaxis], target[..., np.newaxis], isa, nthreads)
         if out is not None and target is not out:
             out[...] = target
             return out
@@ -168,12 +190,12 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
         merged = _merge_trailing_view(tm, k)
         if merged is None:  # the reduced axes of `target` cannot be viewed as one axis
             tmp = np.empty(xm.shape, compute_dtype)
-            _core.run(op, algorithm, xm, tmp, isa)
+            _core.run(op, algorithm, xm, tmp, isa, nthreads)
             tm[...] = tmp.reshape(tm.shape)
         else:
-            _core.run(op, algorithm, xm, merged, isa)
+            _core.run(op, algorithm, xm, merged, isa, nthreads)
     else:
-        _core.run(op, algorithm, xm, tm, isa)
+        _core.run(op, algorithm, xm, tm, isa, nthreads)
 
     if direct:
         return out
@@ -200,7 +222,7 @@ def _merge_trailing_view(a: np.ndarray, k: int):
 
 
 def softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, algorithm: str = "auto",
-            isa: Optional[str] = None):
+            isa: Optional[str] = None, threads: Optional[int] = None):
     """Softmax of ``x`` along ``axis``: ``exp(x) / sum(exp(x), axis)``, without overflow.
 
     A drop-in replacement for :func:`scipy.special.softmax`: same results (within the
@@ -222,6 +244,11 @@ def softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, algor
     isa : {None, "scalar", "avx2", "avx512"}
         Force an instruction-set tier (default: the best this CPU runs, capped by
         ``FASTSOFTMAX_ISA``).
+    threads : int, optional
+        Threads for this call (default: :func:`get_num_threads`). Rows are spread over
+        threads, and a long row is split into chunks whose statistics merge exactly; the
+        result is bitwise the same for any thread count. Calls under 2^17 elements stay
+        on the calling thread.
 
     Returns
     -------
@@ -236,11 +263,11 @@ def softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, algor
     array([[0.5, 0.5],
            [0.5, 0.5]], dtype=float32)
     """
-    return _compute("softmax", x, axis, out, algorithm, isa)
+    return _compute("softmax", x, axis, out, algorithm, isa, threads)
 
 
 def log_softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, algorithm: str = "auto",
-                isa: Optional[str] = None):
+                isa: Optional[str] = None, threads: Optional[int] = None):
     """Logarithm of the softmax, ``x - logsumexp(x, axis)``, computed without forming the softmax.
 
     A drop-in replacement for :func:`scipy.special.log_softmax`; the arguments are those
@@ -252,4 +279,29 @@ def log_softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, a
     >>> fastsoftmax.log_softmax(np.array([0.0, 0.0]))
     array([-0.69314718, -0.69314718])
     """
-    return _compute("log_softmax", x, axis, out, algorithm, isa)
+    return _compute("log_softmax", x, axis, out, algorithm, isa, threads)
+
+
+def set_num_threads(n: Optional[int]) -> None:
+    """Set the number of threads calls use when they pass no ``threads=``.
+
+    ``None`` restores the default: ``FASTSOFTMAX_NUM_THREADS`` if set, else the number
+    of CPUs this process may run on. Concurrent calls from several Python threads never
+    oversubscribe: while one call uses the thread pool, the others run on their own thread.
+
+    >>> import fastsoftmax
+    >>> fastsoftmax.set_num_threads(2); fastsoftmax.get_num_threads()
+    2
+    >>> fastsoftmax.set_num_threads(None)
+    """
+    _core.set_num_threads(0 if n is None else _check_threads(n))
+
+
+def get_num_threads() -> int:
+    """The number of threads a call uses when it passes no ``threads=``.
+
+    >>> import fastsoftmax
+    >>> fastsoftmax.get_num_threads() >= 1
+    True
+    """
+    return _core.get_num_threads()

@@ -1,4 +1,4 @@
-// The avx2 tier: every kernel of kernels.inc instantiated over vec_avx2.h.
+// The avx2 tier: the chunk primitives and memory patterns instantiated over vec_avx2.h.
 // The only file built with AVX2 flags (see CMakeLists.txt).
 #include "vec_avx2.h"
 #define FASTSOFTMAX_TIER avx2
@@ -7,7 +7,7 @@
 
 namespace fastsoftmax {
 namespace avx2 {
-FASTSOFTMAX_FOR_EACH_VARIANT(FASTSOFTMAX_DEFINE_KERNEL)
+FASTSOFTMAX_DEFINE_PRIMITIVES()
 FASTSOFTMAX_FOR_EACH_PATTERN(FASTSOFTMAX_DEFINE_PATTERN)
 }  // namespace avx2
 }  // namespace fastsoftmax

@@ -11,19 +11,6 @@
 namespace fastsoftmax {
 namespace avx512 {
 
-// Flush-to-zero and denormals-are-zero for the duration of a kernel call (MXCSR is per
-// thread; restored on exit). Subnormal results -- outputs below ~1e-38 (f32), tiny
-// contributions in pass-1 rescaling -- otherwise take microcode assists costing ~100
-// cycles each on Intel: a U[-1000, 1000] row ran 10x slower. Only outputs below the
-// smallest normal number change (to 0); the AVX2 exponent-bit 2^d already flushes there.
-struct DenormalGuard {
-  unsigned saved;
-  DenormalGuard() : saved(_mm_getcsr()) { _mm_setcsr(saved | 0x8040u); }
-  ~DenormalGuard() { _mm_setcsr(saved); }
-  DenormalGuard(const DenormalGuard&) = delete;
-  DenormalGuard& operator=(const DenormalGuard&) = delete;
-};
-
 template <class Scalar>
 struct Vec;
 

@@ -1,4 +1,4 @@
-// The scalar tier: every kernel of kernels.inc instantiated over vec_scalar.h.
+// The scalar tier: the chunk primitives and memory patterns instantiated over vec_scalar.h.
 // Built without ISA flags: runs on any CPU.
 #include "vec_scalar.h"
 #define FASTSOFTMAX_TIER scalar
@@ -7,7 +7,7 @@
 
 namespace fastsoftmax {
 namespace scalar {
-FASTSOFTMAX_FOR_EACH_VARIANT(FASTSOFTMAX_DEFINE_KERNEL)
+FASTSOFTMAX_DEFINE_PRIMITIVES()
 FASTSOFTMAX_FOR_EACH_PATTERN(FASTSOFTMAX_DEFINE_PATTERN)
 }  // namespace scalar
 }  // namespace fastsoftmax

@@ -10,9 +10,6 @@
 namespace fastsoftmax {
 namespace scalar {
 
-// Portable code cannot touch the FP environment cheaply; subnormals are left as they are.
-struct DenormalGuard {};
-
 template <class Scalar>
 struct Vec {
   using T = Scalar;

@@ -1,0 +1,44 @@
+// The chunk primitives each tier provides (see passes.h), as a table of plain function
+// pointers: the only thing that crosses from an ISA file to the rest of the library.
+#pragma once
+#include <cstddef>
+
+namespace fastsoftmax {
+
+// The fast path's range (see passes.h): rows whose max lies in [-kHigh, kHigh] -- for the
+// two-pass statistics, whose max exponent lies in [kMinRowExponent, kMaxRowExponent] --
+// and that hold no NaN or +inf. Other rows take exact_row.
+template <class T>
+struct FastRange;
+template <>
+struct FastRange<float> {
+  static constexpr float kHigh = 65536.0f;
+  static constexpr float kMinRowExponent = -94000.0f;
+  static constexpr float kMaxRowExponent = 94000.0f;
+};
+template <>
+struct FastRange<double> {
+  static constexpr double kHigh = 1048576.0;
+  static constexpr double kMinRowExponent = -1500000.0;
+  static constexpr double kMaxRowExponent = 1500000.0;
+};
+
+template <class T>
+struct Primitives {
+  // Pass-1 statistics of x[0..n).
+  void (*pair_sum)(std::size_t n, const T* x, T* m, T* e);          // sum = m * 2^e
+  void (*online_sum)(std::size_t n, const T* x, T* mu, T* sigma);   // sum = sigma * e^mu
+  bool (*max)(std::size_t n, const T* x, T* mu);                    // true: needs the exact path
+  T (*sum_exp)(std::size_t n, const T* x, T mu);                    // sum of e^(x - mu)
+  T (*store_exp)(std::size_t n, const T* x, T* y, T mu);            // y = e^(x - mu); sum
+  T (*store_shifted)(std::size_t n, const T* x, T* y, T mu);        // y = x - mu; sum of e^(x - mu)
+  // Final passes; stream: non-temporal stores (the row does not fit in cache).
+  void (*write_pair)(std::size_t n, const T* x, T* y, T inv_m, T e, bool stream);   // y = e^x / (m 2^e)
+  void (*write_exp_scaled)(std::size_t n, const T* x, T* y, T mu, T inv, bool stream);  // y = e^(x-mu) inv
+  void (*write_scale)(std::size_t n, T* y, T inv, bool stream);                    // y *= inv
+  void (*write_sub)(std::size_t n, const T* x, T* y, T c, bool stream);            // y = x - c
+  // Rows outside the fast path's range, with SciPy's semantics (long double).
+  void (*exact_row)(std::size_t n, const T* x, T* y, bool log);
+};
+
+}  // namespace fastsoftmax

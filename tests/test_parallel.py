@@ -1,0 +1,102 @@
+"""Threads: bitwise reproducibility for any thread count, concurrent callers, controls."""
+
+import concurrent.futures
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastsoftmax
+from fastsoftmax import _core
+
+from helpers import exact  # tests/ is on sys.path (rootdir conftest)
+
+ALGS = ["two-pass", "three-pass-reload", "three-pass-recompute", "online"]
+CHUNK = 1 << 16  # csrc/softmax.cpp kChunk: rows longer than this are split
+
+
+@pytest.mark.parametrize("alg", ALGS)
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_bitwise_identical_for_any_thread_count(alg, op, dtype):
+    rng = np.random.default_rng(7)
+    fn = getattr(fastsoftmax, op)
+    # One long row split into uneven chunks; a few long rows; many short rows.
+    cases = [rng.standard_normal(3 * CHUNK + 123), rng.uniform(-1000, 1000, (3, 2 * CHUNK + 5)),
+             rng.standard_normal((3000, 77))]
+    for x in cases:
+        x = x.astype(dtype)
+        results = [fn(x, axis=-1, algorithm=alg, threads=t) for t in (1, 2, 3, 8)]
+        for r in results[1:]:
+            assert np.array_equal(results[0], r), f"{op}/{alg} shape {x.shape}: threads change the bits"
+
+
+@pytest.mark.parametrize("alg", ALGS)
+def test_chunked_long_row_is_accurate(alg):
+    x = np.random.default_rng(3).uniform(90, 100, 5 * CHUNK + 17).astype(np.float32)
+    y = fastsoftmax.softmax(x, algorithm=alg, threads=2)
+    ref = exact("softmax", x)
+    d = np.abs(x.astype(np.longdouble) - x.max())
+    assert np.all(np.abs(y - ref) / ref <= 1e-6 + d * 2.0**-24)
+    assert abs(float(np.sum(y, dtype=np.float64)) - 1) < 1e-6
+
+
+def test_chunked_rows_with_specials_take_the_exact_path():
+    x = np.random.default_rng(1).standard_normal(3 * CHUNK).astype(np.float32)
+    x[CHUNK + 5] = -np.inf
+    y = fastsoftmax.softmax(x, threads=2)
+    assert y[CHUNK + 5] == 0 and abs(float(y.sum(dtype=np.float64)) - 1) < 1e-6
+    x[2 * CHUNK + 1] = np.nan
+    assert np.all(np.isnan(fastsoftmax.softmax(x, threads=2)))
+    assert np.all(np.isnan(fastsoftmax.log_softmax(x, threads=2)))
+
+
+def test_many_python_threads_at_once_get_correct_results():
+    rng = np.random.default_rng(11)
+    shapes = [(1, 128), (64, 1000), (3, 70_000), (200_001,), (4096, 33), (2, 3, 5000)]
+    inputs = [(rng.standard_normal(s) * 5).astype(dt) for s in shapes for dt in (np.float32, np.float64)]
+    expected = [fastsoftmax.softmax(x, axis=-1, threads=1) for x in inputs]
+
+    def worker(seed):
+        order = np.random.default_rng(seed).permutation(len(inputs))
+        for _ in range(6):
+            for i in order:
+                y = fastsoftmax.softmax(inputs[i], axis=-1, threads=int(1 + seed % 3))
+                if not np.array_equal(y, expected[i]):
+                    return f"thread {seed}: shape {inputs[i].shape} {inputs[i].dtype} differs"
+        return None
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as ex:
+        errors = [e for e in ex.map(worker, range(8)) if e]
+    assert errors == []
+    # and the reference itself is right
+    for x, y in zip(inputs, expected):
+        ref = exact("softmax", x, axis=-1)
+        assert np.allclose(y, ref, rtol=1e-5 if x.dtype == np.float32 else 1e-13, atol=0)
+
+
+def test_set_and_get_num_threads():
+    before = fastsoftmax.get_num_threads()
+    try:
+        fastsoftmax.set_num_threads(3)
+        assert fastsoftmax.get_num_threads() == 3
+    finally:
+        fastsoftmax.set_num_threads(None)
+    assert fastsoftmax.get_num_threads() == before == _core.default_num_threads()
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True])
+def test_bad_thread_counts_are_errors(bad):
+    with pytest.raises(ValueError, match="threads"):
+        fastsoftmax.softmax(np.ones(4), threads=bad)
+    with pytest.raises(ValueError, match="threads"):
+        fastsoftmax.set_num_threads(bad)
+
+
+def test_env_var_sets_the_default():
+    code = "import fastsoftmax; print(fastsoftmax.get_num_threads())"
+    env = dict(os.environ, FASTSOFTMAX_NUM_THREADS="5")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "5"
