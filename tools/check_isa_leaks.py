@@ -10,6 +10,7 @@ Usage: python tools/check_isa_leaks.py [path/to/_core*.so]   (default: the insta
 
 from __future__ import annotations
 
+import platform
 import re
 import shutil
 import subprocess
@@ -37,11 +38,13 @@ def leaks(disassembly: str) -> dict:
 
 def main(argv: list) -> int:
     if len(argv) > 1:
-        path = argv[1]
-    else:
-        import fastsoftmax._core as core
+        return max(check(path) for path in argv[1:])
+    import fastsoftmax  # the installed extension and the C API library beside it
 
-        path = core.__file__
+    return max(check(fastsoftmax._core.__file__), check(fastsoftmax.get_library()))
+
+
+def check(path: str) -> int:
     objdump = shutil.which("objdump")
     if objdump is None:
         print("check_isa_leaks: objdump not found (install binutils)", file=sys.stderr)
@@ -56,7 +59,7 @@ def main(argv: list) -> int:
         for func, insn in sorted(bad.items()):
             print(f"  {func}\n      e.g. {insn}")
         return 1
-    if wide_ok == 0 and ("x86_64" in path or "amd64" in path):
+    if wide_ok == 0 and platform.machine().lower() in ("x86_64", "amd64"):
         print(f"check_isa_leaks: no fastsoftmax::avx2/avx512 functions found in {path}: was the SIMD tier built?")
         return 1
     print(f"check_isa_leaks: OK: {nfuncs} functions, {wide_ok} in ISA namespaces, no ymm/zmm use elsewhere ({path})")

@@ -9,9 +9,9 @@ array([0.5, 0.5])
 """
 
 from ._api import ALGORITHMS, get_num_threads, log_softmax, set_num_threads, softmax
-from ._runtime import kernels, show_runtime
+from ._runtime import get_cmake_dir, get_include, get_library, kernels, show_runtime
 
 __version__ = "0.1.0"
 
 __all__ = ["softmax", "log_softmax", "set_num_threads", "get_num_threads", "kernels", "show_runtime",
-           "ALGORITHMS", "__version__"]
+           "get_include", "get_cmake_dir", "get_library", "ALGORITHMS", "__version__"]

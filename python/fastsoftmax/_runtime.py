@@ -9,7 +9,42 @@ from typing import Any, Dict, List
 
 from . import _core
 
-__all__ = ["kernels", "show_runtime", "runtime_info"]
+__all__ = ["kernels", "show_runtime", "runtime_info", "get_include", "get_cmake_dir", "get_library"]
+
+# Where the wheel put the C API (next to the extension module, also in editable installs).
+_PREFIX = os.path.dirname(os.path.abspath(_core.__file__))
+
+
+def get_include() -> str:
+    """The directory holding ``fastsoftmax/fastsoftmax.h``, the C API header.
+
+    >>> import os, fastsoftmax
+    >>> os.path.isfile(os.path.join(fastsoftmax.get_include(), "fastsoftmax", "fastsoftmax.h"))
+    True
+    """
+    return os.path.join(_PREFIX, "include")
+
+
+def get_cmake_dir() -> str:
+    """The directory of ``fastsoftmaxConfig.cmake``, for ``-Dfastsoftmax_DIR=...``.
+
+    ``find_package(fastsoftmax CONFIG REQUIRED)`` then provides the imported target
+    ``fastsoftmax::fastsoftmax``.
+
+    >>> import os, fastsoftmax
+    >>> os.path.isfile(os.path.join(fastsoftmax.get_cmake_dir(), "fastsoftmaxConfig.cmake"))
+    True
+    """
+    return os.path.join(_PREFIX, "lib", "cmake", "fastsoftmax")
+
+
+def get_library() -> str:
+    """The path of the C API shared library (``libfastsoftmax.so`` on Linux)."""
+    lib = os.path.join(_PREFIX, "lib")
+    for name in sorted(os.listdir(lib)) if os.path.isdir(lib) else []:
+        if name.startswith(("libfastsoftmax.", "fastsoftmax.")) and name.endswith((".so", ".dylib", ".dll")):
+            return os.path.join(lib, name)
+    raise FileNotFoundError(f"no fastsoftmax shared library under {lib}")
 
 
 def kernels() -> List[Dict[str, Any]]:

@@ -1,0 +1,70 @@
+/* fastsoftmax C API: softmax and log-softmax over rows, for embedding in C and C++.
+ *
+ * A plain C ABI: no C++ types cross it, no exceptions escape it (every call returns a
+ * status code). Calls are thread-safe and may run concurrently from any number of threads.
+ *
+ * Layout: `rows` rows of `n` contiguous elements; row r starts at x + r * x_row_stride
+ * (strides in ELEMENTS, may be negative). y may equal x (same strides) for an in-place
+ * call; other overlaps are invalid. Results are bitwise the same for any thread count.
+ */
+#ifndef FASTSOFTMAX_FASTSOFTMAX_H_
+#define FASTSOFTMAX_FASTSOFTMAX_H_
+
+#include <stddef.h>
+
+#if defined(_WIN32)
+#define FASTSOFTMAX_API __declspec(dllexport)
+#else
+#define FASTSOFTMAX_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum fastsoftmax_status {
+  FASTSOFTMAX_OK = 0,
+  FASTSOFTMAX_ERROR_INVALID_ARGUMENT = 1, /* null pointer, overlapping rows, bad enum value */
+  FASTSOFTMAX_ERROR_UNSUPPORTED = 2,      /* e.g. FASTSOFTMAX_ISA names an unknown tier */
+  FASTSOFTMAX_ERROR_OUT_OF_MEMORY = 3,
+  FASTSOFTMAX_ERROR_INTERNAL = 4
+} fastsoftmax_status;
+
+typedef enum fastsoftmax_algorithm {
+  FASTSOFTMAX_ALGORITHM_AUTO = 0, /* by row length against the cache sizes */
+  FASTSOFTMAX_ALGORITHM_TWO_PASS = 1,
+  FASTSOFTMAX_ALGORITHM_THREE_PASS_RELOAD = 2,
+  FASTSOFTMAX_ALGORITHM_THREE_PASS_RECOMPUTE = 3,
+  FASTSOFTMAX_ALGORITHM_ONLINE = 4
+} fastsoftmax_algorithm;
+
+/* threads <= 0: fastsoftmax_get_num_threads(). */
+FASTSOFTMAX_API fastsoftmax_status fastsoftmax_softmax_f32(const float* x, float* y, size_t rows, size_t n,
+                                                           ptrdiff_t x_row_stride, ptrdiff_t y_row_stride,
+                                                           fastsoftmax_algorithm algorithm, int threads);
+FASTSOFTMAX_API fastsoftmax_status fastsoftmax_log_softmax_f32(const float* x, float* y, size_t rows, size_t n,
+                                                               ptrdiff_t x_row_stride, ptrdiff_t y_row_stride,
+                                                               fastsoftmax_algorithm algorithm, int threads);
+FASTSOFTMAX_API fastsoftmax_status fastsoftmax_softmax_f64(const double* x, double* y, size_t rows, size_t n,
+                                                           ptrdiff_t x_row_stride, ptrdiff_t y_row_stride,
+                                                           fastsoftmax_algorithm algorithm, int threads);
+FASTSOFTMAX_API fastsoftmax_status fastsoftmax_log_softmax_f64(const double* x, double* y, size_t rows, size_t n,
+                                                               ptrdiff_t x_row_stride, ptrdiff_t y_row_stride,
+                                                               fastsoftmax_algorithm algorithm, int threads);
+
+/* Threads used when a call passes threads <= 0 (default: FASTSOFTMAX_NUM_THREADS, else
+ * the CPUs this process may run on). n <= 0 restores the default. */
+FASTSOFTMAX_API int fastsoftmax_get_num_threads(void);
+FASTSOFTMAX_API void fastsoftmax_set_num_threads(int n);
+
+/* The instruction-set tier in use ("avx512", "avx2" or "scalar"), or NULL when
+ * FASTSOFTMAX_ISA is invalid. */
+FASTSOFTMAX_API const char* fastsoftmax_isa(void);
+FASTSOFTMAX_API const char* fastsoftmax_status_string(fastsoftmax_status status);
+FASTSOFTMAX_API const char* fastsoftmax_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FASTSOFTMAX_FASTSOFTMAX_H_ */
