@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <exception>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -35,13 +36,18 @@ class ThreadPool {
   void run(std::size_t tasks, int threads, const std::function<void(std::size_t)>& fn) {
     std::unique_lock<std::mutex> call(call_mu_, std::try_to_lock);
     if (!call.owns_lock()) return serial(tasks, fn);
-    const int helpers = static_cast<int>(std::min<std::size_t>(tasks, std::size_t(threads))) - 1;
+    int helpers = static_cast<int>(std::min<std::size_t>(tasks, std::size_t(threads))) - 1;
     {
       std::lock_guard<std::mutex> lk(mu_);
       while (static_cast<int>(workers_.size()) < helpers) {
         const int index = static_cast<int>(workers_.size());
-        workers_.emplace_back([this, index] { worker(index); });
+        try {
+          workers_.emplace_back([this, index] { worker(index); });
+        } catch (const std::system_error&) {
+          break;  // the OS refused a thread (limits, memory): carry on with those we have
+        }
       }
+      helpers = std::min(helpers, static_cast<int>(workers_.size()));
       fn_ = &fn;
       tasks_ = tasks;
       next_.store(0);

@@ -10,8 +10,6 @@
 namespace fastsoftmax {
 
 enum class DType { f32, f64 };
-enum class Op { softmax, log_softmax };
-enum class Algorithm { two_pass, three_pass_reload, three_pass_recompute, online };
 
 using PatternF32 = double (*)(std::size_t, const float*, float*);
 using PatternF64 = double (*)(std::size_t, const double*, double*);

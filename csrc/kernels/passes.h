@@ -29,6 +29,9 @@
 
 #include "kernels/primitives.h"
 
+#define FASTSOFTMAX_ROWS_NS FASTSOFTMAX_TIER
+#include "kernels/rows.h"
+
 namespace fastsoftmax {
 
 // Output rows of at least this many bytes are written with non-temporal stores (set
@@ -107,14 +110,10 @@ struct Cascade {
     used |= std::uint64_t{1} << l;
   }
   State total() const {
-    State r = Acc::init();
-    bool have = false;
-    for (int l = 0; l < 64; ++l) {
-      if ((used >> l) & 1u) {
-        r = have ? Acc::merge(level[l], r) : level[l];
-        have = true;
-      }
-    }
+    if (!used) return Acc::init();
+    std::uint64_t rest = used;
+    State r = level[__builtin_ctzll(rest)];
+    for (rest &= rest - 1; rest; rest &= rest - 1) r = Acc::merge(level[__builtin_ctzll(rest)], r);
     return r;
   }
 };
@@ -321,8 +320,13 @@ struct Passes {
 
   template <class Acc, bool kCheck, bool kStore = false>
   static typename Acc::State reduce_row(const Acc& acc, std::size_t n, const T* x, T* y, bool& bad_out) {
-    Cascade<Acc> cascade;
     M bad = V::mask_none();
+    if (n <= B) {  // one block: no cascade (short rows are common and per-row cost shows there)
+      const typename Acc::State s = partial_block<Acc, kCheck, kStore>(acc, x, y, n, bad);
+      bad_out = V::mask_any(bad);
+      return s;
+    }
+    Cascade<Acc> cascade;
     std::size_t i = 0;
     for (; i + B <= n; i += B) cascade.push(block<Acc, kCheck, kStore>(acc, x + i, y + i, B, bad));
     if (i < n) cascade.push(partial_block<Acc, kCheck, kStore>(acc, x + i, y + i, n - i, bad));
@@ -480,11 +484,31 @@ struct Passes {
     write_row(n, x, y, stream, [cv](R v) { return V::sub(v, cv); });
   }
 
+  // The same primitives as direct calls, for the short-row loop inside the tier.
+  struct Direct {
+    static void pair_sum(std::size_t n, const T* x, T* m, T* e) { prim_pair_sum(n, x, m, e); }
+    static void online_sum(std::size_t n, const T* x, T* mu, T* s) { prim_online_sum(n, x, mu, s); }
+    static bool max(std::size_t n, const T* x, T* mu) { return prim_max(n, x, mu); }
+    static T sum_exp(std::size_t n, const T* x, T mu) { return prim_sum_exp(n, x, mu); }
+    static T store_exp(std::size_t n, const T* x, T* y, T mu) { return prim_store_exp(n, x, y, mu); }
+    static T store_shifted(std::size_t n, const T* x, T* y, T mu) { return prim_store_shifted(n, x, y, mu); }
+    static void write_pair(std::size_t n, const T* x, T* y, T inv, T e, bool st) { prim_write_pair(n, x, y, inv, e, st); }
+    static void write_exp_scaled(std::size_t n, const T* x, T* y, T mu, T inv, bool st) {
+      prim_write_exp_scaled(n, x, y, mu, inv, st);
+    }
+    static void write_scale(std::size_t n, T* y, T inv, bool st) { prim_write_scale(n, y, inv, st); }
+    static void write_sub(std::size_t n, const T* x, T* y, T c, bool st) { prim_write_sub(n, x, y, c, st); }
+    static void exact_row(std::size_t n, const T* x, T* y, bool log) { Passes::exact_row(n, x, y, log); }
+  };
+  static void prim_rows(const RowsJob& job, std::size_t r0, std::size_t r1) {
+    run_short_rows<T>(Direct{}, job, r0, r1);
+  }
+
   static const Primitives<T>& primitives() {
     static const Primitives<T> p = {&prim_pair_sum,      &prim_online_sum,    &prim_max,
                                     &prim_sum_exp,       &prim_store_exp,     &prim_store_shifted,
                                     &prim_write_pair,    &prim_write_exp_scaled, &prim_write_scale,
-                                    &prim_write_sub,     &exact_row};
+                                    &prim_write_sub,     &exact_row,          &prim_rows};
     return p;
   }
 

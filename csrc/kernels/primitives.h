@@ -2,8 +2,26 @@
 // pointers: the only thing that crosses from an ISA file to the rest of the library.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 
 namespace fastsoftmax {
+
+enum class Op { softmax, log_softmax };
+enum class Algorithm { two_pass, three_pass_reload, three_pass_recompute, online };
+
+// Every row of an ndim-dimensional array (ndim >= 1) whose LAST axis is the row; byte
+// strides, any sign; x and y may be the same array.
+struct RowsJob {
+  Op op;
+  Algorithm algorithm;
+  int ndim;
+  const std::int64_t* shape;
+  const char* x;
+  const std::int64_t* x_strides;
+  char* y;
+  const std::int64_t* y_strides;
+  bool stream;  // non-temporal stores for the final pass (rows too big for the cache)
+};
 
 // The fast path's range (see passes.h): rows whose max lies in [-kHigh, kHigh] -- for the
 // two-pass statistics, whose max exponent lies in [kMinRowExponent, kMaxRowExponent] --
@@ -39,6 +57,9 @@ struct Primitives {
   void (*write_sub)(std::size_t n, const T* x, T* y, T c, bool stream);            // y = x - c
   // Rows outside the fast path's range, with SciPy's semantics (long double).
   void (*exact_row)(std::size_t n, const T* x, T* y, bool log);
+  // Rows [r0, r1) of a job whose rows are short (one chunk): the whole per-row algorithm
+  // inside the tier, so that no call crosses between SSE and AVX code per row.
+  void (*rows)(const RowsJob& job, std::size_t r0, std::size_t r1);
 };
 
 }  // namespace fastsoftmax

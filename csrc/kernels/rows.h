@@ -1,0 +1,240 @@
+// The per-row algorithms (which primitive runs when, and the exact glue between them)
+// and the walk over the rows of an array, written once. Included by softmax.cpp (over
+// primitive tables, with chunks spread over threads) and by each tier's kernel file (over
+// its own functions, for short rows): so the includer picks the namespace, like passes.h.
+#ifndef FASTSOFTMAX_ROWS_NS
+#error "define FASTSOFTMAX_ROWS_NS (the namespace for this copy) before including rows.h"
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#if defined(FASTSOFTMAX_X86)
+#include <xmmintrin.h>  // _mm_getcsr/_mm_setcsr: SSE, part of the x86-64 baseline
+#endif
+
+#include "kernels/primitives.h"
+
+namespace fastsoftmax {
+namespace FASTSOFTMAX_ROWS_NS {
+
+// Rows longer than this are computed as chunks of this many elements whose statistics
+// are merged in chunk order. The chunking depends on the row length alone, never on the
+// thread count, so the result is bitwise the same for any number of threads.
+constexpr std::size_t kChunk = std::size_t{1} << 16;
+
+// Flush-to-zero and denormals-are-zero while a task runs (MXCSR is per thread; restored
+// on exit). Subnormal results -- outputs below ~1e-38 (f32), tiny contributions when pass 1
+// rescales -- otherwise take microcode assists of ~100 cycles each on Intel: a
+// U[-1000, 1000] row ran 10x slower. Only outputs below the smallest normal number change
+// (to 0); the AVX2 exponent-bit 2^d already flushes there.
+class FlushDenormals {
+ public:
+#if defined(FASTSOFTMAX_X86)
+  FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040u); }
+  ~FlushDenormals() { _mm_setcsr(saved_); }
+
+ private:
+  unsigned saved_;
+#endif
+};
+
+// Runs chunks one after another.
+struct SerialChunks {
+  template <class F>
+  void operator()(std::size_t chunks, F& f) const {
+    for (std::size_t c = 0; c < chunks; ++c) f(c);
+  }
+};
+
+// One row's algorithm over primitives P (a Primitives<T> table of pointers, or the tier's
+// direct functions) and a chunk executor Chunks (serial, or spread over threads).
+template <class T, class P, class Chunks>
+class RowRunner {
+ public:
+  RowRunner(const P& p, Chunks chunks, Op op, Algorithm alg, std::size_t n, bool stream)
+      : p_(p),
+        chunks_exec_(chunks),
+        log_(op == Op::log_softmax),
+        alg_(alg),
+        n_(n),
+        chunks_((n + kChunk - 1) / kChunk),
+        stream_(stream) {}
+
+  // One row; its chunks spread over threads_ threads.
+  void row(const T* x, T* y) const {
+    switch (alg_) {
+      case Algorithm::two_pass: return two_pass(x, y);
+      case Algorithm::online: return online(x, y);
+      case Algorithm::three_pass_recompute:
+      case Algorithm::three_pass_reload: return three_pass(x, y);
+    }
+  }
+
+ private:
+  std::size_t begin(std::size_t c) const { return c * kChunk; }
+  std::size_t size(std::size_t c) const { return std::min(kChunk, n_ - c * kChunk); }
+
+  template <class F>
+  void each_chunk(F&& f) const {
+    if (chunks_ == 1) return f(std::size_t{0});
+    chunks_exec_(chunks_, f);
+  }
+  // Small per-row scratch without heap traffic for the common one-chunk row.
+  template <class U>
+  struct Scratch {
+    U one[2];
+    std::vector<U> many;
+    explicit Scratch(std::size_t count) {
+      if (count > 1) many.resize(2 * count);
+    }
+    U* data() { return many.empty() ? one : many.data(); }
+  };
+
+  void exact(const T* x, T* y) const { p_.exact_row(n_, x, y, log_); }
+
+  void two_pass(const T* x, T* y) const {
+    Scratch<T> s(chunks_);
+    T* m = s.data();
+    T* e = m + chunks_;
+    each_chunk([&](std::size_t c) { p_.pair_sum(size(c), x + begin(c), &m[c], &e[c]); });
+    double e_max = -std::numeric_limits<double>::infinity();
+    for (std::size_t c = 0; c < chunks_; ++c) e_max = std::max(e_max, double(e[c]));
+    double sum = 0;  // exact rescaling by powers of two, in chunk order
+    for (std::size_t c = 0; c < chunks_; ++c) {
+      const double d = double(e[c]) - e_max;
+      if (d >= -2000.0) sum += std::ldexp(double(m[c]), static_cast<int>(d));
+      else if (d != d) sum = std::numeric_limits<double>::quiet_NaN();  // NaN exponent: NaN input
+    }
+    // !(sum < inf) also catches NaN (a NaN or +inf input reaches the sum as NaN).
+    if (!(sum < std::numeric_limits<double>::infinity()) ||
+        !(e_max >= FastRange<T>::kMinRowExponent && e_max <= FastRange<T>::kMaxRowExponent))
+      return exact(x, y);
+    if (log_) {
+      const T c0 = static_cast<T>(std::log(sum) + e_max * 0x1.62e42fefa39efp-1);
+      each_chunk([&](std::size_t c) { p_.write_sub(size(c), x + begin(c), y + begin(c), c0, stream_); });
+    } else {
+      const T inv = static_cast<T>(1.0 / sum), et = static_cast<T>(e_max);
+      each_chunk([&](std::size_t c) { p_.write_pair(size(c), x + begin(c), y + begin(c), inv, et, stream_); });
+    }
+  }
+
+  void online(const T* x, T* y) const {
+    Scratch<T> s(chunks_);
+    T* mu = s.data();
+    T* sigma = mu + chunks_;
+    each_chunk([&](std::size_t c) { p_.online_sum(size(c), x + begin(c), &mu[c], &sigma[c]); });
+    double mu_max = -std::numeric_limits<double>::infinity();
+    for (std::size_t c = 0; c < chunks_; ++c) mu_max = std::max(mu_max, double(mu[c]));
+    double sum = 0;
+    for (std::size_t c = 0; c < chunks_; ++c) sum += double(sigma[c]) * std::exp(double(mu[c]) - mu_max);
+    if (!(sum < std::numeric_limits<double>::infinity()) ||
+        !(mu_max >= -FastRange<T>::kHigh && mu_max <= FastRange<T>::kHigh))
+      return exact(x, y);
+    finish_max_based(x, y, static_cast<T>(mu_max), sum);
+  }
+
+  void three_pass(const T* x, T* y) const {
+    Scratch<T> s(chunks_);
+    T* mu = s.data();
+    T* sigma = mu + chunks_;
+    std::vector<char> bad_many(chunks_ > 1 ? chunks_ : 0);
+    char bad_one = 0;
+    char* bad = chunks_ > 1 ? bad_many.data() : &bad_one;
+    each_chunk([&](std::size_t c) { bad[c] = p_.max(size(c), x + begin(c), &mu[c]); });
+    T mu_max = -std::numeric_limits<T>::infinity();
+    bool any_bad = false;
+    for (std::size_t c = 0; c < chunks_; ++c) {
+      mu_max = std::max(mu_max, mu[c]);
+      any_bad = any_bad || bad[c];
+    }
+    if (any_bad || !(mu_max >= -FastRange<T>::kHigh)) return exact(x, y);
+    const bool reload = alg_ == Algorithm::three_pass_reload;
+    each_chunk([&](std::size_t c) {
+      const std::size_t b = begin(c);
+      sigma[c] = !reload ? p_.sum_exp(size(c), x + b, mu_max)
+                 : log_  ? p_.store_shifted(size(c), x + b, y + b, mu_max)
+                         : p_.store_exp(size(c), x + b, y + b, mu_max);
+    });
+    double sum = 0;
+    for (std::size_t c = 0; c < chunks_; ++c) sum += double(sigma[c]);
+    if (!reload) return finish_max_based(x, y, mu_max, sum);
+    if (log_) {
+      const T c0 = static_cast<T>(std::log(sum));
+      each_chunk([&](std::size_t c) { p_.write_sub(size(c), y + begin(c), y + begin(c), c0, stream_); });
+    } else {
+      const T inv = static_cast<T>(1.0 / sum);
+      each_chunk([&](std::size_t c) { p_.write_scale(size(c), y + begin(c), inv, stream_); });
+    }
+  }
+
+  // y = e^(x - mu) / sum, or y = x - (mu + log sum).
+  void finish_max_based(const T* x, T* y, T mu, double sum) const {
+    if (log_) {
+      const T c0 = static_cast<T>(double(mu) + std::log(sum));
+      each_chunk([&](std::size_t c) { p_.write_sub(size(c), x + begin(c), y + begin(c), c0, stream_); });
+    } else {
+      const T inv = static_cast<T>(1.0 / sum);
+      each_chunk([&](std::size_t c) { p_.write_exp_scaled(size(c), x + begin(c), y + begin(c), mu, inv, stream_); });
+    }
+  }
+
+  const P& p_;
+  const Chunks chunks_exec_;
+  const bool log_;
+  const Algorithm alg_;
+  const std::size_t n_, chunks_;
+  const bool stream_;
+};
+
+// Calls row(x_row, y_row) for rows [r0, r1) of the job, each pointing at n contiguous
+// elements: strided rows are gathered into the output row when that is contiguous, else
+// into a buffer, computed in place there and scattered back.
+template <class T, class RowFn>
+void for_rows(const RowsJob& job, std::size_t r0, std::size_t r1, RowFn&& row) {
+  const int nd = job.ndim;
+  const std::size_t n = static_cast<std::size_t>(job.shape[nd - 1]);
+  const std::int64_t x_step = job.x_strides[nd - 1], y_step = job.y_strides[nd - 1];
+  const bool x_contig = x_step == std::int64_t(sizeof(T)), y_contig = y_step == std::int64_t(sizeof(T));
+  std::vector<T> buffer(x_contig && y_contig ? 0 : n);
+  for (std::size_t r = r0; r < r1; ++r) {
+    std::int64_t xo = 0, yo = 0;  // unravel r over the outer axes
+    for (std::size_t rest = r, d = std::size_t(nd - 1); d-- > 0;) {
+      const std::int64_t i = static_cast<std::int64_t>(rest % std::size_t(job.shape[d]));
+      rest /= std::size_t(job.shape[d]);
+      xo += i * job.x_strides[d];
+      yo += i * job.y_strides[d];
+    }
+    const char* xr = job.x + xo;
+    char* yr = job.y + yo;
+    if (x_contig && y_contig) {
+      row(reinterpret_cast<const T*>(xr), reinterpret_cast<T*>(yr));
+      continue;
+    }
+    T* work = y_contig ? reinterpret_cast<T*>(yr) : buffer.data();
+    const T* src = reinterpret_cast<const T*>(xr);
+    if (!x_contig) {
+      for (std::size_t i = 0; i < n; ++i) std::memcpy(&work[i], xr + std::int64_t(i) * x_step, sizeof(T));
+      src = work;
+    }
+    row(src, work);
+    if (!y_contig)
+      for (std::size_t i = 0; i < n; ++i) std::memcpy(yr + std::int64_t(i) * y_step, &work[i], sizeof(T));
+  }
+}
+
+// Rows [r0, r1) of a job of short rows (n <= kChunk), one after another.
+template <class T, class P>
+void run_short_rows(const P& p, const RowsJob& job, std::size_t r0, std::size_t r1) {
+  FlushDenormals ftz;
+  const std::size_t n = static_cast<std::size_t>(job.shape[job.ndim - 1]);
+  const RowRunner<T, P, SerialChunks> runner(p, SerialChunks{}, job.op, job.algorithm, n, job.stream);
+  for_rows<T>(job, r0, r1, [&](const T* x, T* y) { runner.row(x, y); });
+}
+
+}  // namespace FASTSOFTMAX_ROWS_NS
+}  // namespace fastsoftmax
