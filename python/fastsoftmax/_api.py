@@ -65,6 +65,10 @@ def _check_out(out, shape, dtype: np.dtype) -> np.ndarray:
         raise TypeError(f"out has dtype {out.dtype}, expected {dtype} (the result dtype for this input)")
     if not out.flags.writeable:
         raise ValueError("out is read-only")
+    if out.size and any(st == 0 and n > 1 for st, n in zip(out.strides, out.shape)):
+        # A writable zero-stride view (np.lib.stride_tricks.as_strided): several results would
+        # land on one element, and only the last would survive.
+        raise ValueError("out has a zero stride: its elements overlap each other, so it cannot hold the result")
     return out
 
 
@@ -116,14 +120,14 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
     # new result -- so that small calls cost about one NumPy ufunc call, not several.
     if (type(x) is np.ndarray and (x.dtype is _F32 or x.dtype is _F64) and x.ndim and x.shape[-1]
             and type(algorithm) is str and algorithm in _ALGORITHM_SET and (isa is None or type(isa) is str)
-            and threads is None
+            and (threads is None or type(threads) is int and threads >= 1)
             and (axis == -1 or axis == x.ndim - 1 if type(axis) is int else axis is None and x.ndim == 1)):
         if out is None:
             y = np.empty(x.shape, x.dtype)
             _core.run(op, algorithm, x, y, isa)
             return y
         if (type(out) is np.ndarray and out.dtype is x.dtype and out.shape == x.shape and out.flags.writeable
-                and (out is x or not np.may_share_memory(out, x))):
+                and 0 not in out.strides and (out is x or not np.may_share_memory(out, x))):
             _core.run(op, algorithm, x, out, isa)
             return out
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:

@@ -6,11 +6,18 @@ every selected instruction-set tier, the importable peers (NumPy, SciPy, PyTorch
 ONNX Runtime), and memory-only kernels that perform each algorithm's exact access
 pattern, which serve as the roofline each algorithm is measured against.
 
-Method (as in the paper's XNNPACK benchmarks): one thread; the input is touched
-right before every timed call ("hot input"); the output goes to one of several
-rotating, pre-faulted buffers whose total exceeds the last-level cache once a
-row's output is large, so out-of-cache means out of cache; each row of results
-is the median (and min/max) of many individually timed calls.
+Method (as in the paper's XNNPACK benchmarks): the input is touched right before
+every timed call ("hot input"); the output goes to one of several rotating,
+pre-faulted buffers whose total exceeds the last-level cache once a row's output
+is large, so out-of-cache means out of cache; each row of results is the median
+(and min/max) of many individually timed calls.
+
+Threads: ``--threads 1,2`` measures every row at each thread count (fastsoftmax
+with ``threads=t`` per call, PyTorch with ``torch.set_num_threads(t)``, ONNX
+Runtime with one session per t; NumPy and SciPy, single-threaded, at 1 only),
+against memory-only patterns run over t slices at once, and prints how each
+algorithm scales. The "(new output)" rows call ``fastsoftmax.softmax(x)`` and
+``torch.softmax(x, -1)`` without ``out=``, paying for a fresh result per call.
 
 Run ``fastsoftmax-bench --help`` for the options, or from Python::
 
@@ -19,10 +26,11 @@ Run ``fastsoftmax-bench --help`` for the options, or from Python::
     0
 
 The pieces are importable for custom sweeps: :func:`parse_sizes`,
-:func:`run_benchmark` (returns the result document written to ``results.json``).
+:func:`parse_threads`, :func:`parse_shapes`, :func:`run_benchmark` (returns the
+result document written to ``results.json``).
 """
 
-from ._cli import main, parse_sizes
+from ._cli import main, parse_shapes, parse_sizes, parse_threads
 from ._runner import BenchConfig, run_benchmark
 
-__all__ = ["main", "parse_sizes", "BenchConfig", "run_benchmark"]
+__all__ = ["main", "parse_sizes", "parse_threads", "parse_shapes", "BenchConfig", "run_benchmark"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 QUICK_SIZES = "2^10,2^14,2^18,2^22,2^26"
 DEFAULT_SIZES = "2^10..2^26"
@@ -69,6 +69,47 @@ def parse_sizes(spec: str) -> List[int]:
     return sorted(sizes)
 
 
+def parse_threads(spec: str) -> List[int]:
+    """Thread counts from "1", "1,2" or "1,2,4"; sorted, without repeats.
+
+    >>> parse_threads("2,1,2")
+    [1, 2]
+    """
+    out = set()
+    for item in str(spec).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if not re.fullmatch(r"\d+", item) or int(item) < 1:
+            raise ValueError(f"--threads takes counts >= 1 separated by commas (e.g. 1,2), got {item!r}")
+        out.add(int(item))
+    if not out:
+        raise ValueError(f"no thread counts in {spec!r}")
+    return sorted(out)
+
+
+def parse_shapes(spec: str) -> List[Tuple[int, int]]:
+    """Batch shapes from "4096x32000" or "64x2^20,4096x128" (rows x N, comma-separated).
+
+    >>> parse_shapes("4096x32000, 64x2^20")
+    [(4096, 32000), (64, 1048576)]
+    """
+    out: List[Tuple[int, int]] = []
+    for item in spec.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        parts = re.split(r"[x*]", item.lower())
+        if len(parts) != 2:
+            raise ValueError(f"a --shape is ROWSxN, e.g. 4096x32000; got {item!r}")
+        rows, n = (_parse_count(p) for p in parts)
+        if rows < 1 or n < 1:
+            raise ValueError(f"shape dimensions must be >= 1, got {item!r}")
+        if (rows, n) not in out:
+            out.append((rows, n))
+    return out
+
+
 def _list(spec: str, allowed, what: str) -> List[str]:
     out = []
     for item in spec.split(","):
@@ -89,12 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fastsoftmax-bench",
         description="Reproduce the out-of-cache comparison of Dukhan & Ablavatski, 'The Two-Pass Softmax "
                     "Algorithm' (2020) on this machine: every algorithm and tier, the importable peers "
-                    "(NumPy, SciPy, PyTorch, ONNX Runtime) and memory-only roofline kernels, one thread.",
+                    "(NumPy, SciPy, PyTorch, ONNX Runtime) and memory-only roofline kernels, at one or "
+                    "more thread counts.",
         epilog="Writes results.json, results.csv and softmax-throughput.png into --out. "
                "--quick is the README's default run (a few minutes at most on 2 cores).")
     p.add_argument("--quick", action="store_true",
                    help=f"short run: sizes {QUICK_SIZES} (in and out of cache), float32 softmax, the active "
-                        "tier, peers and rooflines, 0.25 s per measurement")
+                        "tier, peers, the (new output) rows and rooflines, 0.25 s per measurement")
     p.add_argument("--sizes", help=f"row lengths, e.g. '2^10..2^26' (default; --quick: '{QUICK_SIZES}'), "
                                    "'2^10..2^26:2' (every other power), '1024,4096', '64K,1M'")
     p.add_argument("--dtype", default="float32", help="float32, float64 or both comma-separated (default float32)")
@@ -107,8 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="on (default), off, or a comma list of numpy, scipy, torch, onnxruntime")
     p.add_argument("--no-rooflines", dest="patterns", action="store_false",
                    help="skip the memory-only patterns (no x roofline column)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="threads for the peers (fastsoftmax is single-threaded for now; recorded); default 1")
+    p.add_argument("--threads", default="1", metavar="T[,T...]",
+                   help="thread counts, e.g. 1,2 (default 1): every row is measured at each (fastsoftmax threads=t "
+                        "per call, torch.set_num_threads(t), an ONNX Runtime session with intra_op_num_threads=t; "
+                        "NumPy and SciPy are single-threaded and run at 1 only); the memory-only patterns run on t "
+                        "slices at once; with more than one count a scaling summary is printed")
+    p.add_argument("--shape", action="append", metavar="ROWSxN",
+                   help="also time a batch of rows, e.g. 4096x32000 (repeatable or comma-separated; "
+                        "softmax over the last axis); in the table and the scaling summary, not in the plot")
+    p.add_argument("--no-new-output", dest="new_output", action="store_false",
+                   help="skip the 'auto (new output)' and 'torch (new output)' rows (calls without out=, a fresh "
+                        "result array per call)")
     p.add_argument("--out", default="bench-results", metavar="DIR", help="output folder (default ./bench-results)")
     p.add_argument("--repeat", type=int, help="timed calls per measurement (default: enough for --min-time)")
     p.add_argument("--min-time", type=float,
@@ -159,13 +210,18 @@ def make_config(args: argparse.Namespace, argv: Optional[List[str]]):
         isas = _list(isa_spec, ("scalar", "avx2", "avx512"), "isa")
     if args.repeat is not None and args.repeat < 1:
         raise ValueError("--repeat must be >= 1")
-    if args.threads < 1:
-        raise ValueError("--threads must be >= 1")
+    threads = parse_threads(args.threads)
+    shapes: List[Tuple[int, int]] = []
+    for spec in args.shape or []:
+        for shp in parse_shapes(spec):
+            if shp not in shapes:
+                shapes.append(shp)
     min_time = args.min_time if args.min_time is not None else (0.25 if args.quick else 0.5)
     max_time = args.max_time if args.max_time is not None else (2.5 if args.quick else 10.0)
     return BenchConfig(
         sizes=sizes, dtypes=dtypes, ops=ops, algorithms=algorithms, isas=isas, patterns=args.patterns,
-        peers=_impls.peer_list(args.peers), threads=args.threads, out_dir=args.out, repeat=args.repeat,
+        peers=_impls.peer_list(args.peers), threads=threads, shapes=shapes, new_output=args.new_output,
+        out_dir=args.out, repeat=args.repeat,
         min_time=min_time, min_reps=max(1, args.min_reps), max_time=max_time, max_reps=args.max_reps or 10000,
         max_buffers=args.max_buffers, max_memory=int(args.max_memory * (1 << 30)), buffers=args.buffers,
         input=args.input, seed=args.seed, api=args.api, rounds=max(1, args.rounds), validate=args.validate,
@@ -181,7 +237,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     # Cap the peers' thread pools before anything imports them.
     from . import _machine
 
-    _machine.set_thread_env(max(1, args.threads))
+    try:
+        _machine.set_thread_env(max(parse_threads(args.threads)))
+    except ValueError as e:
+        parser.error(str(e))
     try:
         cfg = make_config(args, argv)
     except ValueError as e:

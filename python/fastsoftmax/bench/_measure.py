@@ -5,9 +5,15 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+Shape = Union[int, Sequence[int]]
+
+
+def _shape(shape: Shape) -> Tuple[int, ...]:
+    return (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(d) for d in shape)
 
 PAGE = 4096
 #: Byte offset (mod 4 KiB) of every output buffer; the input sits at offset 0. Half a page
@@ -26,15 +32,18 @@ def aligned_empty(n: int, dtype: np.dtype, page_offset: int = 0) -> np.ndarray:
     return raw[start:start + nbytes].view(dtype)
 
 
-def make_input(n: int, dtype: np.dtype, kind: str, seed: int) -> np.ndarray:
-    """The benchmark input: N(0, 1) ("normal") or U(-1000, 1000) ("uniform", as in XNNPACK's benchmarks)."""
+def make_input(shape: Shape, dtype: np.dtype, kind: str, seed: int) -> np.ndarray:
+    """The benchmark input (a row of n, or a C-contiguous batch of rows): N(0, 1) ("normal")
+    or U(-1000, 1000) ("uniform", as in XNNPACK's benchmarks)."""
+    shp = _shape(shape)
+    n = int(np.prod(shp))
     rng = np.random.default_rng(seed)
     x = aligned_empty(n, dtype, 0)
     if kind == "uniform":
         x[...] = rng.uniform(-1000.0, 1000.0, n)
     else:
         x[...] = rng.standard_normal(n, dtype=np.dtype(dtype).type)
-    return x
+    return x.reshape(shp)
 
 
 def rotation_count(nbytes: int, llc: int, max_buffers: int, max_memory: int, forced: Optional[int] = None) -> int:
@@ -52,13 +61,15 @@ def rotation_count(nbytes: int, llc: int, max_buffers: int, max_memory: int, for
     return k
 
 
-def make_outputs(n: int, dtype: np.dtype, count: int) -> List[np.ndarray]:
-    """`count` output buffers, written once so no page fault is timed."""
+def make_outputs(shape: Shape, dtype: np.dtype, count: int) -> List[np.ndarray]:
+    """`count` output buffers of `shape`, written once so no page fault is timed."""
+    shp = _shape(shape)
+    n = int(np.prod(shp))
     outs = []
     for _ in range(count):
         o = aligned_empty(n, dtype, OUTPUT_PAGE_OFFSET)
         o.fill(0)
-        outs.append(o)
+        outs.append(o.reshape(shp))
     return outs
 
 

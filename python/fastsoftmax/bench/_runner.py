@@ -7,7 +7,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional, TextIO
+from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple, Union
 
 import numpy as np
 
@@ -24,7 +24,9 @@ class BenchConfig:
     isas: List[str] = field(default_factory=list)          # empty: the active tier
     patterns: bool = True
     peers: List[str] = field(default_factory=lambda: list(_impls.PEERS))
-    threads: int = 1
+    threads: Union[int, List[int]] = field(default_factory=lambda: [1])  # every row is measured at each count
+    shapes: List[Tuple[int, int]] = field(default_factory=list)  # batch shapes (rows, n), besides the sizes
+    new_output: bool = True                                # the "auto (new output)" / "torch (new output)" rows
     out_dir: Optional[str] = "bench-results"
     repeat: Optional[int] = None
     min_time: float = 0.2                                  # seconds of timed calls per measurement
@@ -72,7 +74,26 @@ METHODOLOGY = {
         "three-pass-reload vs 'three-pass-reload' (R; R+W; R+W in place), three-pass-recompute vs "
         "'three-pass-recompute' (R; R; R+W); auto vs the pattern of the algorithm it picked; NumPy and SciPy "
         "vs 'two-pass' (the minimum); PyTorch and ONNX Runtime vs 'three-pass-reload' (what their kernels do)"),
-    "threads": "one thread: fastsoftmax is single-threaded; peers are pinned to --threads (default 1) threads",
+    "threads": (
+        "every row is measured at each thread count t of --threads (default 1): fastsoftmax with threads=t passed "
+        "per call (calls under 2^17 elements run on one thread whatever t is); PyTorch with "
+        "torch.set_num_threads(t); ONNX Runtime with one session per t (intra_op_num_threads=t); NumPy and SciPy "
+        "are single-threaded and measured at t=1 only"),
+    "multicore_roofline": (
+        "at t threads each memory-only pattern runs over t contiguous slices of the arrays at once (slice "
+        "boundaries on 4 KiB multiples; one slice on the calling thread, the others on t-1 persistent "
+        "ThreadPoolExecutor workers; run_pattern releases the GIL); the t-thread rows are compared with the "
+        "t-thread patterns. Below 2^17 elements (where fastsoftmax itself stays on one thread) the patterns are "
+        "not split: the t-thread rows are compared with the one-thread patterns (roofline_threads = 1)"),
+    "new_output": (
+        "'auto (new output)' times fastsoftmax.softmax(x, threads=t) and 'torch (new output)' torch.softmax(x, -1), "
+        "both without out=, as most users call them: every call allocates its result, faults its pages in and "
+        "releases the previous result. They are not counted as peers in the 'best peer' comparisons; SciPy "
+        "always allocates its result"),
+    "scaling": (
+        "with several thread counts: for the largest N (and each --shape), per implementation, ns/elem at each t, "
+        "speedup = time at the smallest t (normally 1) / time at t, and the fraction of the t-thread memory "
+        "roofline reached = roofline time / time (1 = at the bound)"),
 }
 
 
@@ -118,13 +139,63 @@ def _fmt_n(n: int) -> str:
     return f"2^{n.bit_length() - 1}" if n > 0 and n & (n - 1) == 0 else str(n)
 
 
+def _thread_list(threads: Union[int, Sequence[int]]) -> List[int]:
+    ts = [threads] if isinstance(threads, int) else list(threads)
+    out = sorted({int(t) for t in ts})
+    if not out or out[0] < 1:
+        raise ValueError(f"thread counts must be >= 1, got {threads!r}")
+    return out
+
+
+def _cases(cfg: BenchConfig) -> List[Tuple[int, ...]]:
+    """The shapes to time: one row of each size, then the batch shapes."""
+    cases: List[Tuple[int, ...]] = [(n,) for n in cfg.sizes]
+    for shp in cfg.shapes:
+        shp = tuple(int(d) for d in shp)
+        if shp not in cases:
+            cases.append(shp)
+    return cases
+
+
+def shape_label(shape: Sequence[int]) -> str:
+    """'2^20' for one row of 2^20, '4096x32000' (or '64x2^20') for a batch."""
+    if len(shape) == 1:
+        return _fmt_n(int(shape[0]))
+    return "x".join(_fmt_n(int(d)) if d > 4096 and d & (d - 1) == 0 else str(int(d)) for d in shape)
+
+
+def _peer_runs_at(peer: _impls.Peer, t: int) -> bool:
+    return peer.multithreaded or t == 1
+
+
+def _patterns_split(elements: int, t: int) -> bool:
+    return t > 1 and elements >= _impls.MIN_PARALLEL_ELEMENTS
+
+
+def _block_size(cfg: BenchConfig, elements: int, t: int, threads: List[int], tiers: List[str],
+                peers: List[_impls.Peer]) -> int:
+    k = len(cfg.algorithms) * len(tiers)
+    if cfg.patterns and (t == 1 or _patterns_split(elements, t) or 1 not in threads):
+        k += len(_impls.PATTERNS)
+    if cfg.new_output and "auto" in cfg.algorithms:
+        k += 1
+    for p in peers:
+        if _peer_runs_at(p, t):
+            k += 1
+        if cfg.new_output and p.name == "torch":
+            k += 1
+    return k
+
+
 def run_benchmark(cfg: BenchConfig, out: TextIO = sys.stdout) -> Dict[str, Any]:
     """Run the sweep described by `cfg`; print the table; write results (unless out_dir is None).
 
     Returns the result document (what results.json holds).
     """
     started = time.perf_counter()
-    env = _machine.set_thread_env(cfg.threads)
+    threads = _thread_list(cfg.threads)
+    cfg.threads = threads
+    env = _machine.set_thread_env(max(threads))
     machine = _machine.machine_info()
     llc = machine["llc_bytes_used"]
     active = machine["active_isa"] or "scalar"
@@ -143,28 +214,37 @@ def run_benchmark(cfg: BenchConfig, out: TextIO = sys.stdout) -> Dict[str, Any]:
 
     peers: List[_impls.Peer] = []
     for name in cfg.peers:
-        peer = _impls.PEER_CLASSES[name](cfg.threads)
+        peer = _impls.PEER_CLASSES[name](threads[0])
         try:
             peer.load()
         except _impls.Skip as e:
             skipped.append({"impl": name, "reason": str(e)})
             continue
         peers.append(peer)
+        if not peer.multithreaded and threads != [1]:
+            skipped.append({"impl": name, "threads": [t for t in threads if t != 1],
+                            "reason": "single-threaded: measured at threads=1 only"
+                                      + ("" if 1 in threads else " (1 is not in --threads)")})
     ftz_after_peers = dict(_core.ftz_daz())
 
-    per_n = (len(_impls.PATTERNS) if cfg.patterns else 0) + len(cfg.algorithms) * len(tiers) + len(peers)
-    total = per_n * len(cfg.sizes) * len(cfg.dtypes) * len(cfg.ops) * max(1, cfg.rounds)
+    cases = _cases(cfg)
+    total = sum(_block_size(cfg, int(np.prod(c)), t, threads, tiers, peers)
+                for c in cases for t in threads) * len(cfg.dtypes) * len(cfg.ops) * max(1, cfg.rounds)
 
     doc: Dict[str, Any] = {
-        "schema": "fastsoftmax-bench/1",
+        "schema": "fastsoftmax-bench/2",
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command_line": cfg.command_line,
         "config": {k: v for k, v in asdict(cfg).items() if k != "command_line"},
         "machine": machine,
         "versions": _machine.versions(),
         "peer_versions": {p.name: p.version for p in peers},
-        "threads": {"requested": cfg.threads, "env": env,
-                    "fastsoftmax": "single-threaded (the value is recorded for future threading)"},
+        "threads": {"requested": threads, "env": env,
+                    "fastsoftmax": "threads=t passed per call; calls under 2^17 elements run on one thread",
+                    "fastsoftmax_default_threads": _core.get_num_threads(),
+                    "single_threaded_peers": [p.name for p in peers if not p.multithreaded],
+                    "multicore_roofline": "t contiguous slices at once on a ThreadPoolExecutor (2^17 elements "
+                                          "and more; below that the one-thread patterns)"},
         "ftz_daz": {"at_start": machine["ftz_daz"], "after_loading_peers": ftz_after_peers},
         "roofline_isa": roofline_isa,
         "tiers": tiers,
@@ -175,35 +255,57 @@ def run_benchmark(cfg: BenchConfig, out: TextIO = sys.stdout) -> Dict[str, Any]:
     }
     rows: List[Dict[str, Any]] = doc["rows"]
     print(_report.header(doc), file=out, flush=True)
+    label_width = max(6, max(len(shape_label(c)) for c in cases))
 
     bar = _progress(total, cfg.progress)
     skipped_keys = set()
     first_block = True
+    pools: Dict[int, _impls.PatternPool] = {}
     try:
-        for n in cfg.sizes:
+        for case in cases:
+            elements = int(np.prod(case))
+            label = shape_label(case)
             for dtype_name in cfg.dtypes:
                 dtype = np.dtype(dtype_name)
-                nbytes = n * dtype.itemsize
+                nbytes = elements * dtype.itemsize
                 k = _measure.rotation_count(nbytes, llc, cfg.max_buffers, cfg.max_memory, cfg.buffers)
-                bar.set_postfix_str(f"N={_fmt_n(n)} {dtype_name}: allocating {k} x {_report.fmt_bytes(nbytes)}")
-                x = _measure.make_input(n, dtype, cfg.input, cfg.seed)
-                outs = _measure.make_outputs(n, dtype, k)
+                bar.set_postfix_str(f"{label} {dtype_name}: allocating {k} x {_report.fmt_bytes(nbytes)}")
+                x = _measure.make_input(case, dtype, cfg.input, cfg.seed)
+                outs = _measure.make_outputs(case, dtype, k)
                 touch = _impls.make_toucher(x, roofline_isa)
                 for op in cfg.ops:
-                    block = _measure_block(cfg, op, n, dtype, x, outs, touch, tiers, peers, roofline_isa,
-                                           bar, skipped, skipped_keys)
-                    _report.add_ratios(block)
-                    rows.extend(block)
-                    text = _report.table(block, show_op=len(cfg.ops) > 1, header=first_block)
-                    first_block = False
-                    bar.write(text, file=out)
+                    one_thread_patterns: Optional[Dict[str, float]] = None
+                    for t in threads:
+                        split = _patterns_split(elements, t)
+                        with_patterns = cfg.patterns and (t == 1 or split or one_thread_patterns is None)
+                        pool = None
+                        if with_patterns and split:
+                            pool = pools.get(t)
+                            if pool is None:
+                                pool = pools[t] = _impls.PatternPool(t)
+                        block = _measure_block(cfg, op, case, dtype, x, outs, touch, tiers, peers, roofline_isa,
+                                               bar, skipped, skipped_keys, t, with_patterns, pool)
+                        if t == 1 or not split:
+                            patterns = {r["algorithm"]: r["median_ns"] for r in block if r["kind"] == "roofline"}
+                            if patterns and (t == 1 or one_thread_patterns is None):
+                                one_thread_patterns = patterns
+                        _report.add_ratios(block, fallback=None if with_patterns else one_thread_patterns)
+                        rows.extend(block)
+                        text = _report.table(block, show_op=len(cfg.ops) > 1, header=first_block,
+                                             label_width=label_width)
+                        first_block = False
+                        bar.write(text, file=out)
                 del x, outs, touch
                 gc.collect()
     finally:
         bar.close()
+        for pool in pools.values():
+            pool.close()
 
     doc["ftz_daz"]["at_end"] = dict(_core.ftz_daz())
     doc["summary"] = _report.summary(rows, tiers)
+    if len(threads) > 1:
+        doc["scaling"] = _report.scaling(rows, tiers, threads)
     doc["wall_time_s"] = round(time.perf_counter() - started, 2)
     print(_report.footer(doc), file=out, flush=True)
     if cfg.out_dir:
@@ -214,41 +316,49 @@ def run_benchmark(cfg: BenchConfig, out: TextIO = sys.stdout) -> Dict[str, Any]:
     return doc
 
 
-def _row(op: str, dtype: np.dtype, n: int, impl, timing: _measure.Timing, buffers: int, roofline_isa: str,
-         err: Optional[str]) -> Dict[str, Any]:
+def _row(op: str, dtype: np.dtype, shape: Tuple[int, ...], impl, timing: _measure.Timing, buffers: int,
+         roofline_isa: str, err: Optional[str], threads: int) -> Dict[str, Any]:
     reads, writes = impl.traffic
     bpe = (reads + writes) * dtype.itemsize
     med = timing.median
+    n = int(shape[-1])
+    elements = int(np.prod(shape))
     return {
         "op": op,
         "dtype": dtype.name,
         "n": n,
+        "rows": elements // n if n else 0,
+        "elements": elements,
+        "shape": shape_label(shape),
         "log2_n": float(np.log2(n)),
+        "threads": threads,
         "impl": impl.label,
         "kind": impl.kind,
+        "fresh_output": impl.fresh_output,
         "algorithm": impl.algorithm,
         "resolved_algorithm": impl.extra.get("resolved_algorithm", impl.algorithm),
         "isa": impl.isa,
         "kernel": impl.kernel,
         "reps": timing.reps,
         "buffers": buffers,
-        "rotation_bytes": buffers * n * dtype.itemsize,
+        "rotation_bytes": buffers * elements * dtype.itemsize,
         "median_ns": med,
         "min_ns": timing.min,
         "max_ns": timing.max,
         "p10_ns": timing.p10,
         "p90_ns": timing.p90,
-        "ns_per_elem": med / n,
-        "ns_per_elem_min": timing.min / n,
-        "ns_per_elem_max": timing.max / n,
-        "gelem_per_s": n / med,
+        "ns_per_elem": med / elements,
+        "ns_per_elem_min": timing.min / elements,
+        "ns_per_elem_max": timing.max / elements,
+        "gelem_per_s": elements / med,
         "reads": reads,
         "writes": writes,
         "bytes_per_elem": bpe,
         "traffic_model": impl.traffic_model,
-        "gb_per_s": bpe * n / med,
+        "gb_per_s": bpe * elements / med,
         "roofline_pattern": impl.roofline,
         "roofline_isa": roofline_isa if impl.roofline else None,
+        "roofline_threads": None,
         "roofline_ns": None,
         "x_roofline": None,
         "validated": None if impl.kind == "roofline" else err is None,
@@ -258,43 +368,67 @@ def _row(op: str, dtype: np.dtype, n: int, impl, timing: _measure.Timing, buffer
     }
 
 
-def _measure_block(cfg: BenchConfig, op: str, n: int, dtype: np.dtype, x: np.ndarray, outs: List[np.ndarray],
-                   touch, tiers: List[str], peers: List[_impls.Peer], roofline_isa: str, bar,
-                   skipped: List[Dict[str, Any]], skipped_keys: set) -> List[Dict[str, Any]]:
-    """Time every implementation for one (N, dtype, op) in interleaved rounds; returns the rows."""
+def _measure_block(cfg: BenchConfig, op: str, shape: Tuple[int, ...], dtype: np.dtype, x: np.ndarray,
+                   outs: List[np.ndarray], touch, tiers: List[str], peers: List[_impls.Peer], roofline_isa: str, bar,
+                   skipped: List[Dict[str, Any]], skipped_keys: set, threads: int = 1, with_patterns: bool = True,
+                   pool: Optional[_impls.PatternPool] = None) -> List[Dict[str, Any]]:
+    """Time every implementation for one (shape, dtype, op, thread count) in interleaved rounds; returns the rows."""
     dtype_name = dtype.name
+    elements = int(np.prod(shape))
+    label_n = shape_label(shape)
     specs: List[Any] = []
-    if cfg.patterns:
+    if cfg.patterns and with_patterns:
         specs += [("pattern", p) for p in _impls.PATTERNS]
     specs += [("fs", (alg, isa)) for isa in tiers for alg in cfg.algorithms]
-    specs += [("peer", p) for p in peers]
+    if cfg.new_output and "auto" in cfg.algorithms:
+        specs.append(("new", None))
+    specs += [("peer", p) for p in peers if _peer_runs_at(p, threads)]
+    if cfg.new_output:
+        specs += [("peer-new", p) for p in peers if p.name == "torch"]
     rounds = max(1, cfg.rounds)
 
     def skip(label: str, reason: str, with_n: bool = False) -> None:
-        key = (label, op, dtype_name, reason)
+        key = (label, op, dtype_name, threads, reason)
         if key not in skipped_keys:
             skipped_keys.add(key)
-            entry = {"impl": label, "op": op, "dtype": dtype_name, "reason": reason}
+            entry = {"impl": label, "op": op, "dtype": dtype_name, "threads": threads, "reason": reason}
             if with_n:
-                entry["n"] = n
+                entry["n"] = label_n
             skipped.append(entry)
+
+    for p in peers:
+        if p.threads != threads and _peer_runs_at(p, threads):
+            p.set_threads(threads)
 
     impls: List[Any] = []
     for kind, spec in specs:
-        label = spec if kind == "pattern" else (f"{spec[0]}@{spec[1]}" if kind == "fs" else spec.name)
+        if kind == "pattern":
+            label = spec
+        elif kind == "fs":
+            label = f"{spec[0]}@{spec[1]}"
+        elif kind == "new":
+            label = _impls.NEW_OUTPUT_LABEL
+        else:
+            label = spec.name if kind == "peer" else _impls.TORCH_NEW_OUTPUT_LABEL
         try:
             if kind == "pattern":
-                impl = _impls.pattern_impl(spec, roofline_isa, x)
+                impl = _impls.pattern_impl(spec, roofline_isa, x, pool, threads)
             elif kind == "fs":
-                impl = _impls.fastsoftmax_impl(op, spec[0], spec[1], x, cfg.api)
-            else:
+                impl = _impls.fastsoftmax_impl(op, spec[0], spec[1], x, cfg.api, threads)
+            elif kind == "new":
+                impl = _impls.new_output_impl(op, x, threads)
+            elif kind == "peer":
                 impl = spec.make(op, x)
+            else:
+                impl = spec.make_new_output(op, x)
+                if impl is None:
+                    raise _impls.Skip("no allocating form")
         except _impls.Skip as e:
             skip(label, str(e))
             bar.update(rounds)
             continue
         except Exception as e:  # noqa: BLE001 - a peer failing must not end the sweep
-            if kind != "peer":
+            if kind not in ("peer", "peer-new"):
                 raise
             skip(label, f"failed: {type(e).__name__}: {e}", with_n=True)
             bar.update(rounds)
@@ -308,12 +442,13 @@ def _measure_block(cfg: BenchConfig, op: str, n: int, dtype: np.dtype, x: np.nda
     last_out: Dict[int, int] = {}
     failed: set = set()
     per_round_min = max(1, -(-cfg.min_reps // rounds))
+    tag = f" t={threads}" if _thread_list(cfg.threads) != [1] else ""
     for r in range(rounds):
         for i, impl in enumerate(impls):
             if i in failed:
                 bar.update(1)
                 continue
-            bar.set_postfix_str(f"N={_fmt_n(n)} {dtype_name} {op} {_report._short_label(impl)}"
+            bar.set_postfix_str(f"N={label_n} {dtype_name} {op}{tag} {_report._short_label(impl)}"
                                 + (f" (round {r + 1}/{rounds})" if rounds > 1 else ""))
             if cfg.repeat is not None:  # exactly --repeat timed calls, spread over the rounds
                 fixed: Optional[int] = cfg.repeat // rounds + (1 if r < cfg.repeat % rounds else 0)
@@ -352,5 +487,5 @@ def _measure_block(cfg: BenchConfig, op: str, n: int, dtype: np.dtype, x: np.nda
         if cfg.validate and impl.kind != "roofline":
             y = impl.result(outs[timing.last_out]) if impl.result is not None else outs[timing.last_out]
             err = _impls.validate(op, y)
-        block.append(_row(op, dtype, n, impl, timing, len(outs), roofline_isa, err))
+        block.append(_row(op, dtype, shape, impl, timing, len(outs), roofline_isa, err, threads))
     return block
