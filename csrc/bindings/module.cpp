@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -99,6 +100,61 @@ void run(const std::string& op, const std::string& algorithm, const py::array& x
   run_rows(k, ndim, shape, xp, xs, yp, ys, threads);
 }
 
+// Shapes and byte strides of an array, for the row walkers.
+struct Geometry {
+  static constexpr py::ssize_t kMaxDims = 64;
+  int ndim;
+  std::int64_t shape[kMaxDims], strides[kMaxDims];
+  explicit Geometry(const py::array& a) : ndim(static_cast<int>(a.ndim())) {
+    if (a.ndim() < 1 || a.ndim() > kMaxDims) throw py::value_error("arrays must have 1 to 64 dimensions");
+    for (int d = 0; d < ndim; ++d) {
+      shape[d] = a.shape(d);
+      strides[d] = a.strides(d);
+    }
+  }
+};
+
+py::array_t<double> stats_array(const Geometry& g) {
+  std::vector<py::ssize_t> outer(g.shape, g.shape + g.ndim - 1);
+  return py::array_t<double>(outer);
+}
+
+// Per-row two-pass statistics of x's last axis: (m, e), float64 arrays of x.shape[:-1].
+py::tuple row_stats_py(const py::array& x, const py::object& isa, int threads) {
+  const DType dt = dtype_of(x, "x");
+  const Geometry g(x);
+  const KernelEntry& k = resolve_kernel("softmax", "two-pass", dt, isa, static_cast<std::size_t>(g.shape[g.ndim - 1]));
+  py::array_t<double> m = stats_array(g), e = stats_array(g);
+  double* mp = m.mutable_data();
+  double* ep = e.mutable_data();
+  const char* xp = static_cast<const char*>(x.data());
+  {
+    py::gil_scoped_release release;
+    row_stats(k, g.ndim, g.shape, xp, g.strides, mp, ep, threads);
+  }
+  return py::make_tuple(m, e);
+}
+
+void from_stats_py(const std::string& op, const py::array& x, py::array& out, const py::array_t<double, py::array::c_style>& m,
+                   const py::array_t<double, py::array::c_style>& e, const py::object& isa, int threads) {
+  const DType dt = dtype_of(x, "x");
+  if (dtype_of(out, "out") != dt) throw py::type_error("x and out must have the same dtype");
+  const Geometry gx(x), gy(out);
+  if (gx.ndim != gy.ndim || !std::equal(gx.shape, gx.shape + gx.ndim, gy.shape))
+    throw py::value_error("x and out must have the same shape");
+  std::size_t rows = 1;
+  for (int d = 0; d + 1 < gx.ndim; ++d) rows *= static_cast<std::size_t>(gx.shape[d]);
+  if (static_cast<std::size_t>(m.size()) != rows || static_cast<std::size_t>(e.size()) != rows)
+    throw py::value_error("m and e must hold one value per row of x");
+  const KernelEntry& k = resolve_kernel(op, "two-pass", dt, isa, static_cast<std::size_t>(gx.shape[gx.ndim - 1]));
+  const char* xp = static_cast<const char*>(x.data());
+  char* yp = static_cast<char*>(out.mutable_data());
+  const double* mp = m.data();
+  const double* ep = e.data();
+  py::gil_scoped_release release;
+  rows_from_stats(k, gx.ndim, gx.shape, xp, gx.strides, yp, gy.strides, mp, ep, threads);
+}
+
 double run_pattern(const std::string& pattern, const py::array& x, py::array& out, const py::object& isa) {
   const DType dt = dtype_of(x, "x");
   if (dtype_of(out, "out") != dt) throw py::type_error("x and out must have the same dtype");
@@ -139,6 +195,11 @@ PYBIND11_MODULE(_core, m) {
   m.def("run", &run, py::arg("op"), py::arg("algorithm"), py::arg("x"), py::arg("out"), py::arg("isa") = py::none(),
         py::arg("threads") = 0,
         "Run a kernel over the last axis of x into out (same shape and dtype, any strides); threads <= 0: default.");
+  m.def("row_stats", &row_stats_py, py::arg("x"), py::arg("isa") = py::none(), py::arg("threads") = 0,
+        "Two-pass statistics of every row of x's last axis: (m, e) with sum(exp(row)) = m * 2**e.");
+  m.def("from_stats", &from_stats_py, py::arg("op"), py::arg("x"), py::arg("out"), py::arg("m"), py::arg("e"),
+        py::arg("isa") = py::none(), py::arg("threads") = 0,
+        "Pass 2 of softmax/log_softmax over x's last axis from per-row statistics (m, e).");
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
   m.def("default_num_threads", &default_num_threads);

@@ -98,6 +98,59 @@ class RowRunner {
   void exact(const T* x, T* y) const { p_.exact_row(n_, x, y, log_); }
 
   void two_pass(const T* x, T* y) const {
+    double sum, e_max;
+    if (!pair_stats(x, &sum, &e_max)) return exact(x, y);
+    write_from_pair(x, y, sum, e_max);
+  }
+
+ public:
+  // The row's two-pass statistics: sum of e^x = m * 2^e. Rows outside the fast range get
+  // them from the exact (long double) computation, with SciPy's logsumexp semantics:
+  // NaN -> m = NaN; max +inf -> m = inf, e = 0; all -inf -> m = 0, e = -inf.
+  void stats(const T* x, double* m, double* e) const {
+    if (pair_stats(x, m, e)) return;
+    using L = long double;
+    L mu = -std::numeric_limits<L>::infinity();
+    for (std::size_t i = 0; i < n_; ++i) {
+      if (x[i] != x[i]) {
+        *m = std::numeric_limits<double>::quiet_NaN();
+        *e = 0;
+        return;
+      }
+      mu = std::max(mu, L(x[i]));
+    }
+    if (mu == std::numeric_limits<L>::infinity() || mu == -std::numeric_limits<L>::infinity()) {
+      *m = mu > 0 ? std::numeric_limits<double>::infinity() : 0.0;
+      *e = mu > 0 ? 0.0 : -std::numeric_limits<double>::infinity();
+      return;
+    }
+    L sigma = 0;
+    for (std::size_t i = 0; i < n_; ++i) sigma += std::exp(L(x[i]) - mu);
+    const L ln2 = 0.693147180559945309417232121458176568L;
+    const L ex = std::nearbyint(mu / ln2);
+    *e = static_cast<double>(ex);
+    *m = static_cast<double>(sigma * std::exp(mu - ex * ln2));
+  }
+  // Pass 2 from statistics (possibly merged from other pieces of the row): the same
+  // arithmetic as two_pass for fast-range statistics, else the exact formula around
+  // log-sum-exp = log(m) + e*ln2.
+  void from_stats(const T* x, T* y, double m, double e) const {
+    if (m > 0 && m < std::numeric_limits<double>::infinity() && e >= FastRange<T>::kMinRowExponent &&
+        e <= FastRange<T>::kMaxRowExponent)
+      return write_from_pair(x, y, m, e);
+    using L = long double;
+    const L lse = std::log(L(m)) + L(e) * 0.693147180559945309417232121458176568L;
+    for (std::size_t i = 0; i < n_; ++i) {
+      if (log_) y[i] = static_cast<T>(L(x[i]) - lse);
+      else y[i] = (lse != lse || lse == std::numeric_limits<L>::infinity()) ? std::numeric_limits<T>::quiet_NaN()
+                                                                           : static_cast<T>(std::exp(L(x[i]) - lse));
+    }
+  }
+
+ private:
+  // Pass 1 of two-pass over the chunks, merged exactly in chunk order. False: the row is
+  // outside the fast range (NaN, inf, or a max beyond +-kHigh).
+  bool pair_stats(const T* x, double* sum_out, double* e_out) const {
     Scratch<T> s(chunks_);
     T* m = s.data();
     T* e = m + chunks_;
@@ -110,10 +163,14 @@ class RowRunner {
       if (d >= -2000.0) sum += std::ldexp(double(m[c]), static_cast<int>(d));
       else if (d != d) sum = std::numeric_limits<double>::quiet_NaN();  // NaN exponent: NaN input
     }
+    *sum_out = sum;
+    *e_out = e_max;
     // !(sum < inf) also catches NaN (a NaN or +inf input reaches the sum as NaN).
-    if (!(sum < std::numeric_limits<double>::infinity()) ||
-        !(e_max >= FastRange<T>::kMinRowExponent && e_max <= FastRange<T>::kMaxRowExponent))
-      return exact(x, y);
+    return sum < std::numeric_limits<double>::infinity() && e_max >= FastRange<T>::kMinRowExponent &&
+           e_max <= FastRange<T>::kMaxRowExponent;
+  }
+
+  void write_from_pair(const T* x, T* y, double sum, double e_max) const {
     if (log_) {
       const T c0 = static_cast<T>(std::log(sum) + e_max * 0x1.62e42fefa39efp-1);
       each_chunk([&](std::size_t c) { p_.write_sub(size(c), x + begin(c), y + begin(c), c0, stream_); });
