@@ -47,104 +47,70 @@ namespace {
 // README, "Threads").
 constexpr std::size_t kMinParallelElements = std::size_t{1} << 17;
 
+// The rows of a job and the threads to use for it.
+struct Plan {
+  std::size_t rows, n;
+  int threads;
+};
+template <class T>
+Plan plan(const RowsJob& job, int threads) {
+  Plan pl{1, static_cast<std::size_t>(job.shape[job.ndim - 1]), threads <= 0 ? get_num_threads() : threads};
+  for (int d = 0; d + 1 < job.ndim; ++d) pl.rows *= static_cast<std::size_t>(job.shape[d]);
+  if (pl.rows * pl.n < kMinParallelElements) pl.threads = 1;
+  return pl;
+}
+
+// Calls fn(runner, r, x_row, y_row) for every row of the job through the generic
+// RowRunner: many rows (or short ones) -> whole rows per thread; few long rows -> one row
+// at a time, its chunks spread over the threads. Each row is computed the same way either
+// way, so the result does not depend on the thread count.
+template <class T, class Fn>
+void drive(const Primitives<T>& p, const RowsJob& job, const Plan& pl, Fn&& fn) {
+  const bool by_rows = pl.rows >= std::size_t(2 * pl.threads) || pl.n <= generic::kChunk;
+  const int chunk_threads = by_rows ? 1 : pl.threads;
+  const auto chunks = [chunk_threads](std::size_t count, auto& f) {
+    parallel_for(count, chunk_threads, [&](std::size_t c) {
+      generic::FlushDenormals ftz;
+      f(c);
+    });
+  };
+  using Runner = generic::RowRunner<T, Primitives<T>, decltype(chunks)>;
+  const Runner runner(p, chunks, job.op, job.algorithm, pl.n, job.stream);
+  const auto rows_of = [&](std::size_t r0, std::size_t r1) {
+    generic::FlushDenormals ftz;
+    generic::for_rows<T>(job, r0, r1, [&](std::size_t r, const T* xr, T* yr) { fn(runner, r, xr, yr); });
+  };
+  if (!by_rows || pl.threads <= 1) return rows_of(0, pl.rows);
+  const std::size_t tasks = std::min(pl.rows, std::size_t(pl.threads) * 4);
+  parallel_for(tasks, pl.threads, [&](std::size_t t) { rows_of(pl.rows * t / tasks, pl.rows * (t + 1) / tasks); });
+}
+
 template <class T>
 void run_rows_typed(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x,
                     const std::int64_t* xs, char* y, const std::int64_t* ys, int threads) {
   const std::size_t n = static_cast<std::size_t>(shape[ndim - 1]);
-  std::size_t rows = 1;
-  for (int d = 0; d + 1 < ndim; ++d) rows *= static_cast<std::size_t>(shape[d]);
-  if (n == 0 || rows == 0) return;
-  const Primitives<T>& p = *static_cast<const Primitives<T>*>(k.prims);
   const RowsJob job{k.op_id, k.algorithm_id, ndim, shape, x, xs, y, ys, n * sizeof(T) >= streaming_threshold_bytes()};
-
-  if (threads <= 0) threads = get_num_threads();
-  if (rows * n < kMinParallelElements) threads = 1;
-  // Short rows: whole rows per thread, the per-row work inside the tier. Long rows: one row
-  // at a time, its chunks spread over the threads (or, with many long rows, whole rows per
-  // thread). Either way each row is computed the same way, whatever the thread count.
-  if (n <= generic::kChunk) {
-    const std::size_t tasks = std::min(rows, std::size_t(threads) * 4);
-    return parallel_for(tasks, threads, [&](std::size_t t) { p.rows(job, rows * t / tasks, rows * (t + 1) / tasks); });
+  const Plan pl = plan<T>(job, threads);
+  if (pl.n == 0 || pl.rows == 0) return;
+  const Primitives<T>& p = *static_cast<const Primitives<T>*>(k.prims);
+  if (pl.n <= generic::kChunk) {  // short rows: the whole per-row work inside the tier
+    const std::size_t tasks = std::min(pl.rows, std::size_t(pl.threads) * 4);
+    return parallel_for(tasks, pl.threads,
+                        [&](std::size_t t) { p.rows(job, pl.rows * t / tasks, pl.rows * (t + 1) / tasks); });
   }
-  const bool by_rows = rows >= std::size_t(2 * threads);
-  const int chunk_threads = by_rows ? 1 : threads;
-  const auto chunks = [chunk_threads](std::size_t count, auto& f) {
-    parallel_for(count, chunk_threads, [&](std::size_t c) {
-      generic::FlushDenormals ftz;
-      f(c);
-    });
-  };
-  using Runner = generic::RowRunner<T, Primitives<T>, decltype(chunks)>;
-  const Runner runner(p, chunks, job.op, job.algorithm, n, job.stream);
-  const auto rows_of = [&](std::size_t r0, std::size_t r1) {
-    generic::FlushDenormals ftz;
-    generic::for_rows<T>(job, r0, r1, [&](const T* xr, T* yr) { runner.row(xr, yr); });
-  };
-  if (by_rows && threads > 1)
-    return parallel_for(rows, threads, [&](std::size_t r) { rows_of(r, r + 1); });
-  rows_of(0, rows);
+  drive<T>(p, job, pl, [](const auto& runner, std::size_t, const T* xr, T* yr) { runner.row(xr, yr); });
 }
 
-// Stats or from-stats over every row, rows spread over threads, long rows' chunks too.
+// Two-pass statistics (y == null) or pass 2 from them, over every row.
 template <class T, class Fn>
-void for_each_row_with_runner(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x,
-                              const std::int64_t* xs, char* y, const std::int64_t* ys, int threads, Fn&& fn) {
+void run_stats_typed(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x,
+                     const std::int64_t* xs, char* y, const std::int64_t* ys, int threads, Fn&& fn) {
   const std::size_t n = static_cast<std::size_t>(shape[ndim - 1]);
-  std::size_t rows = 1;
-  for (int d = 0; d + 1 < ndim; ++d) rows *= static_cast<std::size_t>(shape[d]);
-  if (n == 0 || rows == 0) return;
-  const Primitives<T>& p = *static_cast<const Primitives<T>*>(k.prims);
-  if (threads <= 0) threads = get_num_threads();
-  if (rows * n < kMinParallelElements) threads = 1;
-  const bool by_rows = rows >= std::size_t(2 * threads) || n <= generic::kChunk;
-  const int chunk_threads = by_rows ? 1 : threads;
-  const auto chunks = [chunk_threads](std::size_t count, auto& f) {
-    parallel_for(count, chunk_threads, [&](std::size_t c) {
-      generic::FlushDenormals ftz;
-      f(c);
-    });
-  };
-  using Runner = generic::RowRunner<T, Primitives<T>, decltype(chunks)>;
-  const Runner runner(p, chunks, k.op_id, Algorithm::two_pass, n, n * sizeof(T) >= streaming_threshold_bytes());
-  // y may be null (statistics only): then a strided row is gathered into a buffer.
-  const std::int64_t* y_strides = y ? ys : xs;
-  auto rows_of = [&](std::size_t r0, std::size_t r1) {
-    generic::FlushDenormals ftz;
-    std::vector<T> buffer;
-    for (std::size_t r = r0; r < r1; ++r) {
-      std::int64_t xo = 0, yo = 0;
-      for (std::size_t rest = r, d = std::size_t(ndim - 1); d-- > 0;) {
-        const std::int64_t i = static_cast<std::int64_t>(rest % std::size_t(shape[d]));
-        rest /= std::size_t(shape[d]);
-        xo += i * xs[d];
-        yo += i * y_strides[d];
-      }
-      const std::int64_t x_step = xs[ndim - 1];
-      const T* xr = reinterpret_cast<const T*>(x + xo);
-      if (x_step != std::int64_t(sizeof(T))) {  // gather a strided row
-        buffer.resize(n);
-        for (std::size_t i = 0; i < n; ++i) std::memcpy(&buffer[i], x + xo + std::int64_t(i) * x_step, sizeof(T));
-        xr = buffer.data();
-      }
-      if (!y) {
-        fn(runner, r, xr, static_cast<T*>(nullptr));
-        continue;
-      }
-      const std::int64_t y_step = ys[ndim - 1];
-      if (y_step == std::int64_t(sizeof(T))) {
-        fn(runner, r, xr, reinterpret_cast<T*>(y + yo));
-      } else {
-        std::vector<T> out(n);
-        fn(runner, r, xr, out.data());
-        for (std::size_t i = 0; i < n; ++i) std::memcpy(y + yo + std::int64_t(i) * y_step, &out[i], sizeof(T));
-      }
-    }
-  };
-  if (by_rows && threads > 1) {
-    const std::size_t tasks = std::min(rows, std::size_t(threads) * 4);
-    return parallel_for(tasks, threads, [&](std::size_t t) { rows_of(rows * t / tasks, rows * (t + 1) / tasks); });
-  }
-  rows_of(0, rows);
+  const RowsJob job{k.op_id, Algorithm::two_pass, ndim, shape, x, xs, y, y ? ys : xs,
+                    y != nullptr && n * sizeof(T) >= streaming_threshold_bytes()};
+  const Plan pl = plan<T>(job, threads);
+  if (pl.n == 0 || pl.rows == 0) return;
+  drive<T>(*static_cast<const Primitives<T>*>(k.prims), job, pl, fn);
 }
 
 }  // namespace
@@ -154,9 +120,9 @@ void row_stats(const KernelEntry& k, int ndim, const std::int64_t* shape, const 
   if (ndim < 1) return;
   auto fn = [&](const auto& runner, std::size_t r, const auto* xr, auto*) { runner.stats(xr, &m[r], &e[r]); };
   if (k.dtype == DType::f32)
-    for_each_row_with_runner<float>(k, ndim, shape, x, xs, nullptr, nullptr, threads, fn);
+    run_stats_typed<float>(k, ndim, shape, x, xs, nullptr, nullptr, threads, fn);
   else
-    for_each_row_with_runner<double>(k, ndim, shape, x, xs, nullptr, nullptr, threads, fn);
+    run_stats_typed<double>(k, ndim, shape, x, xs, nullptr, nullptr, threads, fn);
 }
 
 void rows_from_stats(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x,
@@ -165,9 +131,9 @@ void rows_from_stats(const KernelEntry& k, int ndim, const std::int64_t* shape, 
   if (ndim < 1) return;
   auto fn = [&](const auto& runner, std::size_t r, const auto* xr, auto* yr) { runner.from_stats(xr, yr, m[r], e[r]); };
   if (k.dtype == DType::f32)
-    for_each_row_with_runner<float>(k, ndim, shape, x, xs, y, ys, threads, fn);
+    run_stats_typed<float>(k, ndim, shape, x, xs, y, ys, threads, fn);
   else
-    for_each_row_with_runner<double>(k, ndim, shape, x, xs, y, ys, threads, fn);
+    run_stats_typed<double>(k, ndim, shape, x, xs, y, ys, threads, fn);
 }
 
 void run_rows(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x,

@@ -248,9 +248,10 @@ class RowRunner {
   const bool stream_;
 };
 
-// Calls row(x_row, y_row) for rows [r0, r1) of the job, each pointing at n contiguous
+// Calls row(r, x_row, y_row) for rows [r0, r1) of the job, each pointing at n contiguous
 // elements. Strided rows are gathered into the output row when that is contiguous, else
-// into a buffer, computed in place there and scattered back. When the rows are strided but
+// into a buffer, computed in place there and scattered back. A job without y (y == null:
+// statistics only) gets y_row = null, and strided rows gathered into the buffer. When the rows are strided but
 // neighbouring rows are adjacent in memory (softmax over a non-last axis of a C-order
 // array), up to kTile of them are gathered together, so that each cache line read or
 // written carries up to 16 useful elements instead of one, and each page visited (one per
@@ -266,9 +267,11 @@ void for_rows(const RowsJob& job, std::size_t r0, std::size_t r1, RowFn&& row) {
   const int nd = job.ndim;
   const std::size_t n = static_cast<std::size_t>(job.shape[nd - 1]);
   const std::int64_t x_step = job.x_strides[nd - 1], y_step = job.y_strides[nd - 1];
-  const bool x_contig = x_step == std::int64_t(sizeof(T)), y_contig = y_step == std::int64_t(sizeof(T));
+  const bool read_only = job.y == nullptr;
+  const bool x_contig = x_step == std::int64_t(sizeof(T));
+  const bool y_contig = !read_only && y_step == std::int64_t(sizeof(T));
   const std::size_t inner = nd >= 2 ? static_cast<std::size_t>(job.shape[nd - 2]) : 1;
-  const bool tiles = !x_contig && !y_contig && nd >= 2 && job.x_strides[nd - 2] == std::int64_t(sizeof(T)) &&
+  const bool tiles = !read_only && !x_contig && !y_contig && nd >= 2 && job.x_strides[nd - 2] == std::int64_t(sizeof(T)) &&
                      job.y_strides[nd - 2] == std::int64_t(sizeof(T));
   const std::size_t tile = tiles ? std::max<std::size_t>(1, std::min(kTile, kTileBytes / (n * sizeof(T)))) : 1;
   // Tile rows sit `pitch` elements apart, an odd number of cache lines: with a pitch of a
@@ -278,7 +281,7 @@ void for_rows(const RowsJob& job, std::size_t r0, std::size_t r1, RowFn&& row) {
     const std::size_t lines = (n * sizeof(T) + 63) / 64;
     pitch = (lines | 1) * 64 / sizeof(T);
   }
-  std::vector<T> buffer(x_contig && y_contig ? 0 : pitch * (tile - 1) + n);
+  std::vector<T> buffer(x_contig && (y_contig || read_only) ? 0 : pitch * (tile - 1) + n);
   for (std::size_t r = r0; r < r1;) {
     std::int64_t xo = 0, yo = 0;  // unravel r over the outer axes
     for (std::size_t rest = r, d = std::size_t(nd - 1); d-- > 0;) {
@@ -288,9 +291,9 @@ void for_rows(const RowsJob& job, std::size_t r0, std::size_t r1, RowFn&& row) {
       yo += i * job.y_strides[d];
     }
     const char* xr = job.x + xo;
-    char* yr = job.y + yo;
-    if (x_contig && y_contig) {
-      row(reinterpret_cast<const T*>(xr), reinterpret_cast<T*>(yr));
+    char* yr = read_only ? nullptr : job.y + yo;
+    if (x_contig && (y_contig || read_only)) {
+      row(r, reinterpret_cast<const T*>(xr), reinterpret_cast<T*>(yr));
       ++r;
       continue;
     }
@@ -303,8 +306,8 @@ void for_rows(const RowsJob& job, std::size_t r0, std::size_t r1, RowFn&& row) {
         for (std::size_t b = 0; b < g * sizeof(T); b += 64) __builtin_prefetch(src + kTilePrefetch * x_step + b);
       for (std::size_t k = 0; k < g; ++k) std::memcpy(&work[k * pitch + i], src + k * sizeof(T), sizeof(T));
     }
-    for (std::size_t k = 0; k < g; ++k) row(work + k * pitch, work + k * pitch);
-    if (g > 1 || !y_contig) {
+    for (std::size_t k = 0; k < g; ++k) row(r + k, work + k * pitch, read_only ? nullptr : work + k * pitch);
+    if (!read_only && (g > 1 || !y_contig)) {
       for (std::size_t i = 0; i < n; ++i) {
         char* dst = yr + std::int64_t(i) * y_step;
         if (g > 1 && i + kTilePrefetch < n)
@@ -322,7 +325,7 @@ void run_short_rows(const P& p, const RowsJob& job, std::size_t r0, std::size_t 
   FlushDenormals ftz;
   const std::size_t n = static_cast<std::size_t>(job.shape[job.ndim - 1]);
   const RowRunner<T, P, SerialChunks> runner(p, SerialChunks{}, job.op, job.algorithm, n, job.stream);
-  for_rows<T>(job, r0, r1, [&](const T* x, T* y) { runner.row(x, y); });
+  for_rows<T>(job, r0, r1, [&](std::size_t, const T* x, T* y) { runner.row(x, y); });
 }
 
 }  // namespace FASTSOFTMAX_ROWS_NS
