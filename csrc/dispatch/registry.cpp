@@ -3,7 +3,6 @@
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
-#include <unordered_map>
 
 #include "kernels/kernels.inc"
 
@@ -106,17 +105,41 @@ const std::string& active_isa() {
   return isa;
 }
 
+namespace {
+int op_index(const std::string& op) { return op == "softmax" ? 0 : op == "log_softmax" ? 1 : op == "pattern" ? 2 : -1; }
+int name_index(const std::string& name, const char* const* names, int count) {
+  for (int i = 0; i < count; ++i)
+    if (name == names[i]) return i;
+  return -1;
+}
+int isa_index(const std::string& isa) {
+  const auto& isas = compiled_isas();
+  for (std::size_t j = 0; j < isas.size(); ++j)
+    if (isas[j] == isa) return static_cast<int>(j);
+  return -1;
+}
+const char* const kAlgorithmNames[] = {"two-pass", "three-pass-reload", "three-pass-recompute", "online",
+                                       "read", "copy"};
+constexpr int kNames = 6, kIsas = 3;
+}  // namespace
+
 const KernelEntry* find_kernel(const std::string& isa, DType dtype, const std::string& op,
                                const std::string& algorithm) {
-  // Called on every Python call: a hash lookup, not a scan with string compares.
-  static const std::unordered_map<std::string, const KernelEntry*> index = [] {
-    std::unordered_map<std::string, const KernelEntry*> m;
-    for (const auto& k : all_kernels())
-      m.emplace(std::string(k.isa) + '/' + dtype_name(k.dtype) + '/' + k.op + '/' + k.algorithm, &k);
-    return m;
+  // Called on every Python call: a table indexed by small integers, built once.
+  static const std::vector<const KernelEntry*> table = [] {
+    std::vector<const KernelEntry*> t(std::size_t(kIsas) * 2 * 3 * kNames, nullptr);
+    for (const auto& k : all_kernels()) {
+      const int ii = isa_index(k.isa);
+      const int oi = op_index(k.op), ai = name_index(k.algorithm, kAlgorithmNames, kNames);
+      if (ii >= 0 && oi >= 0 && ai >= 0)
+        t[((std::size_t(ii) * 2 + std::size_t(k.dtype == DType::f64)) * 3 + std::size_t(oi)) * kNames + std::size_t(ai)] = &k;
+    }
+    return t;
   }();
-  const auto it = index.find(isa + '/' + dtype_name(dtype) + '/' + op + '/' + algorithm);
-  return it == index.end() ? nullptr : it->second;
+  const int ii = isa_index(isa);
+  const int oi = op_index(op), ai = name_index(algorithm, kAlgorithmNames, kNames);
+  if (ii < 0 || oi < 0 || ai < 0) return nullptr;
+  return table[((std::size_t(ii) * 2 + std::size_t(dtype == DType::f64)) * 3 + std::size_t(oi)) * kNames + std::size_t(ai)];
 }
 
 const char* dtype_name(DType d) { return d == DType::f32 ? "float32" : "float64"; }
