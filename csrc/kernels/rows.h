@@ -160,8 +160,9 @@ class RowRunner {
     double sum = 0;  // exact rescaling by powers of two, in chunk order
     for (std::size_t c = 0; c < chunks_; ++c) {
       const double d = double(e[c]) - e_max;
-      if (d >= -2000.0) sum += std::ldexp(double(m[c]), static_cast<int>(d));
-      else if (d != d) sum = std::numeric_limits<double>::quiet_NaN();  // NaN exponent: NaN input
+      // A NaN (from a NaN or +inf input) must survive any rescaling, even to nothing.
+      if (m[c] != m[c] || d != d) sum = std::numeric_limits<double>::quiet_NaN();
+      else if (d >= -2000.0) sum += std::ldexp(double(m[c]), static_cast<int>(d));
     }
     *sum_out = sum;
     *e_out = e_max;
