@@ -118,6 +118,15 @@ void run_stats_typed(const KernelEntry& k, int ndim, const std::int64_t* shape, 
 void row_stats(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x, const std::int64_t* xs,
                double* m, double* e, int threads) {
   if (ndim < 1) return;
+  if (shape[ndim - 1] == 0) {  // empty rows: the empty sum, m * 2^e = 0
+    std::size_t rows = 1;
+    for (int d = 0; d + 1 < ndim; ++d) rows *= static_cast<std::size_t>(shape[d]);
+    for (std::size_t r = 0; r < rows; ++r) {
+      m[r] = 0;
+      e[r] = -std::numeric_limits<double>::infinity();
+    }
+    return;
+  }
   auto fn = [&](const auto& runner, std::size_t r, const auto* xr, auto*) { runner.stats(xr, &m[r], &e[r]); };
   if (k.dtype == DType::f32)
     run_stats_typed<float>(k, ndim, shape, x, xs, nullptr, nullptr, threads, fn);

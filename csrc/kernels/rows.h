@@ -127,9 +127,12 @@ class RowRunner {
     L sigma = 0;
     for (std::size_t i = 0; i < n_; ++i) sigma += std::exp(L(x[i]) - mu);
     const L ln2 = 0.693147180559945309417232121458176568L;
-    const L ex = std::nearbyint(mu / ln2);
-    *e = static_cast<double>(ex);
-    *m = static_cast<double>(sigma * std::exp(mu - ex * ln2));
+    // e rounded to double first, so that (m, e) is what is stored; for |max| beyond what
+    // long double resolves, mu - e*ln2 is clamped: m*2^e then still gives log-sum-exp to
+    // the precision of max itself.
+    *e = static_cast<double>(std::nearbyint(mu / ln2));
+    const L r = std::min(std::max(mu - L(*e) * ln2, L(-700)), L(700));
+    *m = static_cast<double>(sigma * std::exp(r));
   }
   // Pass 2 from statistics (possibly merged from other pieces of the row): the same
   // arithmetic as two_pass for fast-range statistics, else the exact formula around
@@ -272,8 +275,9 @@ void for_rows(const RowsJob& job, std::size_t r0, std::size_t r1, RowFn&& row) {
   const bool x_contig = x_step == std::int64_t(sizeof(T));
   const bool y_contig = !read_only && y_step == std::int64_t(sizeof(T));
   const std::size_t inner = nd >= 2 ? static_cast<std::size_t>(job.shape[nd - 2]) : 1;
-  const bool tiles = !read_only && !x_contig && !y_contig && nd >= 2 && job.x_strides[nd - 2] == std::int64_t(sizeof(T)) &&
-                     job.y_strides[nd - 2] == std::int64_t(sizeof(T));
+  const bool tiles = !x_contig && (read_only || !y_contig) && nd >= 2 &&
+                     job.x_strides[nd - 2] == std::int64_t(sizeof(T)) &&
+                     (read_only || job.y_strides[nd - 2] == std::int64_t(sizeof(T)));
   const std::size_t tile = tiles ? std::max<std::size_t>(1, std::min(kTile, kTileBytes / (n * sizeof(T)))) : 1;
   // Tile rows sit `pitch` elements apart, an odd number of cache lines: with a pitch of a
   // multiple of 4 KiB (n = 1024, 3072, ...) the gather's stores would all hit one L1 set.

@@ -10,8 +10,12 @@ array([0.5, 0.5])
 
 from ._api import ALGORITHMS, get_num_threads, log_softmax, set_num_threads, softmax
 from ._runtime import get_cmake_dir, get_include, get_library, kernels, show_runtime
+from ._stats import (SoftmaxStats, log_softmax_from_stats, logsumexp, merge_stats, softmax_from_stats,
+                     softmax_stats)
 
 __version__ = "0.1.0"
 
 __all__ = ["softmax", "log_softmax", "set_num_threads", "get_num_threads", "kernels", "show_runtime",
-           "get_include", "get_cmake_dir", "get_library", "ALGORITHMS", "__version__"]
+           "get_include", "get_cmake_dir", "get_library", "ALGORITHMS", "__version__",
+           "logsumexp", "softmax_stats", "merge_stats", "softmax_from_stats", "log_softmax_from_stats",
+           "SoftmaxStats"]

@@ -1,0 +1,462 @@
+"""Mergeable softmax statistics, logsumexp, and softmax from (merged) statistics.
+
+Pass 1 of the two-pass algorithm reduces a row to a pair (m, e) with
+``sum(exp(row)) == m * 2**e``. The pair sum is associative: pieces of a row (chunks, shards,
+machines) can each compute theirs, merge them, and run pass 2 on their own piece.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import numpy as np
+
+from . import _core
+from ._api import (
+    AxisLike,
+    _check_isa,
+    _check_out,
+    _check_threads,
+    _merge_trailing_view,
+    _normalize_axes,
+    _result_dtype,
+    _same_view,
+)
+
+__all__ = ["SoftmaxStats", "softmax_stats", "merge_stats", "softmax_from_stats", "log_softmax_from_stats",
+           "logsumexp"]
+
+
+# ln 2 split as fdlibm's log: e * _LN2_HI is exact for |e| < 2^21 (every fast-range row).
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_F16, _F32, _F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
+_LD = np.dtype(np.longdouble)
+#: Exponent differences below this scale a mantissa (at most ~2^64) to exactly 0.
+_MIN_SHIFT = -2000
+
+
+# ---- the statistics object -------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class SoftmaxStats:
+    """Per-row softmax statistics: ``sum(exp(row)) == m * 2**e`` for every row.
+
+    ``m`` and ``e`` are float64 arrays of the row shape (the input's shape without
+    ``axes``), ``axes`` the (non-negative, sorted) axes the rows run along and ``ndim`` the
+    number of dimensions of the input. Made by :func:`softmax_stats`, combined by
+    :func:`merge_stats`, consumed by :func:`softmax_from_stats` /
+    :func:`log_softmax_from_stats`. Special rows: one with a NaN has ``m = nan, e = 0``; one
+    whose maximum is +inf ``m = inf, e = 0``; an empty or all -inf one ``m = 0, e = -inf``
+    (the identity of the merge).
+
+    >>> import numpy as np, fastsoftmax
+    >>> s = fastsoftmax.softmax_stats(np.array([[0.0, 0.0], [1.0, 1.0]]))
+    >>> s.shape, s.axes
+    ((2,), (1,))
+    >>> s.logsumexp()
+    array([0.69314718, 1.69314718])
+    """
+
+    m: np.ndarray
+    e: np.ndarray
+    axes: Tuple[int, ...]
+    ndim: int
+
+    def __post_init__(self):
+        m = np.asarray(self.m, dtype=np.float64, order="C")
+        e = np.asarray(self.e, dtype=np.float64, order="C")
+        if m.shape != e.shape:
+            raise ValueError(f"m and e must have the same shape, got {m.shape} and {e.shape}")
+        ndim = self.ndim
+        if isinstance(ndim, (bool, np.bool_)) or not isinstance(ndim, (int, np.integer)) or ndim < 0:
+            raise TypeError(f"ndim must be a non-negative int, got {ndim!r}")
+        axes = tuple(int(a) for a in self.axes)
+        if list(axes) != sorted(set(axes)) or any(not 0 <= a < ndim for a in axes):
+            raise ValueError(f"axes must be distinct, sorted axes of a {ndim}-d array, got {self.axes!r}")
+        if m.ndim + len(axes) != ndim:
+            raise ValueError(f"statistics of shape {m.shape} over axes {axes} do not describe a {ndim}-d array")
+        object.__setattr__(self, "m", m)
+        object.__setattr__(self, "e", e)
+        object.__setattr__(self, "axes", axes)
+        object.__setattr__(self, "ndim", int(ndim))
+
+    @property
+    def shape(self) -> Tuple[int, ...]:
+        """The row shape: the input's shape without ``axes``."""
+        return self.m.shape
+
+    def logsumexp(self):
+        """``log(sum(exp(row)))`` of every row, in float64 (a NumPy scalar for a single row).
+
+        >>> import numpy as np, fastsoftmax
+        >>> float(fastsoftmax.softmax_stats(np.zeros(4)).logsumexp())  # log 4
+        1.3862943611198906
+        """
+        r = _lse(self.m, self.e)
+        return r[()] if r.ndim == 0 else r
+
+    def merge(self, *others: "SoftmaxStats") -> "SoftmaxStats":
+        """The same as ``merge_stats(self, *others)``."""
+        return merge_stats(self, *others)
+
+    def __repr__(self) -> str:
+        return f"SoftmaxStats(shape={self.shape}, axes={self.axes}, ndim={self.ndim})"
+
+
+def _make(m: np.ndarray, e: np.ndarray, axes, ndim) -> SoftmaxStats:
+    m.setflags(write=False)  # fresh arrays: the frozen object owns them
+    e.setflags(write=False)
+    return SoftmaxStats(m, e, axes, ndim)
+
+
+def _lse(m: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """log(m) + e*ln2 in float64; m = 0, e = -inf gives -inf, m = inf gives inf, NaN NaN."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(e * _LN2_HI + (np.log(m) + e * _LN2_LO), dtype=np.float64)
+
+
+def _reduce_pairs(m: np.ndarray, e: np.ndarray, axis, keepdims: bool = False):
+    """Merge the pairs (m, e) along `axis` (an int or a tuple): E = max e, M = sum m * 2^(e - E).
+
+    The scaling by powers of two is exact (ldexp), so the only rounding is that of the sum.
+    Special pieces: (0, -inf) is the identity; a NaN anywhere gives (nan, 0); otherwise an
+    inf gives (inf, 0) -- what row_stats gives for the whole row.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        E = np.max(e, axis=axis, keepdims=True)
+        d = e - E  # <= 0; NaN where both are -inf (then m is 0) or where E is inf
+        d = np.where(e == E, 0.0, d)
+        d = np.where(d >= _MIN_SHIFT, d, _MIN_SHIFT)  # also maps NaN to _MIN_SHIFT
+        M = np.sum(np.ldexp(m, d.astype(np.intc)), axis=axis, keepdims=True)
+        M = np.where(np.isnan(E), np.nan, M)  # a NaN exponent (never made by the core) poisons too
+        special = ~np.isfinite(M)  # NaN or inf: (M, 0), as the core writes them
+        if special.any():
+            E = np.where(special, 0.0, E)
+        if not keepdims:
+            M = np.squeeze(M, axis=axis)
+            E = np.squeeze(E, axis=axis)
+    return np.asarray(M, dtype=np.float64, order="C"), np.asarray(E, dtype=np.float64, order="C")
+
+
+# ---- input handling ----------------------------------------------------------------------
+
+def _as_real_array(x, what: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype.hasobject or x.dtype.kind in ("O", "S", "U", "V", "M", "m"):
+        raise TypeError(f"{what} needs real numbers, got an array of dtype {x.dtype!r}")
+    return x
+
+
+def _stats_dtypes(dtype: np.dtype, what: str) -> Tuple[np.dtype, np.dtype]:
+    """(result dtype, compute dtype) of softmax for the statistics API (no long double)."""
+    result = _result_dtype(dtype)
+    if result not in (_F16, _F32, _F64):
+        raise TypeError(f"{what} computes in float32/float64 and does not take {dtype} input; "
+                        "convert it first, e.g. x.astype(np.float64)")
+    return result, (_F32 if result == _F16 else result)
+
+
+def _rows_view(a: np.ndarray, axes: Tuple[int, ...]) -> np.ndarray:
+    """`a` with `axes` moved to the end and merged into one (a copy only if they cannot merge)."""
+    if not axes:
+        return a[..., np.newaxis]
+    k = len(axes)
+    am = np.moveaxis(a, axes, [a.ndim - k + i for i in range(k)])
+    if k > 1:
+        am = am.reshape(am.shape[: a.ndim - k] + (-1,))
+    return am
+
+
+def _row_shape(shape, axes) -> Tuple[int, ...]:
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
+
+
+def _raw_stats(xc: np.ndarray, axes: Tuple[int, ...], isa, nthreads: int):
+    """(m, e) of the rows of xc (float32/float64) along axes: C-contiguous, the row shape."""
+    rows = _row_shape(xc.shape, axes)
+    if xc.size == 0:  # empty rows are the identity of the merge (and no rows is no rows)
+        return np.zeros(rows), np.full(rows, -np.inf)
+    m, e = _core.row_stats(_rows_view(xc, axes), isa, nthreads)
+    return np.asarray(m), np.asarray(e)
+
+
+def _options(isa, threads) -> int:
+    if isa is not None:
+        _check_isa(isa)
+    return _check_threads(threads)
+
+
+# ---- public functions --------------------------------------------------------------------
+
+def softmax_stats(x, axis: AxisLike = -1, *, isa: Optional[str] = None,
+                  threads: Optional[int] = None) -> SoftmaxStats:
+    """Statistics of the softmax of ``x`` along ``axis``: pass 1 of the two-pass algorithm.
+
+    One read of ``x``. Statistics of pieces of the same rows -- shards of a vocabulary,
+    chunks of a stream -- merge exactly with :func:`merge_stats`, and
+    :func:`softmax_from_stats` / :func:`log_softmax_from_stats` then compute each piece's
+    part of the softmax of the whole row. An empty piece gives the identity of the merge.
+
+    Parameters
+    ----------
+    x : array_like
+        Real input: float32 and float64 natively; float16, int8 and uint8 in float32; wider
+        integers in float64 (as :func:`fastsoftmax.softmax`). Long double is not taken.
+    axis : int, tuple of ints or None
+        The axis (or axes) the rows run along; default the last. ``None``: the whole array.
+    isa, threads
+        As for :func:`fastsoftmax.softmax`.
+
+    Returns
+    -------
+    SoftmaxStats
+        float64 ``m``, ``e`` of shape ``x.shape`` without ``axis``, with
+        ``sum(exp(row)) == m * 2**e``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastsoftmax
+    >>> x = np.array([[1.0, 2.0, 3.0, 4.0]])
+    >>> a = fastsoftmax.softmax_stats(x[:, :2]); b = fastsoftmax.softmax_stats(x[:, 2:])
+    >>> s = fastsoftmax.merge_stats(a, b)
+    >>> np.allclose(s.logsumexp(), np.log(np.exp(x).sum(axis=-1)))
+    True
+    """
+    nthreads = _options(isa, threads)
+    x = _as_real_array(x, "softmax_stats")
+    _, compute = _stats_dtypes(x.dtype, "softmax_stats")
+    axes = tuple(sorted(_normalize_axes(axis, x.ndim)))
+    m, e = _raw_stats(x.astype(compute, copy=False), axes, isa, nthreads)
+    return _make(m, e, axes, x.ndim)
+
+
+def merge_stats(a: SoftmaxStats, b: SoftmaxStats, *more: SoftmaxStats) -> SoftmaxStats:
+    """Merge statistics of pieces of the same rows: the statistics of the pieces together.
+
+    Row by row, ``E = max(e_a, e_b)``, ``M = m_a 2^(e_a - E) + m_b 2^(e_b - E)``: the scaling
+    is exact (powers of two), so merging rounds once per merge, in float64, and the order of
+    merges changes results by float64 ulps only. Empty / all -inf pieces are the identity, a
+    NaN piece makes the row NaN, a +inf piece makes it +inf (as SciPy's logsumexp). Takes
+    two or more statistics with the same ``axes``, ``ndim`` and row shape.
+
+    Examples
+    --------
+    >>> import numpy as np, fastsoftmax
+    >>> x = np.arange(6.0).reshape(2, 3)
+    >>> parts = [fastsoftmax.softmax_stats(x[:, i:i + 1]) for i in range(3)]
+    >>> np.allclose(fastsoftmax.merge_stats(*parts).logsumexp(),
+    ...             fastsoftmax.softmax_stats(x).logsumexp())
+    True
+    """
+    items = (a, b) + more
+    for i, s in enumerate(items):
+        if not isinstance(s, SoftmaxStats):
+            raise TypeError(f"merge_stats takes SoftmaxStats objects (from softmax_stats); "
+                            f"argument {i} is a {type(s).__name__}")
+    for i, s in enumerate(items[1:], 1):
+        if s.axes != a.axes or s.ndim != a.ndim:
+            raise ValueError(f"cannot merge statistics over different axes: argument 0 is over axes {a.axes} of a "
+                             f"{a.ndim}-d array, argument {i} over axes {s.axes} of a {s.ndim}-d array")
+        if s.shape != a.shape:
+            raise ValueError(f"cannot merge statistics of different row shapes: argument 0 has {a.shape}, "
+                             f"argument {i} has {s.shape}")
+    m, e = _reduce_pairs(np.stack([s.m for s in items]), np.stack([s.e for s in items]), axis=0)
+    return _make(m, e, a.axes, a.ndim)
+
+
+def _from_stats(op: str, x, stats, out, isa, threads):
+    what = f"{op}_from_stats"
+    if not isinstance(stats, SoftmaxStats):
+        raise TypeError(f"{what}: stats must be a SoftmaxStats (from softmax_stats/merge_stats), "
+                        f"got {type(stats).__name__}")
+    nthreads = _options(isa, threads)
+    x = _as_real_array(x, what)
+    result_dtype, compute = _stats_dtypes(x.dtype, what)
+    if x.ndim != stats.ndim:
+        raise ValueError(f"{what}: the statistics are of a {stats.ndim}-d array, x is {x.ndim}-d")
+    axes = stats.axes
+    rows = _row_shape(x.shape, axes)
+    if rows != stats.shape:
+        raise ValueError(f"{what}: the statistics are for rows of shape {stats.shape} (over axes {axes}), "
+                         f"but x of shape {x.shape} has rows of shape {rows} over those axes")
+    if out is not None:
+        _check_out(out, x.shape, result_dtype)
+        if np.may_share_memory(out, x) and not _same_view(out, x) and np.shares_memory(out, x):
+            raise ValueError("out partially overlaps x; pass out=x for an in-place call, or a separate array")
+    if x.size == 0:
+        return out if out is not None else np.empty(x.shape, result_dtype)
+
+    xc = x.astype(compute, copy=False)
+    m, e = stats.m.reshape(-1), stats.e.reshape(-1)
+    direct = out is not None and out.dtype == compute
+    target = out if direct else np.empty(x.shape, compute)
+    xm = _rows_view(xc, axes)
+    k = len(axes)
+    if k > 1:
+        tmv = np.moveaxis(target, axes, [x.ndim - k + i for i in range(k)])
+        tm = _merge_trailing_view(tmv, k)
+        if tm is None:  # the axes of `target` cannot be viewed as one: compute aside, then copy
+            tmp = np.empty(xm.shape, compute)
+            _core.from_stats(op, xm, tmp, m, e, isa, nthreads)
+            tmv[...] = tmp.reshape(tmv.shape)
+        else:
+            _core.from_stats(op, xm, tm, m, e, isa, nthreads)
+    else:
+        _core.from_stats(op, xm, _rows_view(target, axes), m, e, isa, nthreads)
+
+    if out is not None:
+        if not direct:  # float16 result: round the float32 result once
+            out[...] = target
+        return out
+    res = target if result_dtype == compute else target.astype(result_dtype)
+    return res[()] if x.ndim == 0 else res
+
+
+def softmax_from_stats(x, stats: SoftmaxStats, *, out: Optional[np.ndarray] = None, isa: Optional[str] = None,
+                       threads: Optional[int] = None):
+    """Pass 2 of the softmax: ``exp(x) / (m 2^e)`` for each row, from (merged) statistics.
+
+    ``x`` is a piece of the rows ``stats`` describe: the same number of dimensions and,
+    without ``stats.axes``, the same shape; its length along those axes is free. The result
+    of each piece is that piece's part of the softmax of the whole row, so the pieces'
+    results side by side equal ``softmax(whole, axis)`` (within the documented accuracy
+    bounds; with the statistics of ``x`` itself, bitwise ``softmax(x, axis,
+    algorithm="two-pass")``). Result dtype, ``out=`` and non-finite rows as
+    :func:`fastsoftmax.softmax` (a row whose statistics are NaN or +inf is all NaN).
+
+    Examples
+    --------
+    >>> import numpy as np, fastsoftmax
+    >>> x = np.array([[1.0, 2.0, 3.0, 4.0]])
+    >>> left, right = x[:, :2], x[:, 2:]
+    >>> s = fastsoftmax.merge_stats(fastsoftmax.softmax_stats(left), fastsoftmax.softmax_stats(right))
+    >>> y = np.concatenate([fastsoftmax.softmax_from_stats(left, s),
+    ...                     fastsoftmax.softmax_from_stats(right, s)], axis=1)
+    >>> np.allclose(y, fastsoftmax.softmax(x, axis=1))
+    True
+    """
+    return _from_stats("softmax", x, stats, out, isa, threads)
+
+
+def log_softmax_from_stats(x, stats: SoftmaxStats, *, out: Optional[np.ndarray] = None, isa: Optional[str] = None,
+                           threads: Optional[int] = None):
+    """Pass 2 of the log-softmax: ``x - log(m 2^e)`` for each row, from (merged) statistics.
+
+    The arguments are those of :func:`softmax_from_stats`.
+
+    Examples
+    --------
+    >>> import numpy as np, fastsoftmax
+    >>> x = np.array([0.0, 0.0, 0.0, 0.0])
+    >>> s = fastsoftmax.merge_stats(fastsoftmax.softmax_stats(x[:1]), fastsoftmax.softmax_stats(x[1:]))
+    >>> fastsoftmax.log_softmax_from_stats(x[:1], s)  # log(1/4)
+    array([-1.38629436])
+    """
+    return _from_stats("log_softmax", x, stats, out, isa, threads)
+
+
+# ---- logsumexp ---------------------------------------------------------------------------
+
+def _lse_dtypes(dtype: np.dtype) -> Tuple[np.dtype, np.dtype]:
+    """(result, compute) dtypes of scipy.special.logsumexp for real input."""
+    if dtype.kind == "c":
+        raise TypeError(f"logsumexp of complex input ({dtype}) is not supported: fastsoftmax computes the real "
+                        "log-sum-exp only (scipy.special.logsumexp takes complex input)")
+    if dtype.kind in "biu":  # SciPy promotes booleans and every integer to the default float
+        return _F64, _F64
+    if dtype.kind != "f":
+        raise TypeError(f"logsumexp needs real numbers, got an array of dtype {dtype!r}")
+    result = np.dtype(dtype.char)
+    return result, (_F32 if result == _F16 else result)
+
+
+def _longdouble_lse(x: np.ndarray, axes: Tuple[int, ...]) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        mx = np.amax(x, axis=axes, keepdims=True)
+        mx = np.where(np.isfinite(mx), mx, 0)
+        return np.squeeze(np.log(np.sum(np.exp(x - mx), axis=axes, keepdims=True)) + mx, axis=axes)
+
+
+def logsumexp(x, axis: AxisLike = None, *, keepdims: bool = False, out: Optional[np.ndarray] = None, b=None,
+              return_sign: bool = False, isa: Optional[str] = None, threads: Optional[int] = None):
+    """``log(sum(exp(x), axis))`` without overflow, in one read of ``x``.
+
+    Compatible with :func:`scipy.special.logsumexp` for real input without weights: the
+    same ``axis`` (None = all, int or tuple), ``keepdims`` and ``return_sign``, result dtype
+    (float inputs keep theirs, booleans and integers give float64; float16 is computed in
+    float32 and rounded once), and handling of ±inf, NaN, empty and 0-d input (a row with a
+    NaN gives NaN, with +inf gives +inf, all -inf or empty gives -inf). It is pass 1 of the
+    two-pass softmax (:func:`softmax_stats`): the row's sum as an exact (mantissa, power
+    of two) pair, no max pass, so it runs at about the speed of reading ``x``.
+
+    Parameters
+    ----------
+    x : array_like
+        Real input.
+    axis : None, int or tuple of ints
+        Axes to reduce; ``None`` (the default) is the whole array.
+    keepdims : bool
+        Keep the reduced axes with length one.
+    out : ndarray, optional
+        Where to write the result (its shape and dtype, writable).
+    b : None
+        Weights are not supported: ``NotImplementedError`` (use scipy.special.logsumexp).
+    return_sign : bool
+        Also return the sign of the sum, as SciPy: 1, 0 for a sum of 0 (all -inf), NaN for
+        NaN, and -1 where ``x`` is empty.
+    isa, threads
+        As for :func:`fastsoftmax.softmax`.
+
+    Examples
+    --------
+    >>> import numpy as np, fastsoftmax
+    >>> fastsoftmax.logsumexp(np.array([1000.0, 1000.0]))  # 1000 + log 2, no overflow
+    np.float64(1000.6931471805599)
+    >>> fastsoftmax.logsumexp(np.zeros((2, 3), np.float32), axis=1)
+    array([1.0986123, 1.0986123], dtype=float32)
+    """
+    if b is not None:
+        raise NotImplementedError("fastsoftmax.logsumexp computes the unweighted log-sum-exp only; "
+                                  "for weights (b=) use scipy.special.logsumexp")
+    nthreads = _options(isa, threads)
+    x = np.asarray(x)
+    if x.dtype.hasobject or x.dtype.kind in ("O", "S", "U", "V", "M", "m"):
+        raise TypeError(f"logsumexp needs real numbers, got an array of dtype {x.dtype!r}")
+    result_dtype, compute = _lse_dtypes(x.dtype)
+    if x.ndim == 0:
+        x = x.reshape(1)  # as SciPy: 0-d input is reduced as a 1-element 1-d array
+    axes = tuple(sorted(_normalize_axes(axis, x.ndim)))
+    rows = _row_shape(x.shape, axes)
+    kept = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+    res_shape = kept if keepdims else rows
+    if out is not None:
+        _check_out(out, res_shape, result_dtype)
+
+    if not axes:  # each element is its own sum: log(exp(x)) == x exactly
+        lse = x.astype(result_dtype)
+    elif x.size == 0:
+        lse = np.full(rows, -np.inf, result_dtype)
+    elif result_dtype == _LD:
+        lse = _longdouble_lse(x, axes)
+    else:
+        m, e = _core.row_stats(_rows_view(x.astype(compute, copy=False), axes), isa, nthreads)
+        lse = _lse(m, e).astype(result_dtype, copy=False)
+    lse = np.asarray(lse).reshape(res_shape)
+
+    sign = None
+    if return_sign:  # as SciPy for real input: 1; 0 where the sum is 0; NaN for NaN; -1 if x is empty
+        if x.size == 0:
+            sign = np.full(res_shape, -1.0, result_dtype)
+        else:
+            sign = np.where(np.isnan(lse), np.nan, np.where(lse == -np.inf, 0.0, 1.0)).astype(result_dtype)
+
+    if out is not None:
+        out[...] = lse
+        lse = out
+    elif lse.ndim == 0:
+        lse = lse[()]
+    if return_sign:
+        return lse, (sign[()] if sign.ndim == 0 else sign)
+    return lse

@@ -1,0 +1,303 @@
+"""fastsoftmax.logsumexp: scipy.special.logsumexp's contract (real, unweighted), one read pass.
+
+Same results (within a few ulp), result type and dtype, shape (axis None / int / tuple,
+keepdims, 0-d, empty), ±inf/NaN handling and exception types as SciPy; accuracy against a
+long double reference; bitwise identical for any memory layout and thread count.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+import scipy.special
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import fastsoftmax
+from conftest import require_or_skip
+from fastsoftmax import _core
+from helpers import assert_same_as_scipy, expected_exception
+
+LD = np.longdouble
+DTYPES = [np.bool_, np.int8, np.uint8, np.int16, np.int32, np.int64, np.uint64,
+          np.float16, np.float32, np.float64, np.longdouble]
+
+
+def scipy_lse(x, **kw):
+    """SciPy's result or exception, its overflow/invalid warnings silenced."""
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return scipy.special.logsumexp(x, **kw), None
+    except Exception as e:  # noqa: BLE001 - the type is compared
+        return None, e
+
+
+def check_like_scipy(x, what="", **kw):
+    theirs, err = scipy_lse(x, **kw)
+    if err is not None:
+        with pytest.raises(expected_exception(err)):
+            fastsoftmax.logsumexp(x, **kw)
+        return
+    ours = fastsoftmax.logsumexp(x, **kw)
+    if kw.get("return_sign"):
+        assert isinstance(ours, tuple) and len(ours) == 2, what
+        assert_same_as_scipy("log_softmax", ours[0], theirs[0], x, what=f"{what} value")
+        assert_same_as_scipy("log_softmax", ours[1], theirs[1], what=f"{what} sign", rtol=0, atol=0)
+    else:
+        assert_same_as_scipy("log_softmax", ours, theirs, x, what=what)
+
+
+def sample(shape, dtype, rng):
+    dt = np.dtype(dtype)
+    if dt.kind == "b":
+        return rng.integers(0, 2, shape).astype(dt)
+    if dt.kind in "iu":
+        info = np.iinfo(dt)
+        return rng.integers(max(info.min, -100), min(info.max, 100), shape, endpoint=True).astype(dt)
+    return (rng.standard_normal(shape) * 5).astype(dt)
+
+
+AXES_BY_NDIM = {
+    0: [None, 0, -1, (), (0,)],
+    1: [None, 0, -1, (), (0,)],
+    2: [None, 0, 1, -1, -2, (), (0,), (1, 0), (0, 1)],
+    3: [None, 0, 1, 2, (0, 2), (2, 0), (1, 2), (0, 1, 2), (-1, -3), ()],
+}
+SHAPES = [(), (7,), (3, 5), (2, 3, 4)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_same_as_scipy_every_dtype_axis_keepdims(dtype):
+    rng = np.random.default_rng(np.dtype(dtype).num)
+    for shape in SHAPES:
+        x = sample(shape, dtype, rng)
+        for axis, keepdims in itertools.product(AXES_BY_NDIM[len(shape)], (False, True)):
+            check_like_scipy(x, what=f"{np.dtype(dtype)} {shape} axis={axis} keepdims={keepdims}",
+                             axis=axis, keepdims=keepdims)
+
+
+def test_python_scalars_and_lists():
+    for x in (3, 2.5, -np.inf, [1, 2, 3], [[1.0, 2.0], [3.0, 4.0]], [True, False]):
+        for axis in (None, 0, -1):
+            check_like_scipy(x, what=f"{x!r} axis={axis}", axis=axis)
+
+
+SPECIAL_ROWS = [
+    [1.0, np.nan, 2.0],
+    [np.nan, np.inf],
+    [np.nan, -np.inf],
+    [1.0, np.inf],
+    [np.inf, np.inf],
+    [np.inf, -np.inf],
+    [-np.inf, -np.inf],
+    [-np.inf, 0.0, -np.inf],
+    [1e30, 1e30],
+    [-1e30, -1e30],
+    [1e5, 1e5 + 1],       # beyond the float32 fast range: exact long double path
+    [-1e5, -1e5 - 1],
+    [3e38, 3e38],         # e**x and the sum overflow float32; the log does not
+    [1e308, 1e308],
+    [-745.0, -745.0],     # exp underflows float64 to a subnormal
+    [88.0, 89.0],
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.longdouble], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("row", SPECIAL_ROWS, ids=repr)
+def test_special_values_like_scipy(row, dtype):
+    with np.errstate(over="ignore"):
+        x = np.array(row, dtype=dtype)
+    for kw in ({}, {"return_sign": True}):
+        check_like_scipy(x, what=f"{row} {np.dtype(dtype)}", **kw)
+    # the same row in a batch, along either axis
+    xb = np.stack([x, np.zeros_like(x), x])
+    check_like_scipy(xb, what=f"batch {row}", axis=1)
+    check_like_scipy(np.ascontiguousarray(xb.T), what=f"batch.T {row}", axis=0)
+
+
+@pytest.mark.parametrize("row", [[1e300, 0.0], [-1e300, -1e300], [1e300]], ids=repr)
+def test_astronomical_values_like_scipy(row):
+    check_like_scipy(np.array(row), what=repr(row))
+
+
+def test_return_sign_like_scipy():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 4))
+    x[0, :] = -np.inf
+    x[1, 2] = np.nan
+    for axis in (None, 0, 1, (), (0, 1)):
+        for keepdims in (False, True):
+            check_like_scipy(x, what=f"axis={axis}", axis=axis, keepdims=keepdims, return_sign=True)
+    check_like_scipy(np.float32(2.0), return_sign=True)
+    check_like_scipy(np.zeros(0), return_sign=True)  # SciPy: sign -1 for empty input
+    check_like_scipy(np.zeros((2, 0)), axis=1, return_sign=True)
+
+
+@pytest.mark.parametrize("shape,axis", [((0,), None), ((0,), 0), ((2, 0), 1), ((2, 0), 0), ((0, 3), 0),
+                                        ((0, 3), 1), ((2, 0, 3), 1), ((2, 0, 3), (0, 2)), ((2, 0, 3), (1, 2)),
+                                        ((2, 0), None), ((0, 3), None), ((2, 0, 3), None)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.float16], ids=lambda d: np.dtype(d).name)
+def test_empty_like_scipy(shape, axis, dtype):
+    x = np.zeros(shape, dtype)
+    for keepdims in (False, True):
+        theirs, err = scipy_lse(x, axis=axis, keepdims=keepdims)
+        if isinstance(err, IndexError):
+            # SciPy 1.17 fails here (its empty-input path indexes a shape with a tuple axis);
+            # the sum over no elements is 0, so the result is -inf, as for its other empty cases.
+            ours = fastsoftmax.logsumexp(x, axis=axis, keepdims=keepdims)
+            want_shape = np.sum(x, axis=axis, keepdims=keepdims).shape
+            assert np.shape(ours) == want_shape and np.asarray(ours).dtype == fastsoftmax.logsumexp(x[..., :0]).dtype
+            assert np.all(np.isneginf(ours))
+            if not want_shape:
+                assert isinstance(ours, np.generic)
+        else:
+            check_like_scipy(x, what=f"{shape} axis={axis}", axis=axis, keepdims=keepdims)
+
+
+def test_bad_arguments_raise_like_scipy():
+    x = np.zeros((2, 3))
+    for axis in (2, -3, (0, 0), (0, 2), [0, 1], 1.0, "0"):
+        check_like_scipy(x, what=f"axis={axis!r}", axis=axis)
+    check_like_scipy(np.float64(1.0), axis=1)
+
+
+def test_unsupported_input_and_options():
+    with pytest.raises(NotImplementedError, match="b="):
+        fastsoftmax.logsumexp(np.zeros(3), b=np.ones(3))
+    with pytest.raises(TypeError, match="complex"):
+        fastsoftmax.logsumexp(np.zeros(3, np.complex128))
+    with pytest.raises(TypeError, match="real numbers"):
+        fastsoftmax.logsumexp(np.array(["a", "b"]))
+    with pytest.raises(TypeError, match="real numbers"):
+        fastsoftmax.logsumexp(np.array([1, None], dtype=object))
+    with pytest.raises(ValueError, match="unknown isa"):
+        fastsoftmax.logsumexp(np.zeros(3), isa="sse9")
+    with pytest.raises(ValueError, match="threads"):
+        fastsoftmax.logsumexp(np.zeros(3), threads=0)
+
+
+def test_out():
+    x = np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)
+    out = np.empty(4, np.float32)
+    r = fastsoftmax.logsumexp(x, axis=1, out=out)
+    assert r is out
+    np.testing.assert_array_equal(out, fastsoftmax.logsumexp(x, axis=1))
+    outk = np.empty((4, 1), np.float32)
+    assert fastsoftmax.logsumexp(x, axis=1, keepdims=True, out=outk) is outk
+    np.testing.assert_array_equal(outk[:, 0], out)
+    out0 = np.empty((), np.float32)
+    assert fastsoftmax.logsumexp(x, out=out0) is out0
+    assert out0 == fastsoftmax.logsumexp(x)
+    strided = np.empty((4, 2), np.float32)[:, 0]  # a strided out is fine
+    fastsoftmax.logsumexp(x, axis=1, out=strided)
+    np.testing.assert_array_equal(strided, out)
+    v, s = fastsoftmax.logsumexp(x, axis=1, out=out, return_sign=True)
+    assert v is out and s.dtype == np.float32
+    with pytest.raises(ValueError, match="shape"):
+        fastsoftmax.logsumexp(x, axis=1, out=np.empty(5, np.float32))
+    with pytest.raises(TypeError, match="dtype"):
+        fastsoftmax.logsumexp(x, axis=1, out=np.empty(4, np.float64))
+    with pytest.raises(TypeError, match="dtype"):
+        fastsoftmax.logsumexp(x.astype(np.int32), axis=1, out=np.empty(4, np.float32))  # ints give float64
+    with pytest.raises(TypeError):
+        fastsoftmax.logsumexp(x, axis=1, out=[0.0] * 4)
+    ro = np.empty(4, np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        fastsoftmax.logsumexp(x, axis=1, out=ro)
+
+
+# ---- accuracy ------------------------------------------------------------------------------
+
+def reference(x: np.ndarray, axis: int) -> np.ndarray:
+    xl = x.astype(LD)
+    mx = np.max(xl, axis=axis, keepdims=True)
+    return np.squeeze(np.log(np.sum(np.exp(xl - mx), axis=axis, keepdims=True)) + mx, axis=axis)
+
+
+def assert_lse_accurate(y, x, axis, what=""):
+    """DESIGN section 4's log bound for a log-sum-exp: |y - r| <= 4 eps max(1, |r|)."""
+    r = reference(x, axis)
+    eps = float(np.finfo(x.dtype).eps)
+    err = np.abs((y.astype(LD) - r).astype(np.float64))
+    bound = 4 * eps * np.maximum(1.0, np.abs(r.astype(np.float64)))
+    assert np.all(err <= bound), f"{what}: worst error {np.max(err / bound):.3f} x the bound"
+
+
+DISTRIBUTIONS = {
+    "normal": lambda rng, n: rng.standard_normal(n),
+    "uniform-1000-1000": lambda rng, n: rng.uniform(-1000.0, 1000.0, n),
+    "uniform-90-100": lambda rng, n: rng.uniform(90.0, 100.0, n),
+}
+
+
+@pytest.mark.parametrize("isa", _core.compiled_isas())
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("dist", list(DISTRIBUTIONS))
+def test_accuracy_against_long_double(dist, dtype, isa):
+    require_or_skip(isa)
+    rng = np.random.default_rng([list(DISTRIBUTIONS).index(dist), np.dtype(dtype).itemsize])
+    for n in (1, 2, 3, 15, 16, 17, 255, 1024, 1025, 4097, 65537):
+        rows = max(1, 8192 // n)
+        x = DISTRIBUTIONS[dist](rng, rows * n).astype(dtype).reshape(rows, n)
+        assert_lse_accurate(fastsoftmax.logsumexp(x, axis=1, isa=isa), x, 1, f"{dist} n={n} {isa}")
+    x = DISTRIBUTIONS[dist](rng, 1 << 20).astype(dtype)
+    assert_lse_accurate(np.asarray(fastsoftmax.logsumexp(x, isa=isa)), x, 0, f"{dist} n=2^20 {isa}")
+
+
+def test_float16_rounded_once():
+    x = np.array([1.0, 2.0, 3.0, 60000.0, 60001.0], np.float16)
+    r = fastsoftmax.logsumexp(x[:3])
+    assert r.dtype == np.float16 and r == np.float16(reference(x[:3].astype(np.float32), 0))
+    assert fastsoftmax.logsumexp(x[3:]) == np.float16(reference(x[3:].astype(np.float64), 0))
+    big = np.array([65504.0, 65504.0], np.float16)  # the sum overflows float16, the log does not
+    assert fastsoftmax.logsumexp(big) == np.float16(65504.0)
+
+
+# ---- layouts, threads, the statistics it is made of --------------------------------------
+
+@given(x=hnp.arrays(np.float32, hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=9),
+                    elements=st.floats(-1e4, 1e4, width=32)),
+       data=st.data())
+@settings(max_examples=60, deadline=None)
+def test_same_bits_for_any_layout(x, data):
+    axis = data.draw(st.integers(0, x.ndim - 1))
+    want = fastsoftmax.logsumexp(np.ascontiguousarray(np.moveaxis(x, axis, -1)), axis=-1)
+    strided = np.repeat(x, 2, axis=0)[::2]  # same values, other strides
+    for variant in (x, np.asfortranarray(x), strided):
+        np.testing.assert_array_equal(fastsoftmax.logsumexp(variant, axis=axis), want)
+
+
+def test_same_bits_for_any_thread_count():
+    x = np.random.default_rng(3).standard_normal(1 << 19).astype(np.float32)
+    want = fastsoftmax.logsumexp(x, threads=1)
+    for t in (2, 3, 8):
+        assert fastsoftmax.logsumexp(x, threads=t) == want
+    xb = x.reshape(64, -1)
+    np.testing.assert_array_equal(fastsoftmax.logsumexp(xb, axis=1, threads=4), fastsoftmax.logsumexp(xb, axis=1,
+                                                                                                      threads=1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+def test_equals_log_softmax_shift_and_stats(dtype):
+    x = np.random.default_rng(4).uniform(-50, 50, (16, 300)).astype(dtype)
+    lse = fastsoftmax.logsumexp(x, axis=1)
+    # the same statistics as softmax_stats, rounded once to the result dtype
+    np.testing.assert_array_equal(lse, fastsoftmax.softmax_stats(x, axis=1).logsumexp().astype(dtype))
+    # and log_softmax(x) = x - logsumexp(x), within the log-softmax bound
+    eps = float(np.finfo(dtype).eps)
+    ls = fastsoftmax.log_softmax(x, axis=1, algorithm="two-pass")
+    scale = np.maximum(1.0, np.maximum(np.abs(x), np.abs(lse[:, None])))
+    assert np.all(np.abs((x - lse[:, None]).astype(np.float64) - ls) <= 4 * eps * scale)
+
+
+def test_multi_axis_equals_flattened():
+    x = np.random.default_rng(6).standard_normal((3, 4, 5))
+    np.testing.assert_array_equal(fastsoftmax.logsumexp(x, axis=(0, 2)),
+                                  fastsoftmax.logsumexp(np.moveaxis(x, 1, 0).reshape(4, -1), axis=1))
+    assert fastsoftmax.logsumexp(x) == fastsoftmax.logsumexp(x.reshape(-1))
