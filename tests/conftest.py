@@ -87,3 +87,35 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for name in sorted(ACCURACY):
         e = ACCURACY[name]
         tr.write_line(f"{name:48s} {e['metric']:22s} {e['max']:11.3e} {e['ratio']:14.3f}")
+
+
+# ---- slow tests, sanitizer runs ---------------------------------------------------------
+# Tests marked `slow` (e.g. the > 2^31-element rows of test_size_limits.py, which need
+# 8 GiB and a minute) are skipped unless asked for, so `python -m pytest` stays the quick
+# README command: `python -m pytest --run-slow` runs everything, `-m slow` only them.
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", default=False,
+                     help="also run the tests marked slow (off by default)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow") or "slow" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow or -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+#: Set by tools/sanitize.sh to the -fsanitize= list the extension was built with.
+SANITIZED = os.environ.get("FASTSOFTMAX_SANITIZED", "")
+
+if SANITIZED:
+    # Under ASan every allocation goes through its allocator and the kernels run several
+    # times slower: fewer property-test examples keep the sanitizer run within CI's time
+    # (tests that pin max_examples in their own settings keep theirs).
+    from hypothesis import settings as _hyp_settings
+
+    _hyp_settings.register_profile("sanitize", max_examples=25, deadline=None)
+    _hyp_settings.load_profile("sanitize")

@@ -170,8 +170,13 @@ def _is_peer(r: Dict[str, Any]) -> bool:
 
 
 def _tier_of(grp: List[Dict[str, Any]], tiers: List[str]) -> Optional[str]:
-    return next((t for t in tiers if any(r["isa"] == t and r["kind"] == "fastsoftmax" and not r.get("fresh_output")
-                                         for r in grp)), None)
+    """The best measured tier (priority order of the build: avx512, avx2, scalar)."""
+    from .. import _core
+
+    order = {t: i for i, t in enumerate(_core.compiled_isas())}
+    ranked = sorted(tiers, key=lambda t: order.get(t, len(order)))
+    return next((t for t in ranked if any(r["isa"] == t and r["kind"] == "fastsoftmax" and not r.get("fresh_output")
+                                          for r in grp)), None)
 
 
 def summary(rows: List[Dict[str, Any]], tiers: List[str]) -> List[Dict[str, Any]]:

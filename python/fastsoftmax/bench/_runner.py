@@ -440,6 +440,7 @@ def _measure_block(cfg: BenchConfig, op: str, shape: Tuple[int, ...], dtype: np.
     slow: set = set()  # calls of 0.1 s or more: no re-warming in later rounds
     cursor = 0
     last_out: Dict[int, int] = {}
+    errors: Dict[int, Optional[str]] = {}
     failed: set = set()
     per_round_min = max(1, -(-cfg.min_reps // rounds))
     tag = f" t={threads}" if _thread_list(cfg.threads) != [1] else ""
@@ -476,6 +477,10 @@ def _measure_block(cfg: BenchConfig, op: str, shape: Tuple[int, ...], dtype: np.
                 slow.add(i)
             times[i].append(t.times_ns)
             last_out[i] = t.last_out
+            if r == rounds - 1 and cfg.validate and impl.kind != "roofline":
+                # Now, before a later implementation reuses the rotating output buffer.
+                out = outs[t.last_out]
+                errors[i] = _impls.validate(op, impl.result(out) if impl.result is not None else out)
             bar.update(1)
 
     block: List[Dict[str, Any]] = []
@@ -483,9 +488,6 @@ def _measure_block(cfg: BenchConfig, op: str, shape: Tuple[int, ...], dtype: np.
         if i in failed or not times[i]:
             continue
         timing = _measure.Timing(np.concatenate(times[i]), int(sum(len(a) for a in times[i])), last_out[i])
-        err = None
-        if cfg.validate and impl.kind != "roofline":
-            y = impl.result(outs[timing.last_out]) if impl.result is not None else outs[timing.last_out]
-            err = _impls.validate(op, y)
+        err = errors.get(i)
         block.append(_row(op, dtype, shape, impl, timing, len(outs), roofline_isa, err, threads))
     return block

@@ -1,0 +1,83 @@
+"""The fuzz harness (fuzz/fuzz_softmax.py) on a fixed set of inputs, so that the harness keeps
+working as the API grows, and every check it makes also runs in the ordinary test suite.
+
+Bugs the fuzzer found are regression tests: here, and beside the rows of docs/bad-input.md
+they belong to (test_bad_input_catalogue.py::test_bad_algorithm_or_tier_without_a_kernel_call:
+an unknown isa was silently ignored for empty and long double input).
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastsoftmax
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fuzz"))
+import fuzz_softmax  # noqa: E402
+
+
+@pytest.mark.parametrize("block", range(4))
+def test_fuzz_harness_on_fixed_inputs(block):
+    rng = random.Random(1234 + block)
+    for i in range(60):
+        data = rng.randbytes(rng.choice((8, 32, 64, 256, 1024)))
+        try:
+            fuzz_softmax.test_one_input(data)
+        except fuzz_softmax.Failure as e:
+            pytest.fail(f"input {data.hex()}:\n{e}", pytrace=False)
+
+
+def test_decoder_is_total():
+    """Every byte string decodes to a case (past the end, each choice takes its first option)."""
+    for data in (b"", b"\x00", b"\xff" * 7, bytes(range(256))):
+        case = fuzz_softmax.build_case(data)
+        assert case.op in ("softmax", "log_softmax")
+
+
+# ---- regressions found by fuzzing ----------------------------------------------------------------
+# Rows longer than 2^16 elements are split into chunks whose two-pass statistics are merged
+# (csrc/softmax.cpp, csrc/kernels/rows.h); a NaN in some chunks got lost in the merge and
+# the row came out finite instead of all NaN (SciPy: a NaN anywhere makes the row NaN).
+
+CHUNK = 1 << 16
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("algorithm", fastsoftmax.ALGORITHMS)
+def test_nan_alone_in_the_last_chunk_makes_the_row_nan(algorithm, op, dtype, threads):
+    """Found by fuzzing: x = zeros(65537), x[-1] = NaN -- the NaN is the whole last chunk;
+    two-pass gave 1/65536 everywhere else."""
+    fn = getattr(fastsoftmax, op)
+    for n in (CHUNK + 1, 2 * CHUNK + 1, 2 * CHUNK + 7):
+        x = np.zeros(n, dtype)
+        x[-1] = np.nan
+        y = fn(x, algorithm=algorithm, threads=threads)
+        assert np.isnan(y).all(), f"n={n}: {int(np.isnan(y).sum())} NaN of {n}; y[:3] = {y[:3]}"
+        x2 = np.stack([np.zeros(n, dtype), x])  # and as the second of two rows
+        y2 = fn(x2, axis=1, algorithm=algorithm, threads=threads)
+        assert np.isnan(y2[1]).all() and not np.isnan(y2[0]).any()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("algorithm", fastsoftmax.ALGORITHMS)
+def test_nan_in_one_chunk_and_a_large_value_in_another(algorithm, op, threads):
+    """Found by fuzzing (float64): x = zeros(2^17), x[0] = NaN, x[65541] = 65504 -- two-pass
+    gave [nan, 0, ..., 0, 1, 0, ...]: the NaN chunk's statistics vanished when rescaled to
+    the other chunk's much larger exponent."""
+    fn = getattr(fastsoftmax, op)
+    for big in (65504.0, 3e5, 1e6):
+        for nan_at, big_at in ((0, CHUNK + 5), (CHUNK + 5, 0), (3, 2 * CHUNK + 1)):
+            x = np.zeros(3 * CHUNK, np.float64)
+            x[nan_at] = np.nan
+            x[big_at] = big
+            y = fn(x, algorithm=algorithm, threads=threads)
+            assert np.isnan(y).all(), (f"NaN at {nan_at}, {big} at {big_at}: {int(np.isnan(y).sum())} NaN; "
+                                       f"y[{big_at}] = {y[big_at]}")
