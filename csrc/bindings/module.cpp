@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -158,8 +159,12 @@ void from_stats_py(const std::string& op, const py::array& x, py::array& out, co
 double run_pattern(const std::string& pattern, const py::array& x, py::array& out, const py::object& isa) {
   const DType dt = dtype_of(x, "x");
   if (dtype_of(out, "out") != dt) throw py::type_error("x and out must have the same dtype");
-  if (!(x.flags() & py::array::c_style) || !(out.flags() & py::array::c_style) || x.size() != out.size())
-    throw py::value_error("patterns take two C-contiguous arrays of the same size");
+  const auto misaligned = [](const py::array& a) {
+    return reinterpret_cast<std::uintptr_t>(a.data()) % static_cast<std::uintptr_t>(a.itemsize()) != 0;
+  };
+  if (!(x.flags() & py::array::c_style) || !(out.flags() & py::array::c_style) || x.size() != out.size() ||
+      misaligned(x) || misaligned(out))
+    throw py::value_error("patterns take two C-contiguous, aligned arrays of the same size");
   const KernelEntry* k = find_kernel(resolve_isa(isa), dt, "pattern", pattern);
   if (!k) throw py::value_error("unknown memory pattern '" + pattern + "'");
   const std::size_t n = static_cast<std::size_t>(x.size());

@@ -272,8 +272,15 @@ void for_rows(const RowsJob& job, std::size_t r0, std::size_t r1, RowFn&& row) {
   const std::size_t n = static_cast<std::size_t>(job.shape[nd - 1]);
   const std::int64_t x_step = job.x_strides[nd - 1], y_step = job.y_strides[nd - 1];
   const bool read_only = job.y == nullptr;
-  const bool x_contig = x_step == std::int64_t(sizeof(T));
-  const bool y_contig = !read_only && y_step == std::int64_t(sizeof(T));
+  // Rows the kernels may read as T*: contiguous and aligned to T (NumPy allows misaligned
+  // arrays; dereferencing them is undefined behaviour). Others are gathered with memcpy.
+  const auto aligned = [nd](const char* base, const std::int64_t* strides) {
+    bool ok = reinterpret_cast<std::uintptr_t>(base) % alignof(T) == 0;
+    for (int d = 0; d < nd; ++d) ok = ok && strides[d] % std::int64_t(alignof(T)) == 0;
+    return ok;
+  };
+  const bool x_contig = x_step == std::int64_t(sizeof(T)) && aligned(job.x, job.x_strides);
+  const bool y_contig = !read_only && y_step == std::int64_t(sizeof(T)) && aligned(job.y, job.y_strides);
   const std::size_t inner = nd >= 2 ? static_cast<std::size_t>(job.shape[nd - 2]) : 1;
   const bool tiles = !x_contig && (read_only || !y_contig) && nd >= 2 &&
                      job.x_strides[nd - 2] == std::int64_t(sizeof(T)) &&
