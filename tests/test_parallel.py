@@ -100,3 +100,29 @@ def test_env_var_sets_the_default():
     env = dict(os.environ, FASTSOFTMAX_NUM_THREADS="5")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "5"
+
+
+@pytest.mark.parametrize("shape,axis", [((1000,), None), ((3, 1000), -1), ((3, 1000), 0), ((2, 3, 10), (1, 2))])
+@pytest.mark.parametrize("with_out", [False, True])
+def test_threads_keyword_reaches_the_core(monkeypatch, shape, axis, with_out):
+    """threads= must reach the kernels on every path (the small-call fast path once dropped
+    it, so threads=1 ran on all cores and the harness timed 2 threads as 1)."""
+    from fastsoftmax import _api
+
+    seen = []
+    real_run = _core.run
+
+    def recording_run(*args, **kwargs):
+        seen.append(args[5] if len(args) > 5 else kwargs.get("threads", 0))
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(_api._core, "run", recording_run)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    out = np.empty_like(x) if with_out else None
+    for t in (1, 3):
+        seen.clear()
+        fastsoftmax.softmax(x, axis=axis, out=out, threads=t)
+        assert seen and all(s == t for s in seen), (t, seen)
+    seen.clear()
+    fastsoftmax.softmax(x, axis=axis, out=out)
+    assert seen and all(s == 0 for s in seen), seen  # 0: the library default

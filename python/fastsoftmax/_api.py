@@ -124,11 +124,11 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
             and (axis == -1 or axis == x.ndim - 1 if type(axis) is int else axis is None and x.ndim == 1)):
         if out is None:
             y = np.empty(x.shape, x.dtype)
-            _core.run(op, algorithm, x, y, isa)
+            _core.run(op, algorithm, x, y, isa, threads or 0)
             return y
         if (type(out) is np.ndarray and out.dtype is x.dtype and out.shape == x.shape and out.flags.writeable
                 and 0 not in out.strides and (out is x or not np.may_share_memory(out, x))):
-            _core.run(op, algorithm, x, out, isa)
+            _core.run(op, algorithm, x, out, isa, threads or 0)
             return out
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
