@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 import warnings
 from typing import Callable, Optional, Tuple
 
@@ -136,3 +137,16 @@ def assert_correctly_rounded_within(op: str, y: np.ndarray, x_compute: np.ndarra
     ok = (y >= lo) & (y <= hi)
     assert ok.all(), (f"{op}: {int((~ok).sum())} elements outside the rounded bound; first: "
                       f"y={y[~ok][:5]} allowed [{lo[~ok][:5]}, {hi[~ok][:5]}]")
+
+
+def peak_traced(call):
+    """Peak memory NumPy and Python allocate during call(), beyond what was live before;
+    returns (bytes, call's result)."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        res = call()
+        return tracemalloc.get_traced_memory()[1] - base, res
+    finally:
+        tracemalloc.stop()

@@ -15,6 +15,7 @@ import pytest
 import fastsoftmax
 from conftest import KERNELS, kernel_id, require_or_skip, run_kernel
 from helpers import (
+    peak_traced,
     AxisError,
     assert_correctly_rounded_within,
     assert_same_as_scipy,
@@ -388,34 +389,23 @@ def test_zero_stride_broadcast_input(op):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("op", OPS)
 def test_contiguous_input_allocates_only_the_output(op, dtype):
-    import tracemalloc
 
     fn = FUNCS[op]
     x = np.random.default_rng(2).standard_normal((32, 8192)).astype(dtype)
     out = np.empty_like(x)
     slack = 64 * 1024
 
-    def peak_extra(call):
-        tracemalloc.start()
-        try:
-            tracemalloc.reset_peak()
-            base = tracemalloc.get_traced_memory()[0]
-            res = call()
-            return tracemalloc.get_traced_memory()[1] - base, res
-        finally:
-            tracemalloc.stop()
-
     for axis in (1, -1, None, (0, 1)):
-        extra, _ = peak_extra(lambda: fn(x, axis=axis, out=out))
+        extra, _ = peak_traced(lambda: fn(x, axis=axis, out=out))
         assert extra <= slack, f"axis={axis}, out=: {extra} bytes of temporaries"
-        extra, res = peak_extra(lambda: fn(x, axis=axis))
+        extra, res = peak_traced(lambda: fn(x, axis=axis))
         assert extra <= x.nbytes + slack, f"axis={axis}: {extra - x.nbytes} bytes beyond the output"
         del res
     work = x.copy()
-    extra, _ = peak_extra(lambda: fn(work, axis=1, out=work))
+    extra, _ = peak_traced(lambda: fn(work, axis=1, out=work))
     assert extra <= slack, f"in place: {extra} bytes of temporaries"
     # A strided kernel handles a non-last axis without copying the array.
-    extra, _ = peak_extra(lambda: fn(x, axis=0, out=out))
+    extra, _ = peak_traced(lambda: fn(x, axis=0, out=out))
     assert extra <= slack, f"axis=0: {extra} bytes of temporaries"
 
 

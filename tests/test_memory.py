@@ -11,13 +11,13 @@ import os
 import subprocess
 import sys
 import textwrap
-import tracemalloc
 
 import numpy as np
 import pytest
 
 import fastsoftmax
 from conftest import SANITIZED
+from helpers import peak_traced
 
 OPS = ("softmax", "log_softmax")
 FUNCS = {"softmax": fastsoftmax.softmax, "log_softmax": fastsoftmax.log_softmax}
@@ -41,18 +41,6 @@ def run_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 # ---- peak memory of one call ------------------------------------------------------------------
-
-def peak_traced(call):
-    """Peak memory NumPy and Python allocate during call(), beyond what was live before."""
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        base = tracemalloc.get_traced_memory()[0]
-        res = call()
-        return tracemalloc.get_traced_memory()[1] - base, res
-    finally:
-        tracemalloc.stop()
-
 
 @pytest.mark.parametrize("threads", [1, 2], ids=lambda t: f"threads={t}")
 @pytest.mark.parametrize("op", OPS)
