@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <new>
 #include <stdexcept>
+#include <type_traits>
 #include <string>
 
 #include "dispatch/registry.h"
@@ -31,6 +32,14 @@ const char* algorithm_name(fastsoftmax_algorithm a) {
 }
 
 template <class T>
+DType dtype_of() {
+  if constexpr (std::is_same<T, float>::value) return DType::f32;
+  else if constexpr (std::is_same<T, double>::value) return DType::f64;
+  else if constexpr (std::is_same<T, Half>::value) return DType::f16;
+  else return DType::bf16;
+}
+
+template <class T>
 fastsoftmax_status run(const char* op, const T* x, T* y, std::size_t rows, std::size_t n, std::ptrdiff_t xs,
                        std::ptrdiff_t ys, fastsoftmax_algorithm algorithm, int threads) noexcept {
   try {
@@ -39,7 +48,7 @@ fastsoftmax_status run(const char* op, const T* x, T* y, std::size_t rows, std::
     if (!x || !y || !alg) return FASTSOFTMAX_ERROR_INVALID_ARGUMENT;
     // Output rows must not overlap one another (reading rows may: a broadcast input is fine).
     if (rows > 1 && static_cast<std::size_t>(ys < 0 ? -ys : ys) < n) return FASTSOFTMAX_ERROR_INVALID_ARGUMENT;
-    const DType dt = sizeof(T) == 4 ? DType::f32 : DType::f64;
+    const DType dt = dtype_of<T>();
     const std::string tier = active_isa();
     const char* resolved = algorithm == FASTSOFTMAX_ALGORITHM_AUTO ? auto_algorithm(dt, n) : alg;
     const KernelEntry* k = find_kernel(tier, dt, op, resolved);
@@ -77,6 +86,26 @@ fastsoftmax_status fastsoftmax_softmax_f64(const double* x, double* y, size_t ro
 fastsoftmax_status fastsoftmax_log_softmax_f64(const double* x, double* y, size_t rows, size_t n, ptrdiff_t xs,
                                                ptrdiff_t ys, fastsoftmax_algorithm a, int threads) {
   return run("log_softmax", x, y, rows, n, xs, ys, a, threads);
+}
+
+// 16-bit rows are passed as their bits.
+fastsoftmax_status fastsoftmax_softmax_f16(const uint16_t* x, uint16_t* y, size_t rows, size_t n, ptrdiff_t xs,
+                                           ptrdiff_t ys, fastsoftmax_algorithm a, int threads) {
+  return run("softmax", reinterpret_cast<const Half*>(x), reinterpret_cast<Half*>(y), rows, n, xs, ys, a, threads);
+}
+fastsoftmax_status fastsoftmax_log_softmax_f16(const uint16_t* x, uint16_t* y, size_t rows, size_t n, ptrdiff_t xs,
+                                               ptrdiff_t ys, fastsoftmax_algorithm a, int threads) {
+  return run("log_softmax", reinterpret_cast<const Half*>(x), reinterpret_cast<Half*>(y), rows, n, xs, ys, a, threads);
+}
+fastsoftmax_status fastsoftmax_softmax_bf16(const uint16_t* x, uint16_t* y, size_t rows, size_t n, ptrdiff_t xs,
+                                            ptrdiff_t ys, fastsoftmax_algorithm a, int threads) {
+  return run("softmax", reinterpret_cast<const BFloat16*>(x), reinterpret_cast<BFloat16*>(y), rows, n, xs, ys, a,
+             threads);
+}
+fastsoftmax_status fastsoftmax_log_softmax_bf16(const uint16_t* x, uint16_t* y, size_t rows, size_t n, ptrdiff_t xs,
+                                                ptrdiff_t ys, fastsoftmax_algorithm a, int threads) {
+  return run("log_softmax", reinterpret_cast<const BFloat16*>(x), reinterpret_cast<BFloat16*>(y), rows, n, xs, ys, a,
+             threads);
 }
 
 int fastsoftmax_get_num_threads(void) { return fastsoftmax::get_num_threads(); }

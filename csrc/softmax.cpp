@@ -35,13 +35,23 @@ std::size_t streaming_threshold_bytes() {
 // element) wins; once input plus output spill out of the L2 the memory traffic is the
 // limit and two-pass (2R+1W instead of 3R+2W) wins.
 const char* auto_algorithm(DType dtype, std::size_t row_length) {
-  const std::size_t itemsize = dtype == DType::f32 ? 4 : 8;
   std::size_t l2 = cache_sizes().l2;
   if (l2 == 0) l2 = 1u << 20;
-  return 2 * row_length * itemsize <= l2 ? "three-pass-reload" : "two-pass";
+  return 2 * row_length * itemsize(dtype) <= l2 ? "three-pass-reload" : "two-pass";
 }
 
 namespace {
+
+// Calls f(S{}) with the storage type of dtype d.
+template <class F>
+void with_storage(DType d, F&& f) {
+  switch (d) {
+    case DType::f32: return f(float{});
+    case DType::f64: return f(double{});
+    case DType::f16: return f(Half{});
+    case DType::bf16: return f(BFloat16{});
+  }
+}
 
 // Below this many elements in a call, threads cost more than they save (measured: see
 // README, "Threads").
@@ -128,10 +138,9 @@ void row_stats(const KernelEntry& k, int ndim, const std::int64_t* shape, const 
     return;
   }
   auto fn = [&](const auto& runner, std::size_t r, const auto* xr, auto*) { runner.stats(xr, &m[r], &e[r]); };
-  if (k.dtype == DType::f32)
-    run_stats_typed<float>(k, ndim, shape, x, xs, nullptr, nullptr, threads, fn);
-  else
-    run_stats_typed<double>(k, ndim, shape, x, xs, nullptr, nullptr, threads, fn);
+  with_storage(k.dtype, [&](auto s) {
+    run_stats_typed<decltype(s)>(k, ndim, shape, x, xs, nullptr, nullptr, threads, fn);
+  });
 }
 
 void rows_from_stats(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x,
@@ -139,19 +148,13 @@ void rows_from_stats(const KernelEntry& k, int ndim, const std::int64_t* shape, 
                      int threads) {
   if (ndim < 1) return;
   auto fn = [&](const auto& runner, std::size_t r, const auto* xr, auto* yr) { runner.from_stats(xr, yr, m[r], e[r]); };
-  if (k.dtype == DType::f32)
-    run_stats_typed<float>(k, ndim, shape, x, xs, y, ys, threads, fn);
-  else
-    run_stats_typed<double>(k, ndim, shape, x, xs, y, ys, threads, fn);
+  with_storage(k.dtype, [&](auto s) { run_stats_typed<decltype(s)>(k, ndim, shape, x, xs, y, ys, threads, fn); });
 }
 
 void run_rows(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x,
               const std::int64_t* xs, char* y, const std::int64_t* ys, int threads) {
   if (ndim < 1) return;
-  if (k.dtype == DType::f32)
-    run_rows_typed<float>(k, ndim, shape, x, xs, y, ys, threads);
-  else
-    run_rows_typed<double>(k, ndim, shape, x, xs, y, ys, threads);
+  with_storage(k.dtype, [&](auto s) { run_rows_typed<decltype(s)>(k, ndim, shape, x, xs, y, ys, threads); });
 }
 
 }  // namespace fastsoftmax

@@ -41,6 +41,14 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 import fastsoftmax
+from fastsoftmax._api import _cast, _compute_dtype, _float_rank
+
+try:  # bfloat16 input and out (optional, as for the package)
+    import ml_dtypes
+
+    BF16: Optional[np.dtype] = np.dtype(ml_dtypes.bfloat16)
+except ImportError:
+    BF16 = None
 
 LD = np.longdouble
 MAX_ELEMENTS = 1 << 16  # per array, usually: keeps an execution in the millisecond range
@@ -131,7 +139,7 @@ def draw_dtype(d: Draw):
     return d.weighted([
         (np.float32, 12), (np.float64, 12), (np.float16, 2), (np.longdouble, 1),
         (np.int8, 1), (np.uint8, 1), (np.int16, 1), (np.uint16, 1), (np.int32, 1), (np.uint32, 1),
-        (np.int64, 1), (np.uint64, 1),
+        (np.int64, 1), (np.uint64, 1), ("bfloat16", 2 if BF16 is not None else 0),
         ("bool", 1), ("complex64", 1), ("complex128", 1), ("object", 1), ("str", 1), ("bytes", 1),
         ("datetime64", 1), ("timedelta64", 1), ("structured", 1),
     ])
@@ -194,6 +202,8 @@ def draw_values(d: Draw, shape, dtype) -> np.ndarray:
     rng = np.random.default_rng(d.int(0, 2**32 - 1))
     if dtype in FLOAT_TYPES:
         return draw_float_values(d, rng, n, dtype).reshape(shape)
+    if dtype == "bfloat16":  # float32 values (and specials), rounded to bfloat16
+        return draw_float_values(d, rng, n, np.float32).astype(BF16).reshape(shape)
     if dtype in INT_TYPES:
         info = np.iinfo(dtype)
         lo, hi = d.choice([(info.min, info.max), (max(info.min, -5), 5), (max(info.min, -100), 100)])
@@ -290,6 +300,8 @@ def draw_axis(d: Draw, ndim: int):
 def result_dtype(x) -> Optional[np.dtype]:
     """SciPy's result dtype (np.exp's), or None where the call must raise TypeError."""
     dt = np.asarray(x).dtype
+    if BF16 is not None and dt == BF16:
+        return dt
     if dt.kind == "f":
         return np.dtype(dt.char)
     if dt.kind in "iu":
@@ -302,7 +314,7 @@ def draw_out(d: Draw, case: Case, x, rdt: Optional[np.dtype]):
     shape = np.shape(x)
     dt = rdt or np.dtype(np.float64)
     kind = d.weighted([("none", 10), ("fresh", 3), ("strided", 2), ("in place", 3), ("overlap", 2),
-                       ("wrong shape", 1), ("wrong dtype", 1), ("read-only", 1), ("not an array", 1),
+                       ("wrong shape", 1), ("other dtype", 2), ("read-only", 1), ("not an array", 1),
                        ("zero stride", 1)])
     case.notes.append(f"out: {kind}")
     if kind == "none":
@@ -340,8 +352,9 @@ def draw_out(d: Draw, case: Case, x, rdt: Optional[np.dtype]):
     elif kind == "wrong shape":
         out = np.full(shape + (1,) if d.chance(0.5) else (shape[:-1] + (shape[-1] + 1,) if shape else (2,)),
                       SENTINEL, dt)
-    elif kind == "wrong dtype":
-        other = d.choice([np.float16, np.float32, np.float64, np.longdouble, np.int64])
+    elif kind == "other dtype":  # a float: mixed precision; an integer or complex: an error
+        others = [np.float16, np.float32, np.float64, np.longdouble, np.int64, np.complex64]
+        other = d.choice(others + ([BF16] if BF16 is not None else []))
         out = np.full(shape, SENTINEL, other if np.dtype(other) != dt else np.float32 if dt != np.float32 else np.float64)
     elif kind == "read-only":
         out = np.full(shape, SENTINEL, dt)
@@ -455,8 +468,8 @@ def documented_errors(case: Case) -> Tuple[type, ...]:
         else:
             if out.shape != x.shape:
                 errs.append(ValueError)
-            if rdt is not None and out.dtype != rdt:
-                errs.append(TypeError)
+            if not _float_rank(out.dtype) or not out.dtype.isnative:
+                errs.append(TypeError)  # mixed precision takes any native float dtype
             if not out.flags.writeable:
                 errs.append(ValueError)
             if out.size and any(st == 0 and n > 1 for st, n in zip(out.strides, out.shape)):
@@ -486,9 +499,8 @@ def check_values(op: str, y: np.ndarray, xc: np.ndarray, axes: Tuple[int, ...]) 
     once to y.dtype; else what is wrong."""
     ref = reference(op, xc, axes)
     y = np.asarray(y)
-    with np.errstate(over="ignore"):
-        # Rounded to y's dtype first: log_softmax([max, -max]) is -2*max, -inf in float32.
-        ref_rounded = ref.astype(y.dtype)
+    # Rounded to y's dtype first: log_softmax([max, -max]) is -2*max, -inf in float32.
+    ref_rounded = _cast(ref, y.dtype)
     for name, f in (("NaN", np.isnan), ("+inf", np.isposinf), ("-inf", np.isneginf)):
         if not np.array_equal(f(y), f(ref_rounded)):
             bad = np.argwhere(f(y) != f(ref_rounded))[:3].tolist()
@@ -509,9 +521,10 @@ def check_values(op: str, y: np.ndarray, xc: np.ndarray, axes: Tuple[int, ...]) 
             scale = np.maximum(np.maximum(LD(1), np.where(fin, np.abs(xl), 0)),
                                np.where(np.isfinite(lse), np.abs(lse), 0))
             b = LD(4 * fi.eps) * scale * LD(1 + 1e-12)
-        lo = (ref - b).astype(y.dtype)
-        hi = (ref + b).astype(y.dtype)
-    ok = ~np.isfinite(ref_rounded) | ((y >= lo) & (y <= hi))
+        lo = _cast(ref - b, y.dtype).astype(LD)
+        hi = _cast(ref + b, y.dtype).astype(LD)
+        yl = y.astype(np.float64).astype(LD) if y.dtype.itemsize == 2 else y.astype(LD)
+    ok = ~np.isfinite(ref_rounded) | ((yl >= lo) & (yl <= hi))
     if not ok.all():
         idx = np.argwhere(~ok)[:3]
         where = [tuple(int(i) for i in ix) for ix in idx]
@@ -526,11 +539,13 @@ class Failure(AssertionError):
 
 
 def snapshot(a):
-    return None if not isinstance(a, np.ndarray) else (a.copy(), a.dtype.kind in "fc")
+    return None if not isinstance(a, np.ndarray) else (a.copy(), a.dtype.kind in "fc" or a.dtype == BF16)
 
 
 def unchanged(a, snap) -> bool:
     copy, nan_ok = snap
+    if BF16 is not None and a.dtype == BF16:  # bitwise
+        return np.array_equal(a.view(np.uint16), copy.view(np.uint16))
     return np.array_equal(a, copy, equal_nan=nan_ok) if a.dtype.kind != "V" else bool((a == copy).all())
 
 
@@ -568,11 +583,12 @@ def run_case(case: Case) -> None:
     xa = np.asarray(x_snap[0] if x_snap is not None else x)
     rdt = result_dtype(xa)
     axes = normalized_axes(case.kwargs.get("axis"), xa.ndim)
-    native = rdt in (np.float32, np.float64)
+    # Long double (input, or an out= that makes the call compute in it) may warn as SciPy does.
+    native = rdt in (np.float32, np.float64) and (out is None or out.dtype != LD)
     if native and caught:
         fail(f"warned: {[str(w.message) for w in caught]}")
 
-    # Type, dtype, shape: SciPy's.
+    # Type, dtype, shape: SciPy's (out's dtype with out=: mixed precision).
     if out is not None:
         if res is not out:
             fail("did not return out")
@@ -583,8 +599,11 @@ def run_case(case: Case) -> None:
         fail(f"result {type(res).__name__} {getattr(res, 'dtype', None)} {getattr(res, 'shape', None)}, "
              f"expected ndarray {rdt} {xa.shape}")
 
-    # Values: computed in float32 for float16 results, else in the result dtype.
-    compute = np.dtype(np.float32) if rdt == np.float16 else rdt
+    # Values: computed in the more precise of the result dtype and out's; 16-bit types in
+    # float32; rounded once to the output dtype.
+    compute = _compute_dtype(rdt, out.dtype) if out is not None else rdt
+    if _float_rank(compute) == 1:
+        compute = np.dtype(np.float32)
     xc = xa.astype(rdt).astype(compute)
     msg = check_values(case.op, np.asarray(res), xc, axes)
     if msg:

@@ -42,8 +42,20 @@ def require_or_skip(isa: str) -> None:
     pytest.skip(why)
 
 
-#: Every softmax/log_softmax kernel in the registry (one entry per isa x dtype x op x algorithm).
-KERNELS: List[Dict] = fastsoftmax.kernels()
+try:  # bfloat16 arrays need ml_dtypes (in the test extra; optional for the package)
+    import ml_dtypes  # noqa: F401
+
+    HAVE_BFLOAT16 = True
+except ImportError:
+    HAVE_BFLOAT16 = False
+
+#: The dtypes the kernels read and write (float16/bfloat16 computed in float32).
+KERNEL_DTYPES: Tuple[str, ...] = ("float32", "float64", "float16") + (("bfloat16",) if HAVE_BFLOAT16 else ())
+HALF_DTYPES: Tuple[str, ...] = tuple(d for d in KERNEL_DTYPES if d in ("float16", "bfloat16"))
+
+#: Every softmax/log_softmax kernel in the registry (one entry per isa x dtype x op x algorithm);
+#: bfloat16 ones only where ml_dtypes is installed.
+KERNELS: List[Dict] = [k for k in fastsoftmax.kernels() if k["dtype"] in KERNEL_DTYPES]
 
 
 def kernel_id(k: Dict) -> str:

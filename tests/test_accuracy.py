@@ -7,6 +7,9 @@ Bounds (x_i - max x is exact in float64/longdouble):
   measured over outputs r >= finfo(dtype).tiny (the normal range); below it the error
   must stay under tiny in absolute terms.
 * log_softmax: |y - r| <= 4 * eps * max(1, |x_i|, |log sigma|), log sigma = logsumexp(row).
+* float16 / bfloat16 (computed in float32, rounded once): y lies in [round(r - b),
+  round(r + b)], b the float32 bound above -- what rounding a float32 result that meets
+  its bound can give -- and, for softmax, within 1 ulp of the output type of round(r).
 
 Inputs from N(0, 1), U[-1000, 1000] and U[90, 100]; every row length from 1 to 2*1024+1
 (two full cascade blocks of the widest unroll, 4 accumulators x 16 lanes x 16 steps, plus
@@ -23,7 +26,8 @@ import pytest
 import scipy.special
 
 import fastsoftmax
-from conftest import KERNELS, kernel_id, record_accuracy, require_or_skip, run_kernel
+from conftest import KERNEL_DTYPES, KERNELS, kernel_id, record_accuracy, require_or_skip, run_kernel
+from helpers import finfo, round_to, ulp
 
 WIDEST_BLOCK = 4 * 16 * 16  # elements per cascade block of the widest tier (avx512 f32)
 SMALL_LENGTHS = tuple(range(1, 2 * WIDEST_BLOCK + 2))  # 1 .. 2049, every one
@@ -39,18 +43,23 @@ DISTRIBUTIONS = {
 LD = np.longdouble
 
 
+def compute_dtype(dtype) -> np.dtype:
+    """The dtype a kernel computes in: float32 for the 16-bit types."""
+    return np.dtype(np.float32) if np.dtype(dtype).itemsize <= 4 else np.dtype(dtype)
+
+
 def rel_base(dtype) -> float:
-    return 6e-7 if np.dtype(dtype) == np.float32 else 2e-15
+    return 6e-7 if compute_dtype(dtype) == np.float32 else 2e-15
 
 
 def gap_coef(dtype) -> float:
-    return 2.0**-24 if np.dtype(dtype) == np.float32 else 2.0**-53
+    return 2.0**-24 if compute_dtype(dtype) == np.float32 else 2.0**-53
 
 
 def ref_dtype(dtype):
     # float64 holds a float32 kernel's reference to ~1e-16, far below its 6e-7 bound; a
     # float64 kernel needs the longdouble reference itself.
-    return np.float64 if np.dtype(dtype) == np.float32 else LD
+    return np.float64 if compute_dtype(dtype) == np.float32 else LD
 
 
 class Ref(NamedTuple):
@@ -67,6 +76,8 @@ class Ref(NamedTuple):
     log_scale: np.ndarray   # max(1, |x_i|, |logsumexp(row)|)
     log_bound: np.ndarray   # 4 * eps * log_scale
     sum_tol: np.ndarray     # per row: bound on |sum(softmax row) - 1|
+    soft_all: np.ndarray    # reference softmax of every element (float64)
+    soft_b: np.ndarray      # its bound in the compute dtype, absolute
 
 
 def reference(x: np.ndarray, lengths) -> Ref:
@@ -76,11 +87,11 @@ def reference(x: np.ndarray, lengths) -> Ref:
     in longdouble, so the per-kernel checks stay cheap.
     """
     dt = x.dtype
-    fi = np.finfo(dt)
+    fi = finfo(compute_dtype(dt))  # float32's for the 16-bit types (flushed below its tiny)
     lengths = np.asarray(lengths, dtype=np.int64)
     starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
     rid = np.repeat(np.arange(len(lengths)), lengths)
-    xl = x.astype(LD)
+    xl = x.astype(np.float64).astype(LD) if dt.itemsize == 2 else x.astype(LD)
     mx = np.maximum.reduceat(xl, starts)
     shifted = xl - mx[rid]
     e = np.exp(shifted)
@@ -100,8 +111,10 @@ def reference(x: np.ndarray, lengths) -> Ref:
     log_scale = np.maximum(np.maximum(1.0, np.abs(x.astype(np.float64))), np.abs(lse)[rid])
     weighted_gap = np.add.reduceat(soft * gap, starts).astype(np.float64)
     sum_tol = rel_base(dt) + gap_coef(dt) * weighted_gap + lengths * float(fi.tiny)
+    soft_b = soft * (LD(rel_base(dt)) + gap * LD(gap_coef(dt))) * LD(1 + 1e-12) + LD(fi.tiny)
     return Ref(lengths, starts, normal, subnormal, soft_n, soft_n.astype(np.float64), rel_bound_n,
-               sub_hi, log, log_scale, 4.0 * float(fi.eps) * log_scale, sum_tol)
+               sub_hi, log, log_scale, 4.0 * float(fi.eps) * log_scale, sum_tol,
+               soft.astype(np.float64), soft_b.astype(np.float64))
 
 
 @functools.lru_cache(maxsize=1)  # tests are ordered by (dtype, distribution): one case live at a time
@@ -119,8 +132,26 @@ class Check(NamedTuple):
     measured: np.ndarray  # their indices
 
 
+def check_half(op: str, y: np.ndarray, ref: Ref) -> Check:
+    """16-bit output: within the rounded float32 bracket; softmax also within 1 ulp of the
+    output type of the rounded reference. err: |y - round(r)| in ulps of the output type."""
+    if op == "softmax":
+        r, b = ref.soft_all, ref.soft_b
+    else:
+        r, b = ref.log.astype(np.float64), ref.log_bound * (1 + 1e-12)
+    y64 = y.astype(np.float64)
+    ok = (y64 >= round_to(r - b, y.dtype)) & (y64 <= round_to(r + b, y.dtype))
+    r16 = round_to(r, y.dtype)
+    err = np.abs(y64 - r16) / ulp(r16, y.dtype)
+    if op == "softmax":
+        ok &= (err <= 1.0) | (r < finfo(np.float32).tiny)  # below float32's tiny: flushed to 0
+    return Check(ok, err, np.ones(y.shape), np.arange(y.size))
+
+
 def check(op: str, y: np.ndarray, ref: Ref) -> Check:
     """Compare a kernel's output y (all rows back to back) with the reference."""
+    if y.dtype.itemsize == 2:
+        return check_half(op, y, ref)
     if op == "softmax":
         err = np.abs((y[ref.normal].astype(ref.soft_n.dtype) - ref.soft_n).astype(np.float64)) / ref.soft64_n
         ok = np.ones(y.shape, bool)
@@ -146,7 +177,7 @@ def describe_worst(c: Check, x, y, where: str) -> str:
 # Tests are listed dtype -> distribution -> kernel, so case() holds one data set at a time.
 ACCURACY_PARAMS = [
     pytest.param(k, dist, id=f"{kernel_id(k)}-{dist}")
-    for dtype in ("float32", "float64")
+    for dtype in KERNEL_DTYPES
     for dist in DISTRIBUTIONS
     for k in KERNELS
     if k["dtype"] == dtype
@@ -185,12 +216,14 @@ def test_kernel_accuracy_all_lengths(k, dist):
         pytest.fail(f"{kernel_id(k)} on {dist}: error over the bound in rows of length "
                     f"{bad_rows[:20]}{'...' if len(bad_rows) > 20 else ''}; "
                     + describe_worst(c, x, y, "all rows"))
-    if c.err.size:
+    if c.err.size and dt.itemsize == 2:
+        record_accuracy(k, f"{k['op']} error, ulp of {dt.name}", c.err.max(), c.err.max())
+    elif c.err.size:
         scaled = c.err if k["op"] == "softmax" else c.err / ref.log_scale
         record_accuracy(k, "softmax rel. error" if k["op"] == "softmax" else "log_softmax err/scale",
                         scaled.max(), (c.err / c.bound).max())
 
-    if k["op"] == "softmax":
+    if k["op"] == "softmax" and dt.itemsize > 2:  # (16-bit rows: each element is checked above)
         # Rows sum to 1 within the per-element bounds (summed in higher precision).
         acc = LD if dt == np.float64 else np.float64
         dev = np.abs(np.add.reduceat(y.astype(acc), ref.starts).astype(np.float64) - 1.0)
@@ -251,7 +284,7 @@ def test_misaligned_rows_and_no_writes_outside(kernel):
     assert covered == {(n, o) for n in MISALIGNED_LENGTHS for o in OFFSETS}
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", KERNEL_DTYPES)
 @pytest.mark.parametrize("op", ["softmax", "log_softmax"])
 def test_default_dispatch_meets_bounds(op, dtype):
     """The default call (algorithm="auto", active tier) meets the same bounds, 2-D rows too."""
@@ -272,6 +305,10 @@ import ctypes, mmap, sys
 import numpy as np
 import fastsoftmax
 from fastsoftmax import _core
+try:
+    import ml_dtypes  # bfloat16
+except ImportError:
+    ml_dtypes = None
 
 PAGE = mmap.PAGESIZE
 DATA_PAGES = 16
@@ -290,7 +327,7 @@ xbuf, ybuf = guarded(), guarded()
 lengths = list(range(1, 70)) + [127, 128, 129, 1023, 1024, 1025, 2047, 2048, 2049, 4097]
 done = 0
 for k in fastsoftmax.kernels():
-    if not _core.isa_runnable(k["isa"]):
+    if not _core.isa_runnable(k["isa"]) or (k["dtype"] == "bfloat16" and ml_dtypes is None):
         continue
     fn = fastsoftmax.softmax if k["op"] == "softmax" else fastsoftmax.log_softmax
     dt = np.dtype(k["dtype"])
@@ -319,13 +356,17 @@ import hashlib
 import numpy as np
 import fastsoftmax
 from fastsoftmax import _core
+try:
+    import ml_dtypes  # bfloat16
+except ImportError:
+    ml_dtypes = None
 
 SENTINEL, PAD = -7.25, 40
 lengths = LENGTHS
 digest, bad, done = hashlib.sha256(), [], 0
 rng = np.random.default_rng(77)
 for k in fastsoftmax.kernels():
-    if not _core.isa_runnable(k["isa"]):
+    if not _core.isa_runnable(k["isa"]) or (k["dtype"] == "bfloat16" and ml_dtypes is None):
         continue
     fn = fastsoftmax.softmax if k["op"] == "softmax" else fastsoftmax.log_softmax
     dt = np.dtype(k["dtype"])

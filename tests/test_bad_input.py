@@ -58,9 +58,9 @@ def bad_outs():
         "wrong shape": (np.full((3, 2), SENTINEL), ValueError, "shape"),
         "wrong ndim": (np.full((6,), SENTINEL), ValueError, "shape"),
         "broadcastable shape": (np.full((1, 3), SENTINEL), ValueError, "shape"),
-        "float32 for float64 input": (np.full((2, 3), SENTINEL, np.float32), TypeError, "dtype"),
-        "float16 for float64 input": (np.full((2, 3), SENTINEL, np.float16), TypeError, "dtype"),
-        "int64": (np.full((2, 3), -3, np.int64), TypeError, "dtype"),
+        "int64": (np.full((2, 3), -3, np.int64), TypeError, "floating dtype"),
+        "complex128": (np.full((2, 3), SENTINEL, np.complex128), TypeError, "floating dtype"),
+        "bool": (np.zeros((2, 3), bool), TypeError, "floating dtype"),
         "read-only": (ro, ValueError, "read-only|writ"),
     }
 
@@ -77,17 +77,20 @@ def test_bad_out_array(op, case):
 
 
 @pytest.mark.parametrize("op", OPS)
-def test_out_dtype_must_be_the_result_dtype(op):
-    # int16 input gives float32 (SciPy's result dtype); float64 out is the wrong dtype.
-    x = np.arange(6, dtype=np.int16).reshape(2, 3)
+def test_out_and_dtype_must_agree(op):
+    # Mixed precision takes out= of any floating dtype, or dtype=; both at once must agree.
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
     out = sentinel_out(dtype=np.float64)
-    with pytest.raises(TypeError, match="float32"):
-        FUNCS[op](x, axis=1, out=out)
+    with pytest.raises(TypeError, match="expected float32"):
+        FUNCS[op](x, axis=1, out=out, dtype=np.float32)
     assert_untouched(out)
-    # float32 input, float64 out.
-    with pytest.raises(TypeError, match="dtype"):
-        FUNCS[op](x.astype(np.float32), axis=1, out=out)
-    assert_untouched(out)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.complex64, bool, "U3", object, "not a dtype"])
+@pytest.mark.parametrize("op", OPS)
+def test_dtype_must_be_a_floating_dtype(op, dtype):
+    with pytest.raises(TypeError, match="floating dtype"):
+        FUNCS[op](np.zeros((2, 3)), axis=1, dtype=dtype)
 
 
 @pytest.mark.parametrize("bad_out", [[[0.0] * 3] * 2, (1.0, 2.0), 3.0, "out", memoryview(bytearray(48))],

@@ -104,7 +104,7 @@ def test_misaligned_input_and_out(k):
     rng = np.random.default_rng(17)
     x = (3 * rng.standard_normal((4, 1000 + 37))).astype(dt)
     x[2, 5] = np.nan
-    x[3, 7] = 1e30
+    x[3, 7] = 1e30 if dt != np.float16 else np.inf  # float16 holds no value beyond the fast range
     want = run_kernel(k, x, axis=1)
     for offset in (1, dt.itemsize // 2, dt.itemsize - 1):
         xm = misaligned(x, offset)

@@ -17,13 +17,13 @@ from conftest import REQUIRE_ENV, require_or_skip, required_isas
 from fastsoftmax import _core
 from helpers import run_scipy
 
-DTYPES = ("float32", "float64")
+DTYPES = ("float32", "float64", "float16", "bfloat16")  # the registry lists bfloat16 with or without ml_dtypes
 OPS = ("softmax", "log_softmax")
 EXPLICIT_ALGORITHMS = tuple(a for a in fastsoftmax.ALGORITHMS if a != "auto")
 
 # ---- select_isa over mocked CPU feature sets -------------------------------------------------
 
-AVX2_OK = {"avx": True, "fma": True, "avx2": True, "os_ymm": True}
+AVX2_OK = {"avx": True, "fma": True, "f16c": True, "avx2": True, "os_ymm": True}
 AVX512_OK = {**AVX2_OK, "avx512f": True, "os_zmm": True}
 ALL_FEATURES = {k: True for k in _core.cpu_features()}
 
@@ -34,6 +34,7 @@ SELECT_CASES = [
     ("avx2 without os_ymm", {**AVX2_OK, "os_ymm": False}, None, "scalar"),
     ("avx2 without fma", {**AVX2_OK, "fma": False}, None, "scalar"),
     ("avx2 without avx", {**AVX2_OK, "avx": False}, None, "scalar"),
+    ("avx2 without f16c (float16 conversions)", {**AVX2_OK, "f16c": False}, None, "scalar"),
     ("fma+avx+os_ymm without avx2", {**AVX2_OK, "avx2": False}, None, "scalar"),
     ("avx512f+fma+os_zmm + avx2", AVX512_OK, None, "avx512"),
     ("avx512f+fma+os_zmm alone", {"avx512f": True, "fma": True, "os_zmm": True}, None, "avx512"),
@@ -88,7 +89,7 @@ def test_kernels_cover_every_combination():
     expected = set(itertools.product(_core.compiled_isas(), DTYPES, OPS, EXPLICIT_ALGORITHMS))
     assert len(combos) == len(set(combos)), "a kernel is listed twice"
     assert set(combos) == expected
-    assert len(ks) == len(_core.compiled_isas()) * 2 * 2 * 4
+    assert len(ks) == len(_core.compiled_isas()) * len(DTYPES) * 2 * 4
     assert len({k["name"] for k in ks}) == len(ks), "kernel names are not unique"
     for k in ks:
         assert set(k) == {"name", "isa", "dtype", "op", "algorithm", "supported"}
@@ -104,7 +105,7 @@ def test_kernels_list_an_avx2_variant_for_each():
     avx2 = {(k["dtype"], k["op"], k["algorithm"]) for k in ks if k["isa"] == "avx2"}
     everything = {(k["dtype"], k["op"], k["algorithm"]) for k in ks}
     assert avx2 == everything
-    assert len(avx2) == 2 * 2 * 4
+    assert len(avx2) == len(DTYPES) * 2 * 4
 
 
 @pytest.mark.parametrize("isa", _core.compiled_isas())

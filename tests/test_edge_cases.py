@@ -18,6 +18,8 @@ from helpers import (
     peak_traced,
     AxisError,
     assert_correctly_rounded_within,
+    finfo,
+    round_to,
     assert_same_as_scipy,
     compare_with_scipy,
     exact,
@@ -31,7 +33,7 @@ inf, nan = np.inf, np.nan
 
 def special_rows(dtype):
     """Named rows with ±inf, NaN and extreme magnitudes (as float64 lists, cast later)."""
-    big = float(np.finfo(dtype).max)
+    big = float(finfo(dtype).max)
     rng = np.random.default_rng(7)
 
     def long_row(n, where, value):
@@ -105,7 +107,13 @@ def test_special_values_every_kernel(k):
     names = []
     for name, values in special_rows(dt).items():
         x = as_row(values, dt)
-        theirs, exc = run_scipy(op, x)
+        if dt.itemsize == 2:
+            # SciPy computes 16-bit types in 16 bits (each sum term rounded: far off on long
+            # rows, docs/scipy-differences.md): its result on the float64 values, rounded once.
+            theirs, exc = run_scipy(op, x.astype(np.float64))
+            theirs = round_to(theirs, dt).astype(dt)
+        else:
+            theirs, exc = run_scipy(op, x)
         assert exc is None
         ours = run_kernel(k, x)
         assert_same_as_scipy(op, ours, theirs, x=x, what=f"{kernel_id(k)} {name}")

@@ -24,9 +24,22 @@ using namespace fastsoftmax;
 namespace {
 
 DType dtype_of(const py::array& a, const char* what) {
-  if (a.dtype().equal(py::dtype::of<float>())) return DType::f32;
-  if (a.dtype().equal(py::dtype::of<double>())) return DType::f64;
-  throw py::type_error(std::string(what) + " must be float32 or float64, got " + std::string(py::str(a.dtype())));
+  const py::dtype d = a.dtype();
+  if (d.equal(py::dtype::of<float>())) return DType::f32;
+  if (d.equal(py::dtype::of<double>())) return DType::f64;
+  if (d.kind() == 'f' && d.itemsize() == 2) return DType::f16;
+  // ml_dtypes.bfloat16 (an optional dependency, never imported here): a 2-byte user dtype.
+  if (d.kind() == 'V' && d.itemsize() == 2 && py::str(d.attr("name")).cast<std::string>() == "bfloat16")
+    return DType::bf16;
+  throw py::type_error(std::string(what) + " must be float32, float64, float16 or bfloat16, got " +
+                       std::string(py::str(d)));
+}
+
+DType dtype_named(const std::string& name) {
+  DType d;
+  if (!dtype_from_name(name, &d))
+    throw py::value_error("dtype must be 'float32', 'float64', 'float16' or 'bfloat16', got '" + name + "'");
+  return d;
 }
 
 std::string resolve_isa(const py::object& isa) {
@@ -171,9 +184,7 @@ double run_pattern(const std::string& pattern, const py::array& x, py::array& ou
   const void* xp = x.data();
   void* yp = out.mutable_data();
   py::gil_scoped_release release;
-  if (dt == DType::f32)
-    return reinterpret_cast<PatternF32>(k->fn)(n, static_cast<const float*>(xp), static_cast<float*>(yp));
-  return reinterpret_cast<PatternF64>(k->fn)(n, static_cast<const double*>(xp), static_cast<double*>(yp));
+  return k->fn(n, xp, yp);
 }
 
 py::list kernel_list(bool patterns) {
@@ -214,9 +225,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("patterns", [] { return kernel_list(true); });
   m.def("kernel_name", [](const std::string& op, const std::string& algorithm, const std::string& dtype,
                           const py::object& isa, std::size_t n) {
-          const DType dt = dtype == "float32" ? DType::f32 : dtype == "float64" ? DType::f64
-                           : throw py::value_error("dtype must be 'float32' or 'float64'");
-          return resolve_kernel(op, algorithm, dt, isa, n).name;
+          return resolve_kernel(op, algorithm, dtype_named(dtype), isa, n).name;
         }, py::arg("op"), py::arg("algorithm"), py::arg("dtype"), py::arg("isa") = py::none(), py::arg("n") = 1024);
   m.def("cpu_features", [] { return features_dict(cpu_features()); });
   m.def("compiled_isas", [] { return compiled_isas(); });
@@ -237,7 +246,7 @@ PYBIND11_MODULE(_core, m) {
   });
   m.def("cpu_brand", &cpu_brand);
   m.def("auto_algorithm", [](const std::string& dtype, std::size_t n) {
-    return std::string(auto_algorithm(dtype == "float64" ? DType::f64 : DType::f32, n));
+    return std::string(auto_algorithm(dtype_named(dtype), n));
   });
   m.def("ftz_daz", [] {
     py::dict d;

@@ -18,7 +18,7 @@ struct CpuFeatures {
 const CpuFeatures& cpu_features();
 
 // One named predicate per tier: exactly what that tier's code uses.
-inline bool can_run_avx2(const CpuFeatures& f) { return f.avx && f.avx2 && f.fma && f.os_ymm; }
+inline bool can_run_avx2(const CpuFeatures& f) { return f.avx && f.avx2 && f.fma && f.f16c && f.os_ymm; }
 inline bool can_run_avx512(const CpuFeatures& f) { return f.avx512f && f.fma && f.os_zmm; }
 
 struct CacheSizes {

@@ -7,14 +7,12 @@
 #include "kernels/kernels.inc"
 
 // Declarations of every tier's primitives and patterns, from the same list that defines them.
-#define FSM_DECLARE_PATTERN(pat, pat_name)                          \
-  double f32_pattern_##pat(std::size_t, const float*, float*);      \
-  double f64_pattern_##pat(std::size_t, const double*, double*);
-#define FSM_DECLARE_TIER(isa, isa_name)                  \
-  namespace isa {                                        \
-  const Primitives<float>& f32_primitives();             \
-  const Primitives<double>& f64_primitives();            \
-  FASTSOFTMAX_FOR_EACH_PATTERN(FSM_DECLARE_PATTERN)      \
+#define FSM_DECLARE_DTYPE(dt, stype)          \
+  const Primitives<stype>& dt##_primitives(); \
+  const PatternTable& dt##_patterns();
+#define FSM_DECLARE_TIER(isa, isa_name)              \
+  namespace isa {                                    \
+  FASTSOFTMAX_FOR_EACH_DTYPE(FSM_DECLARE_DTYPE)      \
   }
 namespace fastsoftmax {
 FASTSOFTMAX_FOR_EACH_ISA(FSM_DECLARE_TIER)
@@ -25,22 +23,26 @@ namespace {
 
 std::vector<KernelEntry> build_table() {
   std::vector<KernelEntry> t;
-#define FSM_ENTRY_KERNEL(op, alg, op_name, alg_name)                                                   \
-  t.push_back({std::string("f32_" #alg "_" #op "_") + tier, tier, DType::f32, op_name, alg_name, Op::op, \
-               Algorithm::alg, &tier_ns::f32_primitives(), nullptr});                                   \
-  t.push_back({std::string("f64_" #alg "_" #op "_") + tier, tier, DType::f64, op_name, alg_name, Op::op, \
-               Algorithm::alg, &tier_ns::f64_primitives(), nullptr});
-#define FSM_ENTRY_PATTERN(pat, pat_name)                                                                \
-  t.push_back({std::string("f32_pattern_" #pat "_") + tier, tier, DType::f32, "pattern", pat_name,     \
-               Op::softmax, Algorithm::two_pass, nullptr, reinterpret_cast<void*>(&tier_ns::f32_pattern_##pat)}); \
-  t.push_back({std::string("f64_pattern_" #pat "_") + tier, tier, DType::f64, "pattern", pat_name,     \
-               Op::softmax, Algorithm::two_pass, nullptr, reinterpret_cast<void*>(&tier_ns::f64_pattern_##pat)});
-#define FSM_ENTRIES_OF_TIER(isa, isa_name)            \
-  {                                                   \
-    namespace tier_ns = ::fastsoftmax::isa;           \
-    const char* tier = isa_name;                      \
-    FASTSOFTMAX_FOR_EACH_VARIANT(FSM_ENTRY_KERNEL)    \
-    FASTSOFTMAX_FOR_EACH_PATTERN(FSM_ENTRY_PATTERN)   \
+#define FSM_ENTRY_KERNEL(op, alg, op_name, alg_name)                                                  \
+  t.push_back({std::string(prefix) + "_" #alg "_" #op "_" + tier, tier, dt, op_name, alg_name, Op::op, \
+               Algorithm::alg, prims, nullptr});
+#define FSM_ENTRY_PATTERN(pat, pat_name)                                                                 \
+  t.push_back({std::string(prefix) + "_pattern_" #pat "_" + tier, tier, dt, "pattern", pat_name, Op::softmax, \
+               Algorithm::two_pass, nullptr, patterns.pat});
+#define FSM_ENTRIES_OF_DTYPE(dtn, stype)                           \
+  {                                                                \
+    const char* prefix = #dtn;                                     \
+    const DType dt = DType::dtn;                                   \
+    const void* prims = &tier_ns::dtn##_primitives();              \
+    const PatternTable& patterns = tier_ns::dtn##_patterns();      \
+    FASTSOFTMAX_FOR_EACH_VARIANT(FSM_ENTRY_KERNEL)                 \
+    FASTSOFTMAX_FOR_EACH_PATTERN(FSM_ENTRY_PATTERN)                \
+  }
+#define FSM_ENTRIES_OF_TIER(isa, isa_name)               \
+  {                                                      \
+    namespace tier_ns = ::fastsoftmax::isa;              \
+    const char* tier = isa_name;                         \
+    FASTSOFTMAX_FOR_EACH_DTYPE(FSM_ENTRIES_OF_DTYPE)     \
   }
   FASTSOFTMAX_FOR_EACH_ISA(FSM_ENTRIES_OF_TIER)
   return t;
@@ -127,21 +129,35 @@ const KernelEntry* find_kernel(const std::string& isa, DType dtype, const std::s
                                const std::string& algorithm) {
   // Called on every Python call: a table indexed by small integers, built once.
   static const std::vector<const KernelEntry*> table = [] {
-    std::vector<const KernelEntry*> t(std::size_t(kIsas) * 2 * 3 * kNames, nullptr);
+    std::vector<const KernelEntry*> t(std::size_t(kIsas) * kDTypes * 3 * kNames, nullptr);
     for (const auto& k : all_kernels()) {
       const int ii = isa_index(k.isa);
       const int oi = op_index(k.op), ai = name_index(k.algorithm, kAlgorithmNames, kNames);
       if (ii >= 0 && oi >= 0 && ai >= 0)
-        t[((std::size_t(ii) * 2 + std::size_t(k.dtype == DType::f64)) * 3 + std::size_t(oi)) * kNames + std::size_t(ai)] = &k;
+        t[((std::size_t(ii) * kDTypes + std::size_t(k.dtype)) * 3 + std::size_t(oi)) * kNames + std::size_t(ai)] = &k;
     }
     return t;
   }();
   const int ii = isa_index(isa);
   const int oi = op_index(op), ai = name_index(algorithm, kAlgorithmNames, kNames);
   if (ii < 0 || oi < 0 || ai < 0) return nullptr;
-  return table[((std::size_t(ii) * 2 + std::size_t(dtype == DType::f64)) * 3 + std::size_t(oi)) * kNames + std::size_t(ai)];
+  return table[((std::size_t(ii) * kDTypes + std::size_t(dtype)) * 3 + std::size_t(oi)) * kNames + std::size_t(ai)];
 }
 
-const char* dtype_name(DType d) { return d == DType::f32 ? "float32" : "float64"; }
+namespace {
+const char* const kDTypeNames[kDTypes] = {"float32", "float64", "float16", "bfloat16"};
+const std::size_t kItemsizes[kDTypes] = {4, 8, 2, 2};
+}  // namespace
+
+const char* dtype_name(DType d) { return kDTypeNames[static_cast<int>(d)]; }
+std::size_t itemsize(DType d) { return kItemsizes[static_cast<int>(d)]; }
+bool dtype_from_name(const std::string& name, DType* d) {
+  for (int i = 0; i < kDTypes; ++i)
+    if (name == kDTypeNames[i]) {
+      *d = static_cast<DType>(i);
+      return true;
+    }
+  return false;
+}
 
 }  // namespace fastsoftmax

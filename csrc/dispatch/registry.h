@@ -9,10 +9,11 @@
 
 namespace fastsoftmax {
 
-enum class DType { f32, f64 };
+// The dtypes of kernels.inc, in its order (f16 and bf16 are computed in float32).
+enum class DType { f32, f64, f16, bf16 };
+constexpr int kDTypes = 4;
 
-using PatternF32 = double (*)(std::size_t, const float*, float*);
-using PatternF64 = double (*)(std::size_t, const double*, double*);
+std::size_t itemsize(DType d);
 
 struct KernelEntry {
   std::string name;       // e.g. f32_two_pass_softmax_avx2
@@ -22,8 +23,8 @@ struct KernelEntry {
   const char* algorithm;  // "two-pass", ... ; for patterns the pattern name
   Op op_id;               // kernels only
   Algorithm algorithm_id; // kernels only
-  const void* prims;      // kernels: Primitives<float> or Primitives<double>, by dtype
-  void* fn;               // patterns: PatternF32 / PatternF64, by dtype
+  const void* prims;      // kernels: the Primitives<S> of the dtype's storage type S
+  PatternFn fn;           // patterns
 };
 
 // Every compiled kernel and pattern, tiers in priority order.
@@ -46,6 +47,8 @@ const std::string& active_isa();
 const KernelEntry* find_kernel(const std::string& isa, DType dtype, const std::string& op,
                                const std::string& algorithm);
 
+// "float32", "float64", "float16", "bfloat16"; dtype_from_name: false if unknown.
 const char* dtype_name(DType d);
+bool dtype_from_name(const std::string& name, DType* d);
 
 }  // namespace fastsoftmax

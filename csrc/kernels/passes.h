@@ -25,7 +25,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "kernels/primitives.h"
 
@@ -118,9 +120,45 @@ struct Cascade {
   }
 };
 
-template <class V>
+// Loads and stores of a row stored as S, as vectors of V: V's own type directly; 16-bit
+// storage (Half, BFloat16) through the tier's conversions in registers, its tails through
+// a small buffer (masked 16-bit moves would need AVX512BW, which the avx512 tier does not
+// require).
+template <class V, class S, bool = std::is_same<typename V::T, S>::value>
+struct Io {
+  using R = typename V::reg;
+  using M = typename V::mask;
+  static R loadu(const S* p) { return V::loadu(p); }
+  static void storeu(S* p, R v) { V::storeu(p, v); }
+  static void stream(S* p, R v) { V::stream(p, v); }
+  static R load_tail(const S* p, std::size_t, M m) { return V::load_tail(p, m); }
+  static void store_tail(S* p, R v, std::size_t, M m) { V::store_tail(p, v, m); }
+};
+template <class V, class S>
+struct Io<V, S, false> {
+  using R = typename V::reg;
+  using M = typename V::mask;
+  static R loadu(const S* p) { return V::load16(p); }
+  static void storeu(S* p, R v) { V::store16(p, v); }
+  static void stream(S* p, R v) { V::stream16(p, v); }
+  static R load_tail(const S* p, std::size_t k, M) {
+    S buf[V::N] = {};
+    std::memcpy(buf, p, k * sizeof(S));
+    return V::load16(buf);
+  }
+  static void store_tail(S* p, R v, std::size_t k, M) {
+    S buf[V::N];
+    V::store16(buf, v);
+    std::memcpy(p, buf, k * sizeof(S));
+  }
+};
+
+// V: the tier's vector of the compute type T; S: the storage type of x and y (T itself,
+// or a 16-bit type computed in float32).
+template <class V, class S = typename V::T>
 struct Passes {
   using T = typename V::T;
+  using IO = Io<V, S>;
   using R = typename V::reg;
   using M = typename V::mask;
   using C = Constants<T>;
@@ -240,10 +278,11 @@ struct Passes {
   // elements: the exp arithmetic slows the loop enough that the hardware prefetcher
   // alone leaves the loads of an out-of-cache row exposed.
   static constexpr std::size_t kPrefetchBytes = FASTSOFTMAX_PREFETCH_BYTES;
-  static void prefetch_ahead(const T* p, std::size_t count) {
+  template <class E>
+  static void prefetch_ahead(const E* p, std::size_t count) {
     if constexpr (kPrefetchBytes > 0) {
       const char* c = reinterpret_cast<const char*>(p) + kPrefetchBytes;
-      for (std::size_t b = 0; b < count * sizeof(T); b += 64) V::prefetch(c + b);
+      for (std::size_t b = 0; b < count * sizeof(E); b += 64) V::prefetch(c + b);
     }
   }
 
@@ -254,7 +293,7 @@ struct Passes {
   struct IsGrouped<Acc, decltype(void(Acc::kGrouped))> { static constexpr bool value = Acc::kGrouped; };
 
   template <class Acc, bool kCheck, bool kStore>
-  static typename Acc::State block(const Acc& acc, const T* x, T* y, std::size_t count, M& bad) {
+  static typename Acc::State block(const Acc& acc, const S* x, T* y, std::size_t count, M& bad) {
     if constexpr (IsGrouped<Acc>::value) {
       static_assert(!kCheck && !kStore, "grouped accumulators neither check nor store");
       // Two states, alternating groups of A vectors, for two independent dependency chains.
@@ -263,14 +302,14 @@ struct Passes {
       for (; j + 2 * U <= count; j += 2 * U) {
         R v[A], w[A];
         prefetch_ahead(x + j, 2 * U);
-        for (std::size_t a = 0; a < A; ++a) v[a] = V::loadu(x + j + a * N);
-        for (std::size_t a = 0; a < A; ++a) w[a] = V::loadu(x + j + U + a * N);
+        for (std::size_t a = 0; a < A; ++a) v[a] = IO::loadu(x + j + a * N);
+        for (std::size_t a = 0; a < A; ++a) w[a] = IO::loadu(x + j + U + a * N);
         acc.update_group(s0, v);
         acc.update_group(s1, w);
       }
       if (j < count) {
         R v[A];
-        for (std::size_t a = 0; a < A; ++a) v[a] = V::loadu(x + j + a * N);
+        for (std::size_t a = 0; a < A; ++a) v[a] = IO::loadu(x + j + a * N);
         acc.update_group(s0, v);
       }
       (void)y;
@@ -283,7 +322,7 @@ struct Passes {
     for (std::size_t j = 0; j < count; j += U) {
       prefetch_ahead(x + j, U);
       for (std::size_t a = 0; a < A; ++a) {
-        const R v = V::loadu(x + j + a * N);
+        const R v = IO::loadu(x + j + a * N);
         if (kCheck) bad = V::mask_or(bad, V::above_or_nan(v, high));
         const R out = acc.update(s[a], v);
         if (kStore) V::storeu(y + j + a * N, out);
@@ -297,20 +336,20 @@ struct Passes {
   // The last partial block: whole vectors, then one masked vector padded with kLow
   // (which contributes nothing to any accumulator).
   template <class Acc, bool kCheck, bool kStore>
-  static typename Acc::State partial_block(const Acc& acc, const T* x, T* y, std::size_t count, M& bad) {
+  static typename Acc::State partial_block(const Acc& acc, const S* x, T* y, std::size_t count, M& bad) {
     const std::size_t whole = count / U * U;
     typename Acc::State s = whole ? block<Acc, kCheck, kStore>(acc, x, y, whole, bad) : Acc::init();
     const R high = V::set1(C::kHigh);
     std::size_t i = whole;
     for (; i + N <= count; i += N) {
-      const R v = V::loadu(x + i);
+      const R v = IO::loadu(x + i);
       if (kCheck) bad = V::mask_or(bad, V::above_or_nan(v, high));
       const R out = acc.update(s, v);
       if (kStore) V::storeu(y + i, out);
     }
     if (i < count) {
       const M m = V::tail_mask(count - i);
-      const R v = V::select(m, V::load_tail(x + i, m), V::set1(C::kLow));
+      const R v = V::select(m, IO::load_tail(x + i, count - i, m), V::set1(C::kLow));
       if (kCheck) bad = V::mask_or(bad, V::above_or_nan(v, high));
       const R out = acc.update(s, v);
       if (kStore) V::store_tail(y + i, out, m);
@@ -319,7 +358,7 @@ struct Passes {
   }
 
   template <class Acc, bool kCheck, bool kStore = false>
-  static typename Acc::State reduce_row(const Acc& acc, std::size_t n, const T* x, T* y, bool& bad_out) {
+  static typename Acc::State reduce_row(const Acc& acc, std::size_t n, const S* x, T* y, bool& bad_out) {
     M bad = V::mask_none();
     if (n <= B) {  // one block: no cascade (short rows are common and per-row cost shows there)
       const typename Acc::State s = partial_block<Acc, kCheck, kStore>(acc, x, y, n, bad);
@@ -335,23 +374,24 @@ struct Passes {
   }
 
   // y[i] = f(x[i]); unrolled by A, then whole vectors, then one masked vector.
-  template <class F>
-  static void map_row(std::size_t n, const T* x, T* y, F f) {
+  // In, Out: storage types of x and y (S, or T for the reload buffer).
+  template <class In, class Out, class F>
+  static void map_row(std::size_t n, const In* x, Out* y, F f) {
     std::size_t i = 0;
     for (; i + U <= n; i += U) {
       R v[A];
       prefetch_ahead(x + i, U);
-      for (std::size_t a = 0; a < A; ++a) v[a] = V::loadu(x + i + a * N);
-      for (std::size_t a = 0; a < A; ++a) V::storeu(y + i + a * N, f(v[a]));
+      for (std::size_t a = 0; a < A; ++a) v[a] = Io<V, In>::loadu(x + i + a * N);
+      for (std::size_t a = 0; a < A; ++a) Io<V, Out>::storeu(y + i + a * N, f(v[a]));
     }
     map_tail(i, n, x, y, f);
   }
-  template <class F>
-  static void map_tail(std::size_t i, std::size_t n, const T* x, T* y, F f) {
-    for (; i + N <= n; i += N) V::storeu(y + i, f(V::loadu(x + i)));
+  template <class In, class Out, class F>
+  static void map_tail(std::size_t i, std::size_t n, const In* x, Out* y, F f) {
+    for (; i + N <= n; i += N) Io<V, Out>::storeu(y + i, f(Io<V, In>::loadu(x + i)));
     if (i < n) {
       const M m = V::tail_mask(n - i);
-      V::store_tail(y + i, f(V::load_tail(x + i, m)), m);
+      Io<V, Out>::store_tail(y + i, f(Io<V, In>::load_tail(x + i, n - i, m)), n - i, m);
     }
   }
 
@@ -359,23 +399,23 @@ struct Passes {
   // last-level cache (stream = true, decided per row by the caller from the cache sizes),
   // non-temporal stores skip the read-for-ownership of y: 2R+1W moves 12 instead of 16
   // bytes per float. In cache they would be several times slower.
-  template <class F>
-  static void write_row(std::size_t n, const T* x, T* y, bool stream, F f) {
+  template <class In, class Out, class F>
+  static void write_row(std::size_t n, const In* x, Out* y, bool stream, F f) {
     const std::uintptr_t addr = reinterpret_cast<std::uintptr_t>(y);
-    if (N == 1 || !stream || addr % sizeof(T) != 0) return map_row(n, x, y, f);
+    if (N == 1 || !stream || addr % sizeof(Out) != 0) return map_row(n, x, y, f);
     // Head: up to the first vector-aligned element of y, with masked stores.
-    std::size_t head = (N - (addr / sizeof(T)) % N) % N;
+    std::size_t head = (N - (addr / sizeof(Out)) % N) % N;
     if (head > n) head = n;
     if (head) {
       const M m = V::tail_mask(head);
-      V::store_tail(y, f(V::load_tail(x, m)), m);
+      Io<V, Out>::store_tail(y, f(Io<V, In>::load_tail(x, head, m)), head, m);
     }
     std::size_t i = head;
     for (; i + U <= n; i += U) {
       R v[A];
       prefetch_ahead(x + i, U);
-      for (std::size_t a = 0; a < A; ++a) v[a] = V::loadu(x + i + a * N);
-      for (std::size_t a = 0; a < A; ++a) V::stream(y + i + a * N, f(v[a]));
+      for (std::size_t a = 0; a < A; ++a) v[a] = Io<V, In>::loadu(x + i + a * N);
+      for (std::size_t a = 0; a < A; ++a) Io<V, Out>::stream(y + i + a * N, f(v[a]));
     }
     V::stream_fence();
     map_tail(i, n, x, y, f);
@@ -384,7 +424,7 @@ struct Passes {
   // ---- row statistics ---------------------------------------------------------------
 
   struct PairSum { T m, e; };
-  static PairSum pair_sum(std::size_t n, const T* x) {
+  static PairSum pair_sum(std::size_t n, const S* x) {
     bool unused;
     const typename PairAcc::State s = reduce_row<PairAcc, false>(PairAcc{}, n, x, nullptr, unused);
     const T e = V::reduce_max(s.e);
@@ -393,11 +433,11 @@ struct Passes {
   }
 
   struct MaxSum { T mu, sigma; };
-  static T sum_exp(std::size_t n, const T* x, T mu) {
+  static T sum_exp(std::size_t n, const S* x, T mu) {
     bool unused;
     return V::reduce_add(reduce_row<SumExpAcc<false>, false>({V::set1(mu)}, n, x, nullptr, unused));
   }
-  static MaxSum online_sum(std::size_t n, const T* x) {
+  static MaxSum online_sum(std::size_t n, const S* x) {
     bool unused;
     const typename OnlineAcc::State s = reduce_row<OnlineAcc, false>(OnlineAcc{}, n, x, nullptr, unused);
     const T mu = V::reduce_max(s.mx);
@@ -408,14 +448,16 @@ struct Passes {
 
   // ---- exact path (rows outside the fast range), SciPy's semantics -------------------
 
-  static void exact_row(std::size_t n, const T* x, T* y, bool log) {
+  static void exact_row(std::size_t n, const S* x, S* y, bool log) {
     using L = long double;
-    const T nan = std::numeric_limits<T>::quiet_NaN();
+    using St = Storage<S>;
+    const S nan = St::narrow(std::numeric_limits<L>::quiet_NaN());
     L mu = -std::numeric_limits<L>::infinity();
     bool any_nan = false;
     for (std::size_t i = 0; i < n; ++i) {
-      if (x[i] != x[i]) any_nan = true;
-      else if (L(x[i]) > mu) mu = x[i];
+      const L v = St::widen(x[i]);
+      if (v != v) any_nan = true;
+      else if (v > mu) mu = v;
     }
     if (any_nan || (!log && !(std::fabs(mu) < std::numeric_limits<L>::infinity()))) {
       for (std::size_t i = 0; i < n; ++i) y[i] = nan;  // NaN in, or max = +-inf (inf - inf)
@@ -423,13 +465,13 @@ struct Passes {
     }
     if (!(std::fabs(mu) < std::numeric_limits<L>::infinity())) mu = 0;  // SciPy's log_softmax
     L sum = 0;
-    for (std::size_t i = 0; i < n; ++i) sum += std::exp(L(x[i]) - mu);
+    for (std::size_t i = 0; i < n; ++i) sum += std::exp(St::widen(x[i]) - mu);
     if (log) {
       const L log_sum = std::log(sum);
-      for (std::size_t i = 0; i < n; ++i) y[i] = static_cast<T>((L(x[i]) - mu) - log_sum);
+      for (std::size_t i = 0; i < n; ++i) y[i] = St::narrow((St::widen(x[i]) - mu) - log_sum);
     } else {
       const L inv = L(1) / sum;
-      for (std::size_t i = 0; i < n; ++i) y[i] = static_cast<T>(std::exp(L(x[i]) - mu) * inv);
+      for (std::size_t i = 0; i < n; ++i) y[i] = St::narrow(std::exp(St::widen(x[i]) - mu) * inv);
     }
   }
 
@@ -438,32 +480,32 @@ struct Passes {
   // fixed-size chunks of one (merged exactly, so threads can share a row). Each works on
   // [x, x + n) / [y, y + n) alone.
 
-  static void prim_pair_sum(std::size_t n, const T* x, T* m, T* e) {
+  static void prim_pair_sum(std::size_t n, const S* x, T* m, T* e) {
     const PairSum s = pair_sum(n, x);
     *m = s.m;
     *e = s.e;
   }
-  static void prim_online_sum(std::size_t n, const T* x, T* mu, T* sigma) {
+  static void prim_online_sum(std::size_t n, const S* x, T* mu, T* sigma) {
     const MaxSum s = online_sum(n, x);
     *mu = s.mu;
     *sigma = s.sigma;
   }
   // True when the chunk needs the exact path (NaN, +inf or beyond kHigh).
-  static bool prim_max(std::size_t n, const T* x, T* mu) {
+  static bool prim_max(std::size_t n, const S* x, T* mu) {
     bool bad;
     *mu = V::reduce_max(reduce_row<MaxAcc, true>(MaxAcc{}, n, x, nullptr, bad));
     return bad;
   }
-  static T prim_sum_exp(std::size_t n, const T* x, T mu) { return sum_exp(n, x, mu); }
-  static T prim_store_exp(std::size_t n, const T* x, T* y, T mu) {  // y = e^(x-mu); sum
+  static T prim_sum_exp(std::size_t n, const S* x, T mu) { return sum_exp(n, x, mu); }
+  static T prim_store_exp(std::size_t n, const S* x, T* w, T mu) {  // w = e^(x-mu); sum
     bool unused;
-    return V::reduce_add(reduce_row<SumExpAcc<false>, false, true>({V::set1(mu)}, n, x, y, unused));
+    return V::reduce_add(reduce_row<SumExpAcc<false>, false, true>({V::set1(mu)}, n, x, w, unused));
   }
-  static T prim_store_shifted(std::size_t n, const T* x, T* y, T mu) {  // y = x-mu; sum e^(x-mu)
+  static T prim_store_shifted(std::size_t n, const S* x, T* w, T mu) {  // w = x-mu; sum e^(x-mu)
     bool unused;
-    return V::reduce_add(reduce_row<SumExpAcc<true>, false, true>({V::set1(mu)}, n, x, y, unused));
+    return V::reduce_add(reduce_row<SumExpAcc<true>, false, true>({V::set1(mu)}, n, x, w, unused));
   }
-  static void prim_write_pair(std::size_t n, const T* x, T* y, T inv_m, T e, bool stream) {
+  static void prim_write_pair(std::size_t n, const S* x, S* y, T inv_m, T e, bool stream) {
     const R inv = V::set1(inv_m), e_sum = V::set1(e), low = V::set1(C::kLow);
     write_row(n, x, y, stream, [=](R v) {
       R t;
@@ -471,44 +513,50 @@ struct Passes {
       return V::scale(V::mul(mantissa(t), inv), V::sub(nv, e_sum));
     });
   }
-  static void prim_write_exp_scaled(std::size_t n, const T* x, T* y, T mu, T inv, bool stream) {
+  static void prim_write_exp_scaled(std::size_t n, const S* x, S* y, T mu, T inv, bool stream) {
     const R muv = V::set1(mu), invv = V::set1(inv);
     write_row(n, x, y, stream, [=](R v) { return V::mul(exp_shifted(v, muv), invv); });
   }
-  static void prim_write_scale(std::size_t n, T* y, T inv, bool stream) {
-    const R invv = V::set1(inv);
-    write_row(n, y, y, stream, [invv](R v) { return V::mul(v, invv); });
-  }
-  static void prim_write_sub(std::size_t n, const T* x, T* y, T c, bool stream) {
+  static void prim_write_sub(std::size_t n, const S* x, S* y, T c, bool stream) {
     const R cv = V::set1(c);
     write_row(n, x, y, stream, [cv](R v) { return V::sub(v, cv); });
+  }
+  static void prim_reload_scale(std::size_t n, const T* w, S* y, T inv, bool stream) {
+    const R invv = V::set1(inv);
+    write_row(n, w, y, stream, [invv](R v) { return V::mul(v, invv); });
+  }
+  static void prim_reload_sub(std::size_t n, const T* w, S* y, T c, bool stream) {
+    const R cv = V::set1(c);
+    write_row(n, w, y, stream, [cv](R v) { return V::sub(v, cv); });
   }
 
   // The same primitives as direct calls, for the short-row loop inside the tier.
   struct Direct {
-    static void pair_sum(std::size_t n, const T* x, T* m, T* e) { prim_pair_sum(n, x, m, e); }
-    static void online_sum(std::size_t n, const T* x, T* mu, T* s) { prim_online_sum(n, x, mu, s); }
-    static bool max(std::size_t n, const T* x, T* mu) { return prim_max(n, x, mu); }
-    static T sum_exp(std::size_t n, const T* x, T mu) { return prim_sum_exp(n, x, mu); }
-    static T store_exp(std::size_t n, const T* x, T* y, T mu) { return prim_store_exp(n, x, y, mu); }
-    static T store_shifted(std::size_t n, const T* x, T* y, T mu) { return prim_store_shifted(n, x, y, mu); }
-    static void write_pair(std::size_t n, const T* x, T* y, T inv, T e, bool st) { prim_write_pair(n, x, y, inv, e, st); }
-    static void write_exp_scaled(std::size_t n, const T* x, T* y, T mu, T inv, bool st) {
+    static void pair_sum(std::size_t n, const S* x, T* m, T* e) { prim_pair_sum(n, x, m, e); }
+    static void online_sum(std::size_t n, const S* x, T* mu, T* s) { prim_online_sum(n, x, mu, s); }
+    static bool max(std::size_t n, const S* x, T* mu) { return prim_max(n, x, mu); }
+    static T sum_exp(std::size_t n, const S* x, T mu) { return prim_sum_exp(n, x, mu); }
+    static T store_exp(std::size_t n, const S* x, T* w, T mu) { return prim_store_exp(n, x, w, mu); }
+    static T store_shifted(std::size_t n, const S* x, T* w, T mu) { return prim_store_shifted(n, x, w, mu); }
+    static void write_pair(std::size_t n, const S* x, S* y, T inv, T e, bool st) { prim_write_pair(n, x, y, inv, e, st); }
+    static void write_exp_scaled(std::size_t n, const S* x, S* y, T mu, T inv, bool st) {
       prim_write_exp_scaled(n, x, y, mu, inv, st);
     }
-    static void write_scale(std::size_t n, T* y, T inv, bool st) { prim_write_scale(n, y, inv, st); }
-    static void write_sub(std::size_t n, const T* x, T* y, T c, bool st) { prim_write_sub(n, x, y, c, st); }
-    static void exact_row(std::size_t n, const T* x, T* y, bool log) { Passes::exact_row(n, x, y, log); }
+    static void write_sub(std::size_t n, const S* x, S* y, T c, bool st) { prim_write_sub(n, x, y, c, st); }
+    static void reload_scale(std::size_t n, const T* w, S* y, T inv, bool st) { prim_reload_scale(n, w, y, inv, st); }
+    static void reload_sub(std::size_t n, const T* w, S* y, T c, bool st) { prim_reload_sub(n, w, y, c, st); }
+    static void exact_row(std::size_t n, const S* x, S* y, bool log) { Passes::exact_row(n, x, y, log); }
   };
   static void prim_rows(const RowsJob& job, std::size_t r0, std::size_t r1) {
-    run_short_rows<T>(Direct{}, job, r0, r1);
+    run_short_rows<S>(Direct{}, job, r0, r1);
   }
 
-  static const Primitives<T>& primitives() {
-    static const Primitives<T> p = {&prim_pair_sum,      &prim_online_sum,    &prim_max,
-                                    &prim_sum_exp,       &prim_store_exp,     &prim_store_shifted,
-                                    &prim_write_pair,    &prim_write_exp_scaled, &prim_write_scale,
-                                    &prim_write_sub,     &exact_row,          &prim_rows};
+  static const Primitives<S>& primitives() {
+    static const Primitives<S> p = {&prim_pair_sum,      &prim_online_sum,       &prim_max,
+                                    &prim_sum_exp,       &prim_store_exp,        &prim_store_shifted,
+                                    &prim_write_pair,    &prim_write_exp_scaled, &prim_write_sub,
+                                    &prim_reload_scale,  &prim_reload_sub,       &exact_row,
+                                    &prim_rows};
     return p;
   }
 
@@ -520,49 +568,59 @@ struct Passes {
     R update(State& s, R x) const { s = V::add(s, x); return x; }
     static State merge(State a, State b) { return V::add(a, b); }
   };
-  static double read_pass(std::size_t n, const T* x) {
+  static double read_pass(std::size_t n, const S* x) {
     bool unused;
     return double(V::reduce_add(reduce_row<SumAcc, false>(SumAcc{}, n, x, nullptr, unused)));
   }
   // The last write of each pattern goes through write_row, as in the real kernels.
-  static void scale_pass(std::size_t n, const T* x, T* y, T c, bool last) {
+  static void scale_pass(std::size_t n, const S* x, S* y, T c, bool last) {
     const R cv = V::set1(c);
     const auto f = [cv](R v) { return V::mul(v, cv); };
-    if (last) write_row(n, x, y, n * sizeof(T) >= streaming_threshold_bytes(), f);
+    if (last) write_row(n, x, y, n * sizeof(S) >= streaming_threshold_bytes(), f);
     else map_row(n, x, y, f);
   }
-  static double pattern_read(std::size_t n, const T* x, T*) { return read_pass(n, x); }
-  static double pattern_copy(std::size_t n, const T* x, T* y) {
-    map_row(n, x, y, [](R v) { return v; });
+  static double pattern_read(std::size_t n, const void* x, void*) { return read_pass(n, static_cast<const S*>(x)); }
+  static double pattern_copy(std::size_t n, const void* xv, void* yv) {
+    map_row(n, static_cast<const S*>(xv), static_cast<S*>(yv), [](R v) { return v; });
     return 0;
   }
-  static double pattern_two_pass(std::size_t n, const T* x, T* y) {  // R; R+W
+  static double pattern_two_pass(std::size_t n, const void* xv, void* yv) {  // R; R+W
+    const S* x = static_cast<const S*>(xv);
     const double s = read_pass(n, x);
-    scale_pass(n, x, y, s == 0 ? T(1) : T(0.5), true);
+    scale_pass(n, x, static_cast<S*>(yv), s == 0 ? T(1) : T(0.5), true);
     return 0;
   }
-  static double pattern_three_pass_reload(std::size_t n, const T* x, T* y) {  // R; R+W; R+W
+  // R; R+W; R+W (for 16-bit storage the real algorithm keeps its middle row in float32,
+  // so this pattern is a lower bound for it).
+  static double pattern_three_pass_reload(std::size_t n, const void* xv, void* yv) {
+    const S* x = static_cast<const S*>(xv);
+    S* y = static_cast<S*>(yv);
     const double s = read_pass(n, x);
     scale_pass(n, x, y, s == 0 ? T(1) : T(0.5), false);
     scale_pass(n, y, y, T(2), true);
     return 0;
   }
-  static double pattern_three_pass_recompute(std::size_t n, const T* x, T* y) {  // R; R; R+W
+  static double pattern_three_pass_recompute(std::size_t n, const void* xv, void* yv) {  // R; R; R+W
+    const S* x = static_cast<const S*>(xv);
     const double s = read_pass(n, x) + read_pass(n, x);
-    scale_pass(n, x, y, s == 0 ? T(1) : T(0.5), true);
+    scale_pass(n, x, static_cast<S*>(yv), s == 0 ? T(1) : T(0.5), true);
     return 0;
+  }
+  static const PatternTable& pattern_table() {
+    static const PatternTable t = {
+#define FASTSOFTMAX_PATTERN_PTR(pat, pat_name) &pattern_##pat,
+        FASTSOFTMAX_FOR_EACH_PATTERN(FASTSOFTMAX_PATTERN_PTR)
+#undef FASTSOFTMAX_PATTERN_PTR
+    };
+    return t;
   }
 };
 
 }  // namespace FASTSOFTMAX_TIER
 }  // namespace fastsoftmax
 
-// Defines, for the current tier, the chunk primitives of both dtypes and the memory-only
-// patterns of kernels.inc: fastsoftmax::<tier>::f32_primitives(), f64_primitives() and
-// <dtype>_pattern_<name>.
-#define FASTSOFTMAX_DEFINE_PRIMITIVES()                                                            \
-  const Primitives<float>& f32_primitives() { return Passes<Vec<float>>::primitives(); }         \
-  const Primitives<double>& f64_primitives() { return Passes<Vec<double>>::primitives(); }
-#define FASTSOFTMAX_DEFINE_PATTERN(pat, pat_name)                                                  \
-  double f32_pattern_##pat(std::size_t n, const float* x, float* y) { return Passes<Vec<float>>::pattern_##pat(n, x, y); } \
-  double f64_pattern_##pat(std::size_t n, const double* x, double* y) { return Passes<Vec<double>>::pattern_##pat(n, x, y); }
+// Defines, for the current tier and one dtype of kernels.inc, the chunk primitives and the
+// memory-only patterns: fastsoftmax::<tier>::<dtype>_primitives() and <dtype>_patterns().
+#define FASTSOFTMAX_DEFINE_DTYPE(dt, stype)                                                     \
+  const Primitives<stype>& dt##_primitives() { return Passes<Vec<compute_t<stype>>, stype>::primitives(); } \
+  const PatternTable& dt##_patterns() { return Passes<Vec<compute_t<stype>>, stype>::pattern_table(); }

@@ -4,6 +4,9 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/half.h"
+#include "kernels/kernels.inc"
+
 namespace fastsoftmax {
 
 enum class Op { softmax, log_softmax };
@@ -41,25 +44,39 @@ struct FastRange<double> {
   static constexpr double kMaxRowExponent = 1500000.0;
 };
 
-template <class T>
+// S: the storage type (float, double, Half, BFloat16); T: the type it is computed in.
+template <class S>
 struct Primitives {
+  using T = compute_t<S>;
   // Pass-1 statistics of x[0..n).
-  void (*pair_sum)(std::size_t n, const T* x, T* m, T* e);          // sum = m * 2^e
-  void (*online_sum)(std::size_t n, const T* x, T* mu, T* sigma);   // sum = sigma * e^mu
-  bool (*max)(std::size_t n, const T* x, T* mu);                    // true: needs the exact path
-  T (*sum_exp)(std::size_t n, const T* x, T mu);                    // sum of e^(x - mu)
-  T (*store_exp)(std::size_t n, const T* x, T* y, T mu);            // y = e^(x - mu); sum
-  T (*store_shifted)(std::size_t n, const T* x, T* y, T mu);        // y = x - mu; sum of e^(x - mu)
+  void (*pair_sum)(std::size_t n, const S* x, T* m, T* e);          // sum = m * 2^e
+  void (*online_sum)(std::size_t n, const S* x, T* mu, T* sigma);   // sum = sigma * e^mu
+  bool (*max)(std::size_t n, const S* x, T* mu);                    // true: needs the exact path
+  T (*sum_exp)(std::size_t n, const S* x, T mu);                    // sum of e^(x - mu)
+  // Three-pass reload keeps its intermediate row w in the compute type: in y itself when
+  // S == T (the paper's algorithm), else in a float32 buffer, so that half-precision
+  // outputs are rounded once.
+  T (*store_exp)(std::size_t n, const S* x, T* w, T mu);            // w = e^(x - mu); sum
+  T (*store_shifted)(std::size_t n, const S* x, T* w, T mu);        // w = x - mu; sum of e^(x - mu)
   // Final passes; stream: non-temporal stores (the row does not fit in cache).
-  void (*write_pair)(std::size_t n, const T* x, T* y, T inv_m, T e, bool stream);   // y = e^x / (m 2^e)
-  void (*write_exp_scaled)(std::size_t n, const T* x, T* y, T mu, T inv, bool stream);  // y = e^(x-mu) inv
-  void (*write_scale)(std::size_t n, T* y, T inv, bool stream);                    // y *= inv
-  void (*write_sub)(std::size_t n, const T* x, T* y, T c, bool stream);            // y = x - c
+  void (*write_pair)(std::size_t n, const S* x, S* y, T inv_m, T e, bool stream);   // y = e^x / (m 2^e)
+  void (*write_exp_scaled)(std::size_t n, const S* x, S* y, T mu, T inv, bool stream);  // y = e^(x-mu) inv
+  void (*write_sub)(std::size_t n, const S* x, S* y, T c, bool stream);            // y = x - c
+  void (*reload_scale)(std::size_t n, const T* w, S* y, T inv, bool stream);       // y = w * inv
+  void (*reload_sub)(std::size_t n, const T* w, S* y, T c, bool stream);           // y = w - c
   // Rows outside the fast path's range, with SciPy's semantics (long double).
-  void (*exact_row)(std::size_t n, const T* x, T* y, bool log);
+  void (*exact_row)(std::size_t n, const S* x, S* y, bool log);
   // Rows [r0, r1) of a job whose rows are short (one chunk): the whole per-row algorithm
   // inside the tier, so that no call crosses between SSE and AVX code per row.
   void (*rows)(const RowsJob& job, std::size_t r0, std::size_t r1);
+};
+
+// The memory-only patterns of one dtype (kernels.inc): double fn(n, const S* x, S* y).
+using PatternFn = double (*)(std::size_t n, const void* x, void* y);
+struct PatternTable {
+#define FASTSOFTMAX_PATTERN_FIELD(pat, pat_name) PatternFn pat;
+  FASTSOFTMAX_FOR_EACH_PATTERN(FASTSOFTMAX_PATTERN_FIELD)
+#undef FASTSOFTMAX_PATTERN_FIELD
 };
 
 }  // namespace fastsoftmax

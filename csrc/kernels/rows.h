@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <type_traits>
 #include <vector>
 
 #if defined(FASTSOFTMAX_X86)
@@ -51,10 +53,14 @@ struct SerialChunks {
   }
 };
 
-// One row's algorithm over primitives P (a Primitives<T> table of pointers, or the tier's
-// direct functions) and a chunk executor Chunks (serial, or spread over threads).
-template <class T, class P, class Chunks>
+// One row's algorithm over primitives P (a Primitives<S> table of pointers, or the tier's
+// direct functions) and a chunk executor Chunks (serial, or spread over threads). S is the
+// storage type of the rows, T the type they are computed in.
+template <class S, class P, class Chunks>
 class RowRunner {
+  using T = compute_t<S>;
+  using St = Storage<S>;
+
  public:
   RowRunner(const P& p, Chunks chunks, Op op, Algorithm alg, std::size_t n, bool stream)
       : p_(p),
@@ -66,7 +72,7 @@ class RowRunner {
         stream_(stream) {}
 
   // One row; its chunks spread over threads_ threads.
-  void row(const T* x, T* y) const {
+  void row(const S* x, S* y) const {
     switch (alg_) {
       case Algorithm::two_pass: return two_pass(x, y);
       case Algorithm::online: return online(x, y);
@@ -95,9 +101,9 @@ class RowRunner {
     U* data() { return many.empty() ? one : many.data(); }
   };
 
-  void exact(const T* x, T* y) const { p_.exact_row(n_, x, y, log_); }
+  void exact(const S* x, S* y) const { p_.exact_row(n_, x, y, log_); }
 
-  void two_pass(const T* x, T* y) const {
+  void two_pass(const S* x, S* y) const {
     double sum, e_max;
     if (!pair_stats(x, &sum, &e_max)) return exact(x, y);
     write_from_pair(x, y, sum, e_max);
@@ -107,17 +113,18 @@ class RowRunner {
   // The row's two-pass statistics: sum of e^x = m * 2^e. Rows outside the fast range get
   // them from the exact (long double) computation, with SciPy's logsumexp semantics:
   // NaN -> m = NaN; max +inf -> m = inf, e = 0; all -inf -> m = 0, e = -inf.
-  void stats(const T* x, double* m, double* e) const {
+  void stats(const S* x, double* m, double* e) const {
     if (pair_stats(x, m, e)) return;
     using L = long double;
     L mu = -std::numeric_limits<L>::infinity();
     for (std::size_t i = 0; i < n_; ++i) {
-      if (x[i] != x[i]) {
+      const L v = St::widen(x[i]);
+      if (v != v) {
         *m = std::numeric_limits<double>::quiet_NaN();
         *e = 0;
         return;
       }
-      mu = std::max(mu, L(x[i]));
+      mu = std::max(mu, v);
     }
     if (mu == std::numeric_limits<L>::infinity() || mu == -std::numeric_limits<L>::infinity()) {
       *m = mu > 0 ? std::numeric_limits<double>::infinity() : 0.0;
@@ -125,7 +132,7 @@ class RowRunner {
       return;
     }
     L sigma = 0;
-    for (std::size_t i = 0; i < n_; ++i) sigma += std::exp(L(x[i]) - mu);
+    for (std::size_t i = 0; i < n_; ++i) sigma += std::exp(St::widen(x[i]) - mu);
     const L ln2 = 0.693147180559945309417232121458176568L;
     // e rounded to double first, so that (m, e) is what is stored; for |max| beyond what
     // long double resolves, mu - e*ln2 is clamped: m*2^e then still gives log-sum-exp to
@@ -137,23 +144,24 @@ class RowRunner {
   // Pass 2 from statistics (possibly merged from other pieces of the row): the same
   // arithmetic as two_pass for fast-range statistics, else the exact formula around
   // log-sum-exp = log(m) + e*ln2.
-  void from_stats(const T* x, T* y, double m, double e) const {
+  void from_stats(const S* x, S* y, double m, double e) const {
     if (m > 0 && m < std::numeric_limits<double>::infinity() && e >= FastRange<T>::kMinRowExponent &&
         e <= FastRange<T>::kMaxRowExponent)
       return write_from_pair(x, y, m, e);
     using L = long double;
     const L lse = std::log(L(m)) + L(e) * 0.693147180559945309417232121458176568L;
+    const bool nan_out = lse != lse || lse == std::numeric_limits<L>::infinity();
     for (std::size_t i = 0; i < n_; ++i) {
-      if (log_) y[i] = static_cast<T>(L(x[i]) - lse);
-      else y[i] = (lse != lse || lse == std::numeric_limits<L>::infinity()) ? std::numeric_limits<T>::quiet_NaN()
-                                                                           : static_cast<T>(std::exp(L(x[i]) - lse));
+      const L v = St::widen(x[i]);
+      if (log_) y[i] = St::narrow(v - lse);
+      else y[i] = St::narrow(nan_out ? std::numeric_limits<L>::quiet_NaN() : std::exp(v - lse));
     }
   }
 
  private:
   // Pass 1 of two-pass over the chunks, merged exactly in chunk order. False: the row is
   // outside the fast range (NaN, inf, or a max beyond +-kHigh).
-  bool pair_stats(const T* x, double* sum_out, double* e_out) const {
+  bool pair_stats(const S* x, double* sum_out, double* e_out) const {
     Scratch<T> s(chunks_);
     T* m = s.data();
     T* e = m + chunks_;
@@ -174,7 +182,7 @@ class RowRunner {
            e_max <= FastRange<T>::kMaxRowExponent;
   }
 
-  void write_from_pair(const T* x, T* y, double sum, double e_max) const {
+  void write_from_pair(const S* x, S* y, double sum, double e_max) const {
     if (log_) {
       const T c0 = static_cast<T>(std::log(sum) + e_max * 0x1.62e42fefa39efp-1);
       each_chunk([&](std::size_t c) { p_.write_sub(size(c), x + begin(c), y + begin(c), c0, stream_); });
@@ -184,7 +192,7 @@ class RowRunner {
     }
   }
 
-  void online(const T* x, T* y) const {
+  void online(const S* x, S* y) const {
     Scratch<T> s(chunks_);
     T* mu = s.data();
     T* sigma = mu + chunks_;
@@ -199,7 +207,7 @@ class RowRunner {
     finish_max_based(x, y, static_cast<T>(mu_max), sum);
   }
 
-  void three_pass(const T* x, T* y) const {
+  void three_pass(const S* x, S* y) const {
     Scratch<T> s(chunks_);
     T* mu = s.data();
     T* sigma = mu + chunks_;
@@ -215,26 +223,51 @@ class RowRunner {
     }
     if (any_bad || !(mu_max >= -FastRange<T>::kHigh)) return exact(x, y);
     const bool reload = alg_ == Algorithm::three_pass_reload;
+    ReloadBuffer w(reload ? n_ : 0, y);
     each_chunk([&](std::size_t c) {
       const std::size_t b = begin(c);
       sigma[c] = !reload ? p_.sum_exp(size(c), x + b, mu_max)
-                 : log_  ? p_.store_shifted(size(c), x + b, y + b, mu_max)
-                         : p_.store_exp(size(c), x + b, y + b, mu_max);
+                 : log_  ? p_.store_shifted(size(c), x + b, w.data + b, mu_max)
+                         : p_.store_exp(size(c), x + b, w.data + b, mu_max);
     });
     double sum = 0;
     for (std::size_t c = 0; c < chunks_; ++c) sum += double(sigma[c]);
     if (!reload) return finish_max_based(x, y, mu_max, sum);
     if (log_) {
       const T c0 = static_cast<T>(std::log(sum));
-      each_chunk([&](std::size_t c) { p_.write_sub(size(c), y + begin(c), y + begin(c), c0, stream_); });
+      each_chunk([&](std::size_t c) { p_.reload_sub(size(c), w.data + begin(c), y + begin(c), c0, stream_); });
     } else {
       const T inv = static_cast<T>(1.0 / sum);
-      each_chunk([&](std::size_t c) { p_.write_scale(size(c), y + begin(c), inv, stream_); });
+      each_chunk([&](std::size_t c) { p_.reload_scale(size(c), w.data + begin(c), y + begin(c), inv, stream_); });
     }
   }
 
+  // Where three-pass reload keeps e^(x - mu) (or x - mu) between its passes: y itself when
+  // y holds the compute type (the paper's algorithm), else a float32 row, so that 16-bit
+  // outputs are rounded once. Short rows reuse one buffer per thread.
+  // (Longer rows allocate it per call, uninitialised: 4 extra bytes written and read per
+  // element, plus the page faults of fresh memory -- auto never picks reload for them.)
+  struct ReloadBuffer {
+    T* data = nullptr;
+    std::unique_ptr<T[]> own;
+    ReloadBuffer(std::size_t n, S* y) {
+      if constexpr (std::is_same<S, T>::value) {
+        data = y;
+      } else if (n <= kChunk) {
+        thread_local std::vector<T> shared;
+        if (shared.size() < n) shared.resize(kChunk);
+        data = shared.data();
+      } else if (n) {
+        own.reset(new T[n]);
+        data = own.get();
+      }
+      (void)n;
+      (void)y;
+    }
+  };
+
   // y = e^(x - mu) / sum, or y = x - (mu + log sum).
-  void finish_max_based(const T* x, T* y, T mu, double sum) const {
+  void finish_max_based(const S* x, S* y, T mu, double sum) const {
     if (log_) {
       const T c0 = static_cast<T>(double(mu) + std::log(sum));
       each_chunk([&](std::size_t c) { p_.write_sub(size(c), x + begin(c), y + begin(c), c0, stream_); });
@@ -332,12 +365,12 @@ void for_rows(const RowsJob& job, std::size_t r0, std::size_t r1, RowFn&& row) {
 }
 
 // Rows [r0, r1) of a job of short rows (n <= kChunk), one after another.
-template <class T, class P>
+template <class S, class P>
 void run_short_rows(const P& p, const RowsJob& job, std::size_t r0, std::size_t r1) {
   FlushDenormals ftz;
   const std::size_t n = static_cast<std::size_t>(job.shape[job.ndim - 1]);
-  const RowRunner<T, P, SerialChunks> runner(p, SerialChunks{}, job.op, job.algorithm, n, job.stream);
-  for_rows<T>(job, r0, r1, [&](std::size_t, const T* x, T* y) { runner.row(x, y); });
+  const RowRunner<S, P, SerialChunks> runner(p, SerialChunks{}, job.op, job.algorithm, n, job.stream);
+  for_rows<S>(job, r0, r1, [&](std::size_t, const S* x, S* y) { runner.row(x, y); });
 }
 
 }  // namespace FASTSOFTMAX_ROWS_NS

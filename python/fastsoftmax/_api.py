@@ -16,7 +16,6 @@ ALGORITHMS = ("auto", "two-pass", "three-pass-reload", "three-pass-recompute", "
 
 AxisLike = Union[None, int, Sequence[int]]
 
-_NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
 _AxisError = np.exceptions.AxisError if hasattr(np, "exceptions") else np.AxisError
 
 
@@ -43,8 +42,19 @@ def _normalize_axes(axis: AxisLike, ndim: int) -> Tuple[int, ...]:
     return tuple(out)
 
 
+def _is_bfloat16(dtype: np.dtype) -> bool:
+    """ml_dtypes.bfloat16 (an optional dependency), recognised without importing ml_dtypes."""
+    global _BF16
+    if dtype.kind == "V" and dtype.itemsize == 2 and dtype.name == "bfloat16" and dtype.names is None:
+        _BF16 = dtype  # from now on the fast path takes it too
+        return True
+    return False
+
+
 def _result_dtype(dtype: np.dtype) -> np.dtype:
     """SciPy's result dtype (that of np.exp on the input), or a TypeError."""
+    if _is_bfloat16(dtype):
+        return dtype
     if dtype.kind == "b":
         raise TypeError("softmax of a boolean array is not supported (as in SciPy); convert it to a float dtype first")
     if dtype.kind == "c":
@@ -56,13 +66,67 @@ def _result_dtype(dtype: np.dtype) -> np.dtype:
     return np.exp(np.zeros(1, dtype)).dtype  # int8/uint8 -> float16, int16 -> float32, wider -> float64
 
 
-def _check_out(out, shape, dtype: np.dtype) -> np.ndarray:
+_FLOAT_NAMES = "float16, bfloat16, float32, float64 or longdouble"
+
+
+def _float_rank(dtype: np.dtype) -> int:
+    """Precision rank of a result dtype: 1 (16-bit), 2, 3, 4 (long double); 0: not a float."""
+    if _is_bfloat16(dtype):
+        return 1
+    if dtype.kind != "f":
+        return 0
+    return {2: 1, 4: 2, 8: 3}.get(dtype.itemsize, 4)
+
+
+def _requested_dtype(dtype) -> np.dtype:
+    """The dtype= argument as a NumPy dtype: a float type, else TypeError."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be a floating dtype ({_FLOAT_NAMES}), got {dtype!r}") from None
+    if not _float_rank(dt):
+        raise TypeError(f"dtype must be a floating dtype ({_FLOAT_NAMES}), got {dt}")
+    return np.dtype(dt.char) if dt.kind == "f" else dt  # native byte order
+
+
+def _cast(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """a converted to dtype with one rounding to nearest even. (ml_dtypes converts float64
+    to bfloat16 through float32, rounding twice; here float64 is first rounded to the
+    bfloat16 grid, exactly. Long double goes to 16 bits through float64.)"""
+    if a.dtype == _LD and dtype.itemsize == 2:
+        a = a.astype(np.float64)  # NumPy rounds long double to float16 through float32
+    if _is_bfloat16(dtype) and a.dtype.itemsize > 4:
+        b = np.asarray(a, dtype=np.float64)
+        with np.errstate(all="ignore"):
+            step = np.exp2(np.floor(np.log2(np.maximum(np.abs(b), 2.0**-126))) - 7)  # bfloat16's spacing
+            on_grid = np.rint(b / step) * step  # exact; huge values round up to 2^128 -> inf below
+            a = np.where(np.isfinite(b), on_grid, b)
+    with np.errstate(over="ignore"):
+        return a.astype(dtype)
+
+
+def _compute_dtype(input_dtype: np.dtype, result_dtype: np.dtype) -> np.dtype:
+    """The dtype the kernel runs in for mixed precision: the more precise of the input's
+    result dtype and the requested one (as a NumPy ufunc with dtype=/out= picks its loop);
+    float16 <-> bfloat16 goes through float32. The result is rounded once to result_dtype."""
+    if input_dtype == result_dtype:
+        return result_dtype
+    hi = input_dtype if _float_rank(input_dtype) >= _float_rank(result_dtype) else result_dtype
+    return _F32 if _float_rank(hi) == 1 else hi
+
+
+def _check_out(out, shape, dtype: Optional[np.dtype]) -> np.ndarray:
+    """dtype: the required dtype, or None: any floating dtype (mixed precision)."""
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
     if out.shape != shape:
         raise ValueError(f"out has shape {out.shape}, expected {shape}")
-    if out.dtype != dtype:
+    if dtype is not None and out.dtype != dtype:
         raise TypeError(f"out has dtype {out.dtype}, expected {dtype} (the result dtype for this input)")
+    if dtype is None and not _float_rank(out.dtype):
+        raise TypeError(f"out has dtype {out.dtype}; it must be a floating dtype ({_FLOAT_NAMES})")
+    if not out.dtype.isnative:
+        raise TypeError(f"out has dtype {out.dtype.str}, in non-native byte order; pass a native-order array")
     if not out.flags.writeable:
         raise ValueError("out is read-only")
     if out.size and any(st == 0 and n > 1 for st, n in zip(out.strides, out.shape)):
@@ -104,7 +168,9 @@ def _check_isa(isa) -> None:
 
 
 _ALGORITHM_SET = frozenset(ALGORITHMS)
-_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_F16, _F32, _F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
+_LD = np.dtype(np.longdouble)
+_BF16 = None  # ml_dtypes.bfloat16's dtype, once an array of it has been seen
 
 
 def _check_threads(threads) -> int:
@@ -115,10 +181,12 @@ def _check_threads(threads) -> int:
     return int(threads)
 
 
-def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str], threads=None):
+def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str], threads=None, dtype=None):
     # Fast path for the common call -- a native float array, softmax along its last axis, a
     # new result -- so that small calls cost about one NumPy ufunc call, not several.
-    if (type(x) is np.ndarray and (x.dtype is _F32 or x.dtype is _F64) and x.ndim and x.shape[-1]
+    xd = x.dtype if type(x) is np.ndarray else None
+    if (xd is not None and (xd is _F32 or xd is _F64 or xd is _F16 or xd is _BF16) and dtype is None
+            and x.ndim and x.shape[-1]
             and type(algorithm) is str and algorithm in _ALGORITHM_SET and (isa is None or type(isa) is str)
             and (threads is None or type(threads) is int and threads >= 1)
             and (axis == -1 or axis == x.ndim - 1 if type(axis) is int else axis is None and x.ndim == 1)):
@@ -136,28 +204,35 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
         _check_isa(isa)
     nthreads = _check_threads(threads)
     x = np.asarray(x)
-    if x.dtype.hasobject or x.dtype.kind in ("O", "S", "U", "V", "M", "m"):
+    if x.dtype.hasobject or (x.dtype.kind in ("O", "S", "U", "V", "M", "m") and not _is_bfloat16(x.dtype)):
         raise TypeError(f"softmax needs real numbers, got an array of dtype {x.dtype!r}")
-    result_dtype = _result_dtype(x.dtype)
+    input_dtype = _result_dtype(x.dtype)
+    result_dtype = input_dtype
+    if dtype is not None:
+        result_dtype = _requested_dtype(dtype)
     axes = _normalize_axes(axis, x.ndim)
     if out is not None:
-        _check_out(out, x.shape, result_dtype)
+        _check_out(out, x.shape, result_dtype if dtype is not None else None)
+        result_dtype = out.dtype
         if np.may_share_memory(out, x) and not _same_view(out, x) and np.shares_memory(out, x):
             raise ValueError("out partially overlaps x; pass out=x for an in-place call, or a separate array")
     if any(x.shape[a] == 0 for a in axes):
         raise ValueError("zero-size array to reduction operation maximum which has no identity "
                          "(softmax over an empty axis is undefined, as in SciPy)")
 
-    if result_dtype not in _NATIVE and result_dtype != np.float16:
+    compute_dtype = _compute_dtype(input_dtype, result_dtype)
+    if compute_dtype == _LD:
         # np.longdouble: keep SciPy's precision rather than rounding to float64.
-        res = _longdouble_reference(op, x.astype(result_dtype, copy=False), axes if x.ndim else ())
+        res = _longdouble_reference(op, x.astype(compute_dtype, copy=False), axes if x.ndim else ())
         if out is None:
+            res = _cast(res, result_dtype) if res.dtype != result_dtype else res
             return res[()] if x.ndim == 0 else res
-        out[...] = res
+        out[...] = _cast(res, out.dtype)
         return out
 
-    # float16 (and int8/uint8) are computed in float32 and rounded once at the end.
-    compute_dtype = np.dtype(np.float32) if result_dtype == np.float16 else result_dtype
+    # float16/bfloat16 run natively (float32 arithmetic in registers, rounded once); int8
+    # and uint8 as float16. Mixed precision: the kernel runs in compute_dtype and the
+    # result is rounded once to the result dtype.
     xc = x.astype(compute_dtype, copy=False)
 
     if x.ndim == 0:
@@ -166,9 +241,9 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
         if x.size:
             _core.run(op, algorithm, xm, res, isa, nthreads)
         if out is not None:
-            out[...] = res[0]
+            out[...] = _cast(res, out.dtype)[0]
             return out
-        return res.astype(result_dtype)[0]
+        return _cast(res, result_dtype)[0]
 
     if x.size == 0:
         return out if out is not None else np.empty(x.shape, result_dtype)
@@ -177,9 +252,9 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
         target = out if out is not None and out.dtype == compute_dtype else np.empty(x.shape, compute_dtype)
         _core.run(op, algorithm, xc[..., np.newaxis], target[..., np.newaxis], isa, nthreads)
         if out is not None and target is not out:
-            out[...] = target
+            out[...] = _cast(target, out.dtype)
             return out
-        return target if out is not None or result_dtype == compute_dtype else target.astype(result_dtype)
+        return target if out is not None or result_dtype == compute_dtype else _cast(target, result_dtype)
 
     k = len(axes)
     dest = [x.ndim - k + i for i in range(k)]
@@ -203,10 +278,10 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
 
     if direct:
         return out
-    if out is not None:  # float16 result: round the float32 result once
-        out[...] = target
+    if out is not None:  # mixed precision: round the result once
+        out[...] = _cast(target, out.dtype)
         return out
-    return target if result_dtype == compute_dtype else target.astype(result_dtype)
+    return target if result_dtype == compute_dtype else _cast(target, result_dtype)
 
 
 def _merge_trailing_view(a: np.ndarray, k: int):
@@ -225,7 +300,7 @@ def _merge_trailing_view(a: np.ndarray, k: int):
         return None
 
 
-def softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, algorithm: str = "auto",
+def softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, dtype=None, algorithm: str = "auto",
             isa: Optional[str] = None, threads: Optional[int] = None):
     """Softmax of ``x`` along ``axis``: ``exp(x) / sum(exp(x), axis)``, without overflow.
 
@@ -235,14 +310,23 @@ def softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, algor
     Parameters
     ----------
     x : array_like
-        Real input. float32 and float64 are computed natively; float16, int8 and uint8
-        in float32 (rounded once to float16); wider integers in float64.
+        Real input. float32 and float64 are computed natively; float16 and bfloat16
+        (``ml_dtypes.bfloat16``, optional) are read and written in 16 bits and computed
+        in float32 in registers, rounded once to nearest even; int8 and uint8 as float16
+        (NumPy's result type), wider integers in float64.
     axis : None, int or tuple of ints
         Axes over which the softmax is taken; ``None`` (the default, as in SciPy) means
         the whole array.
     out : ndarray, optional
-        Where to write the result: the result's shape and dtype, writable. ``out=x``
-        computes in place; any other overlap with ``x`` is an error.
+        Where to write the result: ``x``'s shape, writable, any floating dtype (float16,
+        bfloat16, float32, float64, longdouble). ``out=x`` computes in place; any other
+        overlap with ``x`` is an error.
+    dtype : dtype, optional
+        The result dtype (a floating dtype), as for a NumPy ufunc. With ``dtype=`` or an
+        ``out`` of another dtype than the input's result dtype (mixed precision), the
+        kernel runs in the more precise of the two (float16 <-> bfloat16 in float32) and
+        the result is rounded once: e.g. float16 in, float32 out is the float32 softmax
+        of the float16 values.
     algorithm : {"auto", "two-pass", "three-pass-reload", "three-pass-recompute", "online"}
         The algorithm; ``"auto"`` picks by row length against the cache sizes.
     isa : {None, "scalar", "avx2", "avx512"}
@@ -267,11 +351,11 @@ def softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, algor
     array([[0.5, 0.5],
            [0.5, 0.5]], dtype=float32)
     """
-    return _compute("softmax", x, axis, out, algorithm, isa, threads)
+    return _compute("softmax", x, axis, out, algorithm, isa, threads, dtype)
 
 
-def log_softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, algorithm: str = "auto",
-                isa: Optional[str] = None, threads: Optional[int] = None):
+def log_softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, dtype=None,
+                algorithm: str = "auto", isa: Optional[str] = None, threads: Optional[int] = None):
     """Logarithm of the softmax, ``x - logsumexp(x, axis)``, computed without forming the softmax.
 
     A drop-in replacement for :func:`scipy.special.log_softmax`; the arguments are those
@@ -283,7 +367,7 @@ def log_softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, a
     >>> fastsoftmax.log_softmax(np.array([0.0, 0.0]))
     array([-0.69314718, -0.69314718])
     """
-    return _compute("log_softmax", x, axis, out, algorithm, isa, threads)
+    return _compute("log_softmax", x, axis, out, algorithm, isa, threads, dtype)
 
 
 def set_num_threads(n: Optional[int]) -> None:

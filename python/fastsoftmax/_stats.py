@@ -17,7 +17,9 @@ from ._api import (
     AxisLike,
     _check_isa,
     _check_out,
+    _cast,
     _check_threads,
+    _is_bfloat16,
     _merge_trailing_view,
     _normalize_axes,
     _result_dtype,
@@ -142,9 +144,13 @@ def _reduce_pairs(m: np.ndarray, e: np.ndarray, axis, keepdims: bool = False):
 
 # ---- input handling ----------------------------------------------------------------------
 
+def _not_real(dtype: np.dtype) -> bool:
+    return dtype.hasobject or (dtype.kind in ("O", "S", "U", "V", "M", "m") and not _is_bfloat16(dtype))
+
+
 def _as_real_array(x, what: str) -> np.ndarray:
     x = np.asarray(x)
-    if x.dtype.hasobject or x.dtype.kind in ("O", "S", "U", "V", "M", "m"):
+    if _not_real(x.dtype):
         raise TypeError(f"{what} needs real numbers, got an array of dtype {x.dtype!r}")
     return x
 
@@ -152,10 +158,10 @@ def _as_real_array(x, what: str) -> np.ndarray:
 def _stats_dtypes(dtype: np.dtype, what: str) -> Tuple[np.dtype, np.dtype]:
     """(result dtype, compute dtype) of softmax for the statistics API (no long double)."""
     result = _result_dtype(dtype)
-    if result not in (_F16, _F32, _F64):
+    if result not in (_F16, _F32, _F64) and not _is_bfloat16(result):
         raise TypeError(f"{what} computes in float32/float64 and does not take {dtype} input; "
                         "convert it first, e.g. x.astype(np.float64)")
-    return result, (_F32 if result == _F16 else result)
+    return result, result  # float16/bfloat16: native kernels (float32 arithmetic in registers)
 
 
 def _rows_view(a: np.ndarray, axes: Tuple[int, ...]) -> np.ndarray:
@@ -202,8 +208,9 @@ def softmax_stats(x, axis: AxisLike = -1, *, isa: Optional[str] = None,
     Parameters
     ----------
     x : array_like
-        Real input: float32 and float64 natively; float16, int8 and uint8 in float32; wider
-        integers in float64 (as :func:`fastsoftmax.softmax`). Long double is not taken.
+        Real input: float32, float64, float16 and bfloat16 natively (the 16-bit types in
+        float32 arithmetic); int8 and uint8 as float16; wider integers in float64 (as
+        :func:`fastsoftmax.softmax`). Long double is not taken.
     axis : int, tuple of ints or None
         The axis (or axes) the rows run along; default the last. ``None``: the whole array.
     isa, threads
@@ -366,10 +373,12 @@ def _lse_dtypes(dtype: np.dtype) -> Tuple[np.dtype, np.dtype]:
                         "log-sum-exp only (scipy.special.logsumexp takes complex input)")
     if dtype.kind in "biu":  # SciPy promotes booleans and every integer to the default float
         return _F64, _F64
+    if _is_bfloat16(dtype):
+        return dtype, dtype
     if dtype.kind != "f":
         raise TypeError(f"logsumexp needs real numbers, got an array of dtype {dtype!r}")
     result = np.dtype(dtype.char)
-    return result, (_F32 if result == _F16 else result)
+    return result, result  # float16: read natively, statistics in float32
 
 
 def _longdouble_lse(x: np.ndarray, axes: Tuple[int, ...]) -> np.ndarray:
@@ -422,7 +431,7 @@ def logsumexp(x, axis: AxisLike = None, *, keepdims: bool = False, out: Optional
                                   "for weights (b=) use scipy.special.logsumexp")
     nthreads = _options(isa, threads)
     x = np.asarray(x)
-    if x.dtype.hasobject or x.dtype.kind in ("O", "S", "U", "V", "M", "m"):
+    if _not_real(x.dtype):
         raise TypeError(f"logsumexp needs real numbers, got an array of dtype {x.dtype!r}")
     result_dtype, compute = _lse_dtypes(x.dtype)
     if x.ndim == 0:
@@ -442,7 +451,7 @@ def logsumexp(x, axis: AxisLike = None, *, keepdims: bool = False, out: Optional
         lse = _longdouble_lse(x, axes)
     else:
         m, e = _core.row_stats(_rows_view(x.astype(compute, copy=False), axes), isa, nthreads)
-        lse = _lse(m, e).astype(result_dtype, copy=False)
+        lse = _cast(_lse(m, e), result_dtype)
     lse = np.asarray(lse).reshape(res_shape)
 
     sign = None

@@ -11,6 +11,7 @@
 #define FASTSOFTMAX_FASTSOFTMAX_H_
 
 #include <stddef.h>
+#include <stdint.h>
 
 #if defined(_WIN32)
 #define FASTSOFTMAX_API __declspec(dllexport)
@@ -51,6 +52,21 @@ FASTSOFTMAX_API fastsoftmax_status fastsoftmax_softmax_f64(const double* x, doub
 FASTSOFTMAX_API fastsoftmax_status fastsoftmax_log_softmax_f64(const double* x, double* y, size_t rows, size_t n,
                                                                ptrdiff_t x_row_stride, ptrdiff_t y_row_stride,
                                                                fastsoftmax_algorithm algorithm, int threads);
+
+/* float16 (IEEE binary16) and bfloat16 rows, passed as their 16-bit patterns: each value is
+ * widened to float32 in registers, computed in float32 and rounded to nearest even once. */
+FASTSOFTMAX_API fastsoftmax_status fastsoftmax_softmax_f16(const uint16_t* x, uint16_t* y, size_t rows, size_t n,
+                                                           ptrdiff_t x_row_stride, ptrdiff_t y_row_stride,
+                                                           fastsoftmax_algorithm algorithm, int threads);
+FASTSOFTMAX_API fastsoftmax_status fastsoftmax_log_softmax_f16(const uint16_t* x, uint16_t* y, size_t rows, size_t n,
+                                                               ptrdiff_t x_row_stride, ptrdiff_t y_row_stride,
+                                                               fastsoftmax_algorithm algorithm, int threads);
+FASTSOFTMAX_API fastsoftmax_status fastsoftmax_softmax_bf16(const uint16_t* x, uint16_t* y, size_t rows, size_t n,
+                                                            ptrdiff_t x_row_stride, ptrdiff_t y_row_stride,
+                                                            fastsoftmax_algorithm algorithm, int threads);
+FASTSOFTMAX_API fastsoftmax_status fastsoftmax_log_softmax_bf16(const uint16_t* x, uint16_t* y, size_t rows, size_t n,
+                                                                ptrdiff_t x_row_stride, ptrdiff_t y_row_stride,
+                                                                fastsoftmax_algorithm algorithm, int threads);
 
 /* Threads used when a call passes threads <= 0 (default: FASTSOFTMAX_NUM_THREADS, else
  * the CPUs this process may run on). n <= 0 restores the default. */

@@ -7,7 +7,6 @@
 
 namespace fastsoftmax {
 namespace avx2 {
-FASTSOFTMAX_DEFINE_PRIMITIVES()
-FASTSOFTMAX_FOR_EACH_PATTERN(FASTSOFTMAX_DEFINE_PATTERN)
+FASTSOFTMAX_FOR_EACH_DTYPE(FASTSOFTMAX_DEFINE_DTYPE)
 }  // namespace avx2
 }  // namespace fastsoftmax

@@ -1,10 +1,12 @@
 // AVX2+FMA vector types (8 x f32, 4 x f64). Included only by kernels_avx2.cpp, the one
-// file compiled with -mavx2 -mfma; everything lives in namespace fastsoftmax::avx2 so
+// file compiled with -mavx2 -mfma -mf16c; everything lives in namespace fastsoftmax::avx2 so
 // that no AVX code can be picked by the linker for a shared symbol.
 #pragma once
 #include <immintrin.h>
 #include <cstddef>
 #include <cstdint>
+
+#include "kernels/half.h"
 
 namespace fastsoftmax {
 namespace avx2 {
@@ -33,6 +35,31 @@ struct Vec<float> {
   // vmaskmov never touches memory in masked-off lanes (no fault past the row).
   static reg load_tail(const T* p, mask m) { return _mm256_maskload_ps(p, _mm256_castps_si256(m)); }
   static void store_tail(T* p, reg v, mask m) { _mm256_maskstore_ps(p, _mm256_castps_si256(m), v); }
+
+  // 16-bit storage (passes.h's Io): float16 with F16C (required by the tier), bfloat16 by
+  // shifts; stores round to nearest even.
+  static reg load16(const Half* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static reg load16(const BFloat16* p) {
+    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+  }
+  static __m128i to_half(reg v) { return _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT); }
+  // Round to nearest even on the bits: add 0x7FFF plus the lowest kept bit, keep the upper
+  // half. NaN keeps its upper bits, made quiet (the carry could otherwise make it inf).
+  static __m128i to_bfloat16(reg v) {
+    const __m256i u = _mm256_castps_si256(v);
+    const __m256i upper = _mm256_srli_epi32(u, 16);
+    const __m256i bias = _mm256_add_epi32(_mm256_and_si256(upper, _mm256_set1_epi32(1)), _mm256_set1_epi32(0x7FFF));
+    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, bias), 16);
+    const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    r = _mm256_blendv_epi8(r, _mm256_or_si256(upper, _mm256_set1_epi32(0x40)), nan);
+    const __m256i packed = _mm256_packus_epi32(r, r);  // per 128-bit lane: r0..r3 r0..r3 | r4..r7 r4..r7
+    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(packed, 0x08));
+  }
+  static void store16(Half* p, reg v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), to_half(v)); }
+  static void store16(BFloat16* p, reg v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), to_bfloat16(v)); }
+  static void stream16(Half* p, reg v) { _mm_stream_si128(reinterpret_cast<__m128i*>(p), to_half(v)); }
+  static void stream16(BFloat16* p, reg v) { _mm_stream_si128(reinterpret_cast<__m128i*>(p), to_bfloat16(v)); }
 
   static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
   static reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }

@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/half.h"
+
 namespace fastsoftmax {
 namespace avx512 {
 
@@ -31,6 +33,29 @@ struct Vec<float> {
   static mask tail_mask(std::size_t k) { return static_cast<mask>((1u << k) - 1u); }
   static reg load_tail(const T* p, mask m) { return _mm512_maskz_loadu_ps(m, p); }
   static void store_tail(T* p, reg v, mask m) { _mm512_mask_storeu_ps(p, m, v); }
+
+  // 16-bit storage (passes.h's Io), with AVX512F alone: float16 by vcvtph2ps/vcvtps2ph,
+  // bfloat16 by shifts and vpmovdw; stores round to nearest even.
+  static reg load16(const Half* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static reg load16(const BFloat16* p) {
+    const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+  }
+  static __m256i to_half(reg v) { return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // Round to nearest even on the bits: add 0x7FFF plus the lowest kept bit, keep the upper
+  // half. NaN keeps its upper bits, made quiet (the carry could otherwise make it inf).
+  static __m256i to_bfloat16(reg v) {
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i upper = _mm512_srli_epi32(u, 16);
+    const __m512i bias = _mm512_add_epi32(_mm512_and_si512(upper, _mm512_set1_epi32(1)), _mm512_set1_epi32(0x7FFF));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, bias), 16);
+    r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_or_si512(upper, _mm512_set1_epi32(0x40)));
+    return _mm512_cvtepi32_epi16(r);
+  }
+  static void store16(Half* p, reg v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), to_half(v)); }
+  static void store16(BFloat16* p, reg v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), to_bfloat16(v)); }
+  static void stream16(Half* p, reg v) { _mm256_stream_si256(reinterpret_cast<__m256i*>(p), to_half(v)); }
+  static void stream16(BFloat16* p, reg v) { _mm256_stream_si256(reinterpret_cast<__m256i*>(p), to_bfloat16(v)); }
 
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
   static reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+
+#include "kernels/half.h"
 #include <cstring>
 
 namespace fastsoftmax {
@@ -28,6 +30,14 @@ struct Vec {
   static mask tail_mask(std::size_t k) { return k > 0; }
   static reg load_tail(const T* p, mask m) { return m ? *p : T(0); }
   static void store_tail(T* p, reg v, mask m) { if (m) *p = v; }
+
+  // 16-bit storage (float16, bfloat16; used with T = float): portable conversions.
+  static reg load16(const Half* p) { return half_to_float(p->bits); }
+  static reg load16(const BFloat16* p) { return bfloat16_to_float(p->bits); }
+  static void store16(Half* p, reg v) { p->bits = half_from(v); }
+  static void store16(BFloat16* p, reg v) { p->bits = bfloat16_from(v); }
+  static void stream16(Half* p, reg v) { store16(p, v); }
+  static void stream16(BFloat16* p, reg v) { store16(p, v); }
 
   static reg add(reg a, reg b) { return a + b; }
   static reg sub(reg a, reg b) { return a - b; }
