@@ -13,6 +13,12 @@ pytest.importorskip("pytest_benchmark")
 
 import fastsoftmax  # noqa: E402
 from fastsoftmax import _core  # noqa: E402
+from fastsoftmax.bench._impls import Reference  # noqa: E402
+
+try:
+    import ml_dtypes
+except ImportError:  # optional: the bfloat16 cases are skipped
+    ml_dtypes = None
 
 ALGORITHMS = ["auto", "two-pass", "online", "three-pass-reload", "three-pass-recompute"]
 SHAPES = [
@@ -25,6 +31,13 @@ SHAPES = [
 RUNNABLE = [i for i in _core.compiled_isas() if _core.isa_runnable(i)]
 #: (shape, threads): one long row split into chunks over 2 threads, many rows spread over 2 threads.
 THREADED = [((1, 1 << 22), 2), ((4096, 128), 2)]
+#: The half types (stored in 2 bytes, computed in float32): a classifier batch and one row out of L2.
+HALF_SHAPES = [(64, 1000), (1, 1 << 22)]
+HALF_DTYPES = [
+    pytest.param(np.float16, id="float16"),
+    pytest.param(ml_dtypes.bfloat16 if ml_dtypes is not None else None, id="bfloat16",
+                 marks=pytest.mark.skipif(ml_dtypes is None, reason="bfloat16 needs the optional ml_dtypes package")),
+]
 
 
 def _shape_id(shape):
@@ -32,9 +45,16 @@ def _shape_id(shape):
                     for d in shape)
 
 
-def _check(out, op):
-    """The benchmarked calls really computed a softmax (log-softmax) of every row."""
-    if op == "softmax":
+def _check(out, op, x=None):
+    """The benchmarked calls really computed a softmax (log-softmax) of every row.
+
+    Half types: every element within 1 ulp of the float64 result rounded to the type (a sum is
+    no check: in float16 most outputs of a long row are subnormal or zero).
+    """
+    if out.dtype.itemsize == 2:
+        err, _ = Reference(op, x).check(out, 1, log_abs=True)
+        assert err is None, err
+    elif op == "softmax":
         np.testing.assert_allclose(out.sum(axis=-1, dtype=np.float64), 1.0, rtol=1e-4)
     else:
         np.testing.assert_allclose(np.exp(out.astype(np.float64)).sum(axis=-1), 1.0, rtol=1e-4)
@@ -52,7 +72,7 @@ def _run(benchmark, make_input, shape, dtype, algorithm, op="softmax", isa=None,
         "threads": threads,
     })
     benchmark(fn, x, axis=-1, out=out, algorithm=algorithm, isa=isa, threads=threads)
-    _check(out, op)
+    _check(out, op, x)
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
@@ -64,6 +84,17 @@ def test_softmax_float32(benchmark, make_input, shape, algorithm):
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_softmax_float64(benchmark, make_input, algorithm):
     _run(benchmark, make_input, (64, 1000), np.float64, algorithm)
+
+
+@pytest.mark.parametrize("algorithm", ["auto", "two-pass", "three-pass-reload"])
+@pytest.mark.parametrize("shape", HALF_SHAPES, ids=_shape_id)
+@pytest.mark.parametrize("dtype", HALF_DTYPES)
+def test_softmax_half(benchmark, make_input, dtype, shape, algorithm):
+    """float16 / bfloat16 (compare with test_softmax_float32 of the same shape: half the bytes)."""
+    name = np.dtype(dtype).name
+    if name not in {k["dtype"] for k in _core.kernels()}:
+        pytest.skip(f"this build of fastsoftmax has no {name} kernels")
+    _run(benchmark, make_input, shape, dtype, algorithm)
 
 
 @pytest.mark.parametrize("algorithm", ["auto", "two-pass", "three-pass-reload"])

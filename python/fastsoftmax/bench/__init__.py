@@ -19,6 +19,12 @@ against memory-only patterns run over t slices at once, and prints how each
 algorithm scales. The "(new output)" rows call ``fastsoftmax.softmax(x)`` and
 ``torch.softmax(x, -1)`` without ``out=``, paying for a fresh result per call.
 
+Dtypes: ``--dtype float32,float64,float16,bfloat16`` (any subset; bfloat16 needs the optional
+ml_dtypes package and is listed as skipped without it). Half-type results are validated
+element-wise against a float64 reference rounded to the type (fastsoftmax within 1 ulp, peers
+within 8); with float32 in the run, the summary gives each half type's two-pass time relative
+to float32's at the largest N (target <= 0.6x) and to its own memory-only two-pass pattern.
+
 Run ``fastsoftmax-bench --help`` for the options, or from Python::
 
     >>> from fastsoftmax.bench import main

@@ -133,13 +133,19 @@ def build_parser() -> argparse.ArgumentParser:
                     "(NumPy, SciPy, PyTorch, ONNX Runtime) and memory-only roofline kernels, at one or "
                     "more thread counts.",
         epilog="Writes results.json, results.csv and softmax-throughput.png into --out. "
-               "--quick is the README's default run (a few minutes at most on 2 cores).")
+               "--quick is the README's default run (a few minutes at most on 2 cores). "
+               "Exit status 1 when a fastsoftmax result fails validation (a peer's failure is reported "
+               "and marked '!', but does not change the exit status).")
     p.add_argument("--quick", action="store_true",
                    help=f"short run: sizes {QUICK_SIZES} (in and out of cache), float32 softmax, the active "
                         "tier, peers, the (new output) rows and rooflines, 0.25 s per measurement")
     p.add_argument("--sizes", help=f"row lengths, e.g. '2^10..2^26' (default; --quick: '{QUICK_SIZES}'), "
                                    "'2^10..2^26:2' (every other power), '1024,4096', '64K,1M'")
-    p.add_argument("--dtype", default="float32", help="float32, float64 or both comma-separated (default float32)")
+    p.add_argument("--dtype", default="float32",
+                   help="comma list of float32, float64, float16, bfloat16 (default float32); bfloat16 needs the "
+                        "optional ml_dtypes package (listed as skipped without it). Half-type inputs are the float32 "
+                        "input rounded to the type; with float32 in the run a summary compares their two-pass time "
+                        "with float32's")
     p.add_argument("--op", default="softmax", help="softmax, log_softmax or both comma-separated (default softmax)")
     p.add_argument("--algorithms", default=",".join(_ALGS),
                    help=f"comma list of {', '.join(_ALGS)} (default: all)")
@@ -197,7 +203,7 @@ def make_config(args: argparse.Namespace, argv: Optional[List[str]]):
     from ._runner import BenchConfig
 
     sizes = parse_sizes(args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES))
-    dtypes = _list(args.dtype, ("float32", "float64"), "dtype")
+    dtypes = _list(args.dtype, _impls.DTYPES, "dtype")
     ops = _list(args.op, ("softmax", "log_softmax"), "op")
     algorithms = _list(args.algorithms, _ALGS, "algorithm")
     compiled = list(_core.compiled_isas())
@@ -252,5 +258,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    bad = [r for r in doc["rows"] if r.get("validated") is False]
+    # Peers' results can be off (float32 sums of 2^28 terms, half-type arithmetic): reported, not an error.
+    bad = [r for r in doc["rows"] if r.get("validated") is False and r["kind"] == "fastsoftmax"]
     return 1 if bad else 0

@@ -22,7 +22,7 @@ THREAD_ENV_VARS = (
 )
 
 #: The distributions whose versions are recorded (looked up without importing them).
-VERSIONED = ("fastsoftmax", "numpy", "scipy", "torch", "onnxruntime", "onnx", "matplotlib",
+VERSIONED = ("fastsoftmax", "numpy", "scipy", "torch", "onnxruntime", "onnx", "ml_dtypes", "matplotlib",
              "py-cpuinfo", "tqdm", "pytest-benchmark")
 
 DEFAULT_LLC = 32 << 20  # used when the cache size is unknown

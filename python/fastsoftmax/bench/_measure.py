@@ -34,15 +34,29 @@ def aligned_empty(n: int, dtype: np.dtype, page_offset: int = 0) -> np.ndarray:
 
 def make_input(shape: Shape, dtype: np.dtype, kind: str, seed: int) -> np.ndarray:
     """The benchmark input (a row of n, or a C-contiguous batch of rows): N(0, 1) ("normal")
-    or U(-1000, 1000) ("uniform", as in XNNPACK's benchmarks)."""
+    or U(-1000, 1000) ("uniform", as in XNNPACK's benchmarks).
+
+    float16 and bfloat16 inputs are the float32 input (the same values as --dtype float32
+    with the same seed) rounded to the half type, in chunks.
+    """
+    dtype = np.dtype(dtype)
     shp = _shape(shape)
     n = int(np.prod(shp))
     rng = np.random.default_rng(seed)
     x = aligned_empty(n, dtype, 0)
-    if kind == "uniform":
+    if dtype.name in ("float16", "bfloat16"):
+        step = 1 << 22
+        for a in range(0, n, step):
+            m = min(step, n - a)
+            if kind == "uniform":
+                v = rng.uniform(-1000.0, 1000.0, m).astype(np.float32)
+            else:
+                v = rng.standard_normal(m, dtype=np.float32)
+            x[a:a + m] = v.astype(dtype)
+    elif kind == "uniform":
         x[...] = rng.uniform(-1000.0, 1000.0, n)
     else:
-        x[...] = rng.standard_normal(n, dtype=np.dtype(dtype).type)
+        x[...] = rng.standard_normal(n, dtype=dtype.type)
     return x.reshape(shp)
 
 

@@ -13,6 +13,12 @@ from typing import Any, Dict, Iterable, List, Optional
 PNG_NAME = "softmax-throughput.png"
 TRAFFIC_MARK = {"real": " ", "effective": "*", "assumed": "~"}
 _ALG_ORDER = ("two-pass", "online", "three-pass-reload", "three-pass-recompute", "auto")
+#: Bytes per element of each dtype the harness runs (rows also carry bytes_per_elem; this is for the plot).
+ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
+HALF_DTYPES = ("float16", "bfloat16")
+#: The half types' two-pass softmax should take at most this fraction of float32's time out of cache
+#: (it moves half the bytes: 0.5x at the memory bound, plus the conversions).
+HALF_VS_FLOAT32_TARGET = 0.6
 
 
 def fmt_n(n: int) -> str:
@@ -83,7 +89,7 @@ def header(doc: Dict[str, Any]) -> str:
 
 def table(rows: List[Dict[str, Any]], show_op: bool = False, header: bool = True, label_width: int = 6) -> str:
     """One block of the terminal table (the rows of one N, dtype, op and thread count)."""
-    cols = [("N", label_width), ("dtype", 7)] + ([("op", 11)] if show_op else []) + [
+    cols = [("N", label_width), ("dtype", 8)] + ([("op", 11)] if show_op else []) + [
         ("t", 2), ("impl", 28), ("ns/elem", 8), ("min", 8), ("max", 8), ("Gelem/s", 8), ("GB/s", 8), ("x roof", 7)]
     impl_col = 4 if show_op else 3
     out = []
@@ -92,7 +98,7 @@ def table(rows: List[Dict[str, Any]], show_op: bool = False, header: bool = True
         out.append(head)
         out.append("-" * len(head))
     for r in rows:
-        cells = [_label_n(r).rjust(label_width), r["dtype"].rjust(7)]
+        cells = [_label_n(r).rjust(label_width), r["dtype"].rjust(8)]
         if show_op:
             cells.append(r["op"].rjust(11))
         cells.append(str(r.get("threads", 1)).rjust(2))
@@ -121,6 +127,9 @@ def footer(doc: Dict[str, Any]) -> str:
         "mem:two-pass, torch/onnxruntime vs mem:three-pass-reload",
         "(new output): called without out=, a fresh result array per call (page faults); not counted as peers",
     ]
+    if any(r["dtype"] in HALF_DTYPES for r in doc["rows"]):
+        lines.append("validation: float32/float64 rows sum to 1 within 1e-3; float16/bfloat16 elements within 1 ulp "
+                     "(fastsoftmax) or 8 ulp (peers) of the float64 reference rounded to the dtype")
     if doc["skipped"]:
         lines.append("skipped:")
         for s in doc["skipped"]:
@@ -134,7 +143,8 @@ def footer(doc: Dict[str, Any]) -> str:
             lines.append(f"  {s['impl']}{' (' + where + ')' if where else ''}: {s['reason']}")
     bad = [r for r in doc["rows"] if r.get("validated") is False]
     for r in bad:
-        lines.append(f"WARNING: {r['impl']} N={_label_n(r)} {r['dtype']} {r['op']} t={r.get('threads', 1)}: "
+        what = "WARNING" if r["kind"] == "fastsoftmax" else "peer result off"
+        lines.append(f"{what}: {r['impl']} N={_label_n(r)} {r['dtype']} {r['op']} t={r.get('threads', 1)}: "
                      f"{r['validation_error']}")
     lines.append("")
     for s in doc.get("summary", []):
@@ -275,6 +285,75 @@ def summary(rows: List[Dict[str, Any]], tiers: List[str]) -> List[Dict[str, Any]
             item["new_output"] = fresh
             item["text"].append("  fresh output per call: " + "; ".join(parts))
         if item["text"]:
+            out.append(item)
+    return out
+
+
+def _best_common_tier(a: List[Dict[str, Any]], b: List[Dict[str, Any]], tiers: List[str],
+                      alg: str = "two-pass") -> Optional[str]:
+    """The best tier (build priority order) with an `alg` row in both groups."""
+    from .. import _core
+
+    order = {t: i for i, t in enumerate(_core.compiled_isas())}
+
+    def has(grp, t):
+        return any(r["kind"] == "fastsoftmax" and r["algorithm"] == alg and r["isa"] == t and not r.get("fresh_output")
+                   for r in grp)
+
+    return next((t for t in sorted(tiers, key=lambda t: order.get(t, len(order))) if has(a, t) and has(b, t)), None)
+
+
+def dtype_summary(rows: List[Dict[str, Any]], tiers: List[str]) -> List[Dict[str, Any]]:
+    """Per (op, threads) with float32 and a half type in the run: at the largest single-row N both
+    have, the half type's two-pass time relative to float32's two-pass (target: at most
+    HALF_VS_FLOAT32_TARGET) and relative to its own memory-only two-pass pattern (its roofline)."""
+    out: List[Dict[str, Any]] = []
+    singles = [r for r in rows if _single_row(r)]
+    several = len({r.get("threads", 1) for r in singles}) > 1
+    for op, threads in sorted({(r["op"], r.get("threads", 1)) for r in singles}):
+        grp = [r for r in singles if r["op"] == op and r.get("threads", 1) == threads]
+        f32 = [r for r in grp if r["dtype"] == "float32"]
+        for half in HALF_DTYPES:
+            h = [r for r in grp if r["dtype"] == half]
+            if not f32 or not h:
+                continue
+            tier = _best_common_tier(h, f32, tiers)
+            if tier is None:
+                continue
+
+            def two_pass(grp_, n=None, tier_=tier):
+                return [r for r in grp_ if r["kind"] == "fastsoftmax" and r["algorithm"] == "two-pass"
+                        and r["isa"] == tier_ and not r.get("fresh_output") and (n is None or r["n"] == n)]
+
+            common = {r["n"] for r in two_pass(h)} & {r["n"] for r in two_pass(f32)}
+            if not common:
+                continue
+            n = max(common)
+            th, tf = two_pass(h, n)[0], two_pass(f32, n)[0]
+            ratio = th["median_ns"] / tf["median_ns"]
+            met = ratio <= HALF_VS_FLOAT32_TARGET
+            item: Dict[str, Any] = {
+                "comparison": "half_vs_float32", "op": op, "dtype": half, "vs_dtype": "float32", "threads": threads,
+                "n": n, "isa": tier, "two_pass_ns_per_elem": th["ns_per_elem"],
+                "float32_two_pass_ns_per_elem": tf["ns_per_elem"], "two_pass_vs_float32": ratio,
+                "target": HALF_VS_FLOAT32_TARGET, "target_met": met,
+                "two_pass_x_roofline": th.get("x_roofline"), "float32_two_pass_x_roofline": tf.get("x_roofline"),
+                "text": [],
+            }
+            where = f"at N={fmt_n(n)} ({op}, {tier}" + (f", {threads} thread{'s' if threads > 1 else ''})"
+                                                         if several or threads > 1 else ")")
+            item["text"].append(
+                f"{half} two-pass vs float32 two-pass {where}: {ratio:.2f}x the time ({th['ns_per_elem']:.3g} vs "
+                f"{tf['ns_per_elem']:.3g} ns/elem; target <= {HALF_VS_FLOAT32_TARGET:.1f}x: "
+                f"{'met' if met else 'NOT met'})")
+            if th.get("x_roofline") is not None:
+                rt = th.get("roofline_threads") or 1
+                item["roofline_ns_per_elem"] = th["roofline_ns"] / n
+                extra = (f"; float32 two-pass at {tf['x_roofline']:.2f}x of its own"
+                         if tf.get("x_roofline") is not None else "")
+                item["text"].append(f"  {half} two-pass at {th['x_roofline']:.2f}x of its memory-only bound "
+                                    f"(mem:two-pass {half}{f' on {rt} threads' if rt > 1 else ''} "
+                                    f"{item['roofline_ns_per_elem']:.3g} ns/elem){extra}")
             out.append(item)
     return out
 
@@ -456,7 +535,8 @@ def plot_throughput(doc: Dict[str, Any], path: str) -> None:
     fig, axes = plt.subplots(len(groups), ncols, figsize=size, squeeze=False, sharey="row")
     handles: Dict[str, Any] = {}
     for gi, ((op, dtype), grp_all) in enumerate(groups.items()):
-        itemsize = 4 if dtype == "float32" else 8
+        itemsize = ITEMSIZE.get(dtype) or next((r["bytes_per_elem"] // max(1, r["reads"] + r["writes"])
+                                                 for r in grp_all if r.get("bytes_per_elem")), 4)
         for ti, t in enumerate(threads):
             ax = axes[gi, ti]
             grp = [r for r in grp_all if r.get("threads", 1) == t]

@@ -7,7 +7,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple, Union
 
 import numpy as np
 
@@ -68,6 +68,21 @@ METHODOLOGY = {
         "'real': the implementation's own access pattern; 'effective': the 2R+1W minimum any softmax needs "
         "(NumPy, SciPy, PyTorch, whose passes and temporaries are not counted); 'assumed': ONNX Runtime, "
         "counted as MLAS's three-pass-reload 3R+2W"),
+    "dtypes": (
+        "float32 and float64 natively; float16 and bfloat16 (ml_dtypes.bfloat16, optional) are stored in 2 bytes "
+        "and computed in float32 by fastsoftmax. A half-type input is the float32 input of the same seed rounded "
+        "to the type. Bytes per element (GB/s, traffic, rotation sizes) use the dtype's itemsize. PyTorch gets "
+        "bfloat16 tensors as zero-copy views (int16 -> torch.bfloat16); NumPy and SciPy run their ufuncs on the "
+        "half type (for bfloat16 through ml_dtypes' ufuncs), computing in it"),
+    "validation": (
+        "float32/float64: every output row sums to 1 (log_softmax: its exp) within 1e-3, summed in float64. "
+        "float16/bfloat16: every element is compared with the float64 softmax of the (half) input correctly "
+        "rounded to the dtype, in units in the last place of the dtype: fastsoftmax within 1 ulp (its contract), "
+        "peers within 8 ulp (they may compute in the half type). Also accepted: for bfloat16, an absolute error "
+        "up to 2^-126 (results below float32's normal range, flushed by a float32 computation); for log_softmax, "
+        "fastsoftmax within the float32 bound 4*2^-24*max(1, |x|, |y|) and peers within 8 ulp of max(1, |x|, |y|) "
+        "(outputs near 0 are differences of larger numbers). A row failing it is marked '!'; the exit status "
+        "is 1 only when a fastsoftmax row fails"),
     "roofline": (
         "x_roofline = median time / median time of the memory-only pattern (same N, dtype; tier roofline_isa) "
         "with the same access pattern and trivial arithmetic: two-pass and online vs 'two-pass' (R; R+W), "
@@ -173,11 +188,11 @@ def _patterns_split(elements: int, t: int) -> bool:
 
 
 def _block_size(cfg: BenchConfig, elements: int, t: int, threads: List[int], tiers: List[str],
-                peers: List[_impls.Peer]) -> int:
-    k = len(cfg.algorithms) * len(tiers)
-    if cfg.patterns and (t == 1 or _patterns_split(elements, t) or 1 not in threads):
+                peers: List[_impls.Peer], fs_ok: bool = True, patterns_ok: bool = True) -> int:
+    k = len(cfg.algorithms) * len(tiers) if fs_ok else 0
+    if cfg.patterns and patterns_ok and (t == 1 or _patterns_split(elements, t) or 1 not in threads):
         k += len(_impls.PATTERNS)
-    if cfg.new_output and "auto" in cfg.algorithms:
+    if cfg.new_output and "auto" in cfg.algorithms and fs_ok:
         k += 1
     for p in peers:
         if _peer_runs_at(p, t):
@@ -227,9 +242,26 @@ def run_benchmark(cfg: BenchConfig, out: TextIO = sys.stdout) -> Dict[str, Any]:
                                       + ("" if 1 in threads else " (1 is not in --threads)")})
     ftz_after_peers = dict(_core.ftz_daz())
 
+    # The dtypes: bfloat16 needs ml_dtypes; a core built without a dtype's kernels (or patterns) times its peers only.
+    dtypes: List[Tuple[str, np.dtype]] = []
+    fs_dtypes, pattern_dtypes = _impls.core_kernel_dtypes(), _impls.core_pattern_dtypes()
+    for name in cfg.dtypes:
+        try:
+            dtypes.append((name, _impls.resolve_dtype(name)))
+        except _impls.Skip as e:
+            skipped.append({"impl": "*", "dtype": name, "reason": str(e)})
+            continue
+        if name not in fs_dtypes:
+            skipped.append({"impl": "fastsoftmax", "dtype": name,
+                            "reason": f"this build of fastsoftmax has no {name} kernels (_core.kernels())"})
+        if cfg.patterns and name not in pattern_dtypes:
+            skipped.append({"impl": "mem:*", "dtype": name,
+                            "reason": f"this build of fastsoftmax has no {name} memory-only patterns "
+                                      "(_core.patterns()): no roofline"})
+
     cases = _cases(cfg)
-    total = sum(_block_size(cfg, int(np.prod(c)), t, threads, tiers, peers)
-                for c in cases for t in threads) * len(cfg.dtypes) * len(cfg.ops) * max(1, cfg.rounds)
+    total = sum(_block_size(cfg, int(np.prod(c)), t, threads, tiers, peers, name in fs_dtypes, name in pattern_dtypes)
+                for c in cases for t in threads for name, _ in dtypes) * len(cfg.ops) * max(1, cfg.rounds)
 
     doc: Dict[str, Any] = {
         "schema": "fastsoftmax-bench/2",
@@ -238,6 +270,8 @@ def run_benchmark(cfg: BenchConfig, out: TextIO = sys.stdout) -> Dict[str, Any]:
         "config": {k: v for k, v in asdict(cfg).items() if k != "command_line"},
         "machine": machine,
         "versions": _machine.versions(),
+        "dtypes": {name: {"itemsize": dt.itemsize, "fastsoftmax": name in fs_dtypes,
+                          "patterns": name in pattern_dtypes} for name, dt in dtypes},
         "peer_versions": {p.name: p.version for p in peers},
         "threads": {"requested": threads, "env": env,
                     "fastsoftmax": "threads=t passed per call; calls under 2^17 elements run on one thread",
@@ -265,8 +299,8 @@ def run_benchmark(cfg: BenchConfig, out: TextIO = sys.stdout) -> Dict[str, Any]:
         for case in cases:
             elements = int(np.prod(case))
             label = shape_label(case)
-            for dtype_name in cfg.dtypes:
-                dtype = np.dtype(dtype_name)
+            for dtype_name, dtype in dtypes:
+                fs_ok, patterns_ok = dtype_name in fs_dtypes, dtype_name in pattern_dtypes
                 nbytes = elements * dtype.itemsize
                 k = _measure.rotation_count(nbytes, llc, cfg.max_buffers, cfg.max_memory, cfg.buffers)
                 bar.set_postfix_str(f"{label} {dtype_name}: allocating {k} x {_report.fmt_bytes(nbytes)}")
@@ -275,16 +309,19 @@ def run_benchmark(cfg: BenchConfig, out: TextIO = sys.stdout) -> Dict[str, Any]:
                 touch = _impls.make_toucher(x, roofline_isa)
                 for op in cfg.ops:
                     one_thread_patterns: Optional[Dict[str, float]] = None
+                    reference = _reference_maker(op, x) if cfg.validate and _impls.is_half(dtype) else None
                     for t in threads:
                         split = _patterns_split(elements, t)
-                        with_patterns = cfg.patterns and (t == 1 or split or one_thread_patterns is None)
+                        with_patterns = (cfg.patterns and patterns_ok
+                                         and (t == 1 or split or one_thread_patterns is None))
                         pool = None
                         if with_patterns and split:
                             pool = pools.get(t)
                             if pool is None:
                                 pool = pools[t] = _impls.PatternPool(t)
                         block = _measure_block(cfg, op, case, dtype, x, outs, touch, tiers, peers, roofline_isa,
-                                               bar, skipped, skipped_keys, t, with_patterns, pool)
+                                               bar, skipped, skipped_keys, t, with_patterns, pool,
+                                               fs_ok=fs_ok, reference=reference)
                         if t == 1 or not split:
                             patterns = {r["algorithm"]: r["median_ns"] for r in block if r["kind"] == "roofline"}
                             if patterns and (t == 1 or one_thread_patterns is None):
@@ -295,6 +332,7 @@ def run_benchmark(cfg: BenchConfig, out: TextIO = sys.stdout) -> Dict[str, Any]:
                                              label_width=label_width)
                         first_block = False
                         bar.write(text, file=out)
+                    del reference
                 del x, outs, touch
                 gc.collect()
     finally:
@@ -303,7 +341,7 @@ def run_benchmark(cfg: BenchConfig, out: TextIO = sys.stdout) -> Dict[str, Any]:
             pool.close()
 
     doc["ftz_daz"]["at_end"] = dict(_core.ftz_daz())
-    doc["summary"] = _report.summary(rows, tiers)
+    doc["summary"] = _report.summary(rows, tiers) + _report.dtype_summary(rows, tiers)
     if len(threads) > 1:
         doc["scaling"] = _report.scaling(rows, tiers, threads)
     doc["wall_time_s"] = round(time.perf_counter() - started, 2)
@@ -316,8 +354,21 @@ def run_benchmark(cfg: BenchConfig, out: TextIO = sys.stdout) -> Dict[str, Any]:
     return doc
 
 
+def _reference_maker(op: str, x: np.ndarray) -> Callable[[], _impls.Reference]:
+    """The float64 reference of (op, x), computed on first use (not timed) and kept for the other rows."""
+    held: List[_impls.Reference] = []
+
+    def get() -> _impls.Reference:
+        if not held:
+            held.append(_impls.Reference(op, x))
+        return held[0]
+
+    return get
+
+
 def _row(op: str, dtype: np.dtype, shape: Tuple[int, ...], impl, timing: _measure.Timing, buffers: int,
-         roofline_isa: str, err: Optional[str], threads: int) -> Dict[str, Any]:
+         roofline_isa: str, err: Optional[str], threads: int,
+         vinfo: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     reads, writes = impl.traffic
     bpe = (reads + writes) * dtype.itemsize
     med = timing.median
@@ -363,6 +414,9 @@ def _row(op: str, dtype: np.dtype, shape: Tuple[int, ...], impl, timing: _measur
         "x_roofline": None,
         "validated": None if impl.kind == "roofline" else err is None,
         "validation_error": err,
+        "validation_method": (vinfo or {}).get("validation_method"),
+        "validation_tolerance": (vinfo or {}).get("validation_tolerance"),
+        "validation_max_ulp": (vinfo or {}).get("validation_max_ulp"),
         "note": impl.note,
         **{k: v for k, v in impl.extra.items() if k not in ("resolved_algorithm",)},
     }
@@ -371,16 +425,22 @@ def _row(op: str, dtype: np.dtype, shape: Tuple[int, ...], impl, timing: _measur
 def _measure_block(cfg: BenchConfig, op: str, shape: Tuple[int, ...], dtype: np.dtype, x: np.ndarray,
                    outs: List[np.ndarray], touch, tiers: List[str], peers: List[_impls.Peer], roofline_isa: str, bar,
                    skipped: List[Dict[str, Any]], skipped_keys: set, threads: int = 1, with_patterns: bool = True,
-                   pool: Optional[_impls.PatternPool] = None) -> List[Dict[str, Any]]:
-    """Time every implementation for one (shape, dtype, op, thread count) in interleaved rounds; returns the rows."""
+                   pool: Optional[_impls.PatternPool] = None, fs_ok: bool = True,
+                   reference: Optional[Callable[[], _impls.Reference]] = None) -> List[Dict[str, Any]]:
+    """Time every implementation for one (shape, dtype, op, thread count) in interleaved rounds; returns the rows.
+
+    `fs_ok`: the core has kernels for this dtype (else only the peers run); `reference`: gives the
+    float64 reference of a half-type input, against which the results are validated element-wise.
+    """
     dtype_name = dtype.name
     elements = int(np.prod(shape))
     label_n = shape_label(shape)
     specs: List[Any] = []
     if cfg.patterns and with_patterns:
         specs += [("pattern", p) for p in _impls.PATTERNS]
-    specs += [("fs", (alg, isa)) for isa in tiers for alg in cfg.algorithms]
-    if cfg.new_output and "auto" in cfg.algorithms:
+    if fs_ok:
+        specs += [("fs", (alg, isa)) for isa in tiers for alg in cfg.algorithms]
+    if cfg.new_output and "auto" in cfg.algorithms and fs_ok:
         specs.append(("new", None))
     specs += [("peer", p) for p in peers if _peer_runs_at(p, threads)]
     if cfg.new_output:
@@ -441,6 +501,7 @@ def _measure_block(cfg: BenchConfig, op: str, shape: Tuple[int, ...], dtype: np.
     cursor = 0
     last_out: Dict[int, int] = {}
     errors: Dict[int, Optional[str]] = {}
+    vinfos: Dict[int, Dict[str, Any]] = {}
     failed: set = set()
     per_round_min = max(1, -(-cfg.min_reps // rounds))
     tag = f" t={threads}" if _thread_list(cfg.threads) != [1] else ""
@@ -480,7 +541,9 @@ def _measure_block(cfg: BenchConfig, op: str, shape: Tuple[int, ...], dtype: np.
             if r == rounds - 1 and cfg.validate and impl.kind != "roofline":
                 # Now, before a later implementation reuses the rotating output buffer.
                 out = outs[t.last_out]
-                errors[i] = _impls.validate(op, impl.result(out) if impl.result is not None else out)
+                errors[i], vinfos[i] = _impls.check_output(
+                    op, impl.result(out) if impl.result is not None else out, impl.kind,
+                    reference() if reference is not None else None)
             bar.update(1)
 
     block: List[Dict[str, Any]] = []
@@ -489,5 +552,5 @@ def _measure_block(cfg: BenchConfig, op: str, shape: Tuple[int, ...], dtype: np.
             continue
         timing = _measure.Timing(np.concatenate(times[i]), int(sum(len(a) for a in times[i])), last_out[i])
         err = errors.get(i)
-        block.append(_row(op, dtype, shape, impl, timing, len(outs), roofline_isa, err, threads))
+        block.append(_row(op, dtype, shape, impl, timing, len(outs), roofline_isa, err, threads, vinfos.get(i)))
     return block
