@@ -1,7 +1,7 @@
 """Fail if AVX code leaked outside the ISA kernel files.
 
 Disassembles the built extension and reports every function that uses ymm or zmm
-registers but is not in the fastsoftmax::avx2 or fastsoftmax::avx512 namespace. Such a
+registers but is not in the fastsoftmax::avx2, ::avx512 or ::avx512_bf16 namespace. Such a
 function (say an inline helper instantiated in an AVX2 file and picked by the linker for
 everybody) would crash the library on CPUs without AVX2.
 
@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 
-ALLOWED = ("fastsoftmax::avx2::", "fastsoftmax::avx512::")
+ALLOWED = ("fastsoftmax::avx2::", "fastsoftmax::avx512::", "fastsoftmax::avx512_bf16::")
 FUNC = re.compile(r"^[0-9a-f]+ <(.*)>:$")
 WIDE = re.compile(r"%[yz]mm\d+")
 

@@ -16,10 +16,24 @@
   }
 namespace fastsoftmax {
 FASTSOFTMAX_FOR_EACH_ISA(FSM_DECLARE_TIER)
+#if defined(FASTSOFTMAX_X86)
+namespace avx512_bf16 {  // the avx512 tier's bfloat16 kernels with AVX512-BF16 rounding
+FSM_DECLARE_DTYPE(bf16, BFloat16)
+}
+#endif
 }
 
 namespace fastsoftmax {
 namespace {
+
+#if defined(FASTSOFTMAX_X86)
+PatternFn bf16_pattern(const PatternTable& p, const std::string& name) {
+#define FSM_PATTERN_BY_NAME(pat, pat_name) \
+  if (name == pat_name) return p.pat;
+  FASTSOFTMAX_FOR_EACH_PATTERN(FSM_PATTERN_BY_NAME)
+  return nullptr;
+}
+#endif
 
 std::vector<KernelEntry> build_table() {
   std::vector<KernelEntry> t;
@@ -45,6 +59,15 @@ std::vector<KernelEntry> build_table() {
     FASTSOFTMAX_FOR_EACH_DTYPE(FSM_ENTRIES_OF_DTYPE)     \
   }
   FASTSOFTMAX_FOR_EACH_ISA(FSM_ENTRIES_OF_TIER)
+#if defined(FASTSOFTMAX_X86)
+  // Where the CPU has AVX512-BF16, the avx512 tier's bfloat16 kernels round with it.
+  if (cpu_features().avx512_bf16 && can_run_avx512(cpu_features()))
+    for (auto& k : t)
+      if (k.dtype == DType::bf16 && std::string(k.isa) == "avx512") {
+        if (k.prims) k.prims = &avx512_bf16::bf16_primitives();
+        else k.fn = bf16_pattern(avx512_bf16::bf16_patterns(), k.algorithm);
+      }
+#endif
   return t;
 }
 

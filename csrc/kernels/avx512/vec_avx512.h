@@ -10,8 +10,14 @@
 
 #include "kernels/half.h"
 
+// kernels_avx512_bf16.cpp includes this header again, with -mavx512bf16, in its own
+// namespace (a second definition of Vec in avx512 would break the one-definition rule).
+#ifndef FASTSOFTMAX_AVX512_NS
+#define FASTSOFTMAX_AVX512_NS avx512
+#endif
+
 namespace fastsoftmax {
-namespace avx512 {
+namespace FASTSOFTMAX_AVX512_NS {
 
 template <class Scalar>
 struct Vec;
@@ -45,12 +51,16 @@ struct Vec<float> {
   // Round to nearest even on the bits: add 0x7FFF plus the lowest kept bit, keep the upper
   // half. NaN keeps its upper bits, made quiet (the carry could otherwise make it inf).
   static __m256i to_bfloat16(reg v) {
+#if defined(__AVX512BF16__)
+    return (__m256i)_mm512_cvtneps_pbh(v);  // one instruction where the CPU has AVX512-BF16
+#else
     const __m512i u = _mm512_castps_si512(v);
     const __m512i upper = _mm512_srli_epi32(u, 16);
     const __m512i bias = _mm512_add_epi32(_mm512_and_si512(upper, _mm512_set1_epi32(1)), _mm512_set1_epi32(0x7FFF));
     __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, bias), 16);
     r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_or_si512(upper, _mm512_set1_epi32(0x40)));
     return _mm512_cvtepi32_epi16(r);
+#endif
   }
   static void store16(Half* p, reg v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), to_half(v)); }
   static void store16(BFloat16* p, reg v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), to_bfloat16(v)); }
@@ -143,5 +153,5 @@ struct Vec<double> {
   }
 };
 
-}  // namespace avx512
+}  // namespace FASTSOFTMAX_AVX512_NS
 }  // namespace fastsoftmax
