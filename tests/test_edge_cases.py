@@ -451,3 +451,31 @@ def test_kernels_leave_the_fp_environment_alone():
             run_kernel(k, x.astype(k["dtype"]))
             assert _core.ftz_daz() == before, f"{kernel_id(k)} changed MXCSR"
     assert tiny * np.float32(1.0) == tiny and tiny / np.float32(2) != 0
+
+
+@pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_non_last_axis_tiles_are_bitwise_the_rows(isa, dtype):
+    """Softmax along a non-last axis gathers tiles of neighbouring rows (8x8 register
+    transposes for float32 on AVX tiers, element moves otherwise): every row length and
+    tile width around the block size, negative strides, a misaligned buffer, in place and a
+    strided out give bitwise the result of the same rows laid out along the last axis."""
+    require_or_skip(isa)
+    rng = np.random.default_rng(11)
+    for n, cols in [(8, 8), (9, 17), (37, 45), (64, 64), (100, 130), (3, 70), (1025, 24)]:
+        x = (4 * rng.standard_normal((2, n, cols))).astype(dtype)
+        want = fastsoftmax.softmax(np.ascontiguousarray(np.swapaxes(x, 1, 2)), axis=-1, isa=isa)
+        want = np.swapaxes(want, 1, 2)
+        got = fastsoftmax.softmax(x, axis=1, isa=isa)
+        assert np.array_equal(got, want), (n, cols)
+        rev = np.ascontiguousarray(x[:, ::-1, ::-1])[:, ::-1, ::-1]  # the same array, negative strides
+        assert np.array_equal(fastsoftmax.softmax(rev, axis=1, isa=isa), want), (n, cols, "negative strides")
+        raw = np.zeros(x.nbytes + 1, np.uint8)[1:]  # an odd byte address
+        mis = raw.view(dtype).reshape(x.shape)
+        mis[...] = x
+        assert np.array_equal(fastsoftmax.softmax(mis, axis=1, isa=isa), want), (n, cols, "misaligned")
+        y = x.copy()
+        assert fastsoftmax.softmax(y, axis=1, out=y, isa=isa) is y and np.array_equal(y, want), (n, cols, "in place")
+        holder = np.full(x.shape + (2,), -5.0, dtype)
+        fastsoftmax.softmax(x, axis=1, out=holder[..., 1], isa=isa)
+        assert np.array_equal(holder[..., 1], want) and np.all(holder[..., 0] == -5.0), (n, cols, "strided out")

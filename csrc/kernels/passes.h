@@ -547,8 +547,18 @@ struct Passes {
     static void reload_sub(std::size_t n, const T* w, S* y, T c, bool st) { prim_reload_sub(n, w, y, c, st); }
     static void exact_row(std::size_t n, const S* x, S* y, bool log) { Passes::exact_row(n, x, y, log); }
   };
+  // float32 tiles of non-last-axis rows move in 8x8 register transposes where the tier has one.
+  template <class W, class = void>
+  struct Transposer : NoBlockTranspose {};
+  template <class W>
+  struct Transposer<W, decltype(void(&W::transpose8x8))> {
+    static constexpr std::size_t kBlock = std::is_same<S, float>::value ? 8 : 0;
+    __attribute__((always_inline)) static void transpose(const void* s, std::int64_t ss, void* d, std::int64_t ds) {
+      W::transpose8x8(s, ss, d, ds);
+    }
+  };
   static void prim_rows(const RowsJob& job, std::size_t r0, std::size_t r1) {
-    run_short_rows<S>(Direct{}, job, r0, r1);
+    run_short_rows<S>(Direct{}, job, r0, r1, Transposer<V>{});
   }
 
   static const Primitives<S>& primitives() {

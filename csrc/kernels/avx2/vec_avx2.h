@@ -61,6 +61,8 @@ struct Vec<float> {
   static void stream16(Half* p, reg v) { _mm_stream_si128(reinterpret_cast<__m128i*>(p), to_half(v)); }
   static void stream16(BFloat16* p, reg v) { _mm_stream_si128(reinterpret_cast<__m128i*>(p), to_bfloat16(v)); }
 
+#include "kernels/transpose8x8_avx.inc"
+
   static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
   static reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
   static reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
