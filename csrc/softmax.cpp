@@ -151,8 +151,15 @@ void rows_from_stats(const KernelEntry& k, int ndim, const std::int64_t* shape, 
   with_storage(k.dtype, [&](auto s) { run_stats_typed<decltype(s)>(k, ndim, shape, x, xs, y, ys, threads, fn); });
 }
 
+namespace {
+thread_local int g_last_requested_threads = 0;
+}  // namespace
+
+int last_requested_threads() { return g_last_requested_threads; }
+
 void run_rows(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x,
               const std::int64_t* xs, char* y, const std::int64_t* ys, int threads) {
+  g_last_requested_threads = threads;
   if (ndim < 1) return;
   with_storage(k.dtype, [&](auto s) { run_rows_typed<decltype(s)>(k, ndim, shape, x, xs, y, ys, threads); });
 }

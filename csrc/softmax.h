@@ -30,4 +30,8 @@ std::size_t streaming_threshold_bytes();
 // The algorithm "auto" resolves to for rows of this length (see the rule in softmax.cpp).
 const char* auto_algorithm(DType dtype, std::size_t row_length);
 
+// The threads argument of the last run_rows call of this thread (0: the default); lets the
+// tests check that every API path passes threads= down.
+int last_requested_threads();
+
 }  // namespace fastsoftmax

@@ -104,25 +104,15 @@ def test_env_var_sets_the_default():
 
 @pytest.mark.parametrize("shape,axis", [((1000,), None), ((3, 1000), -1), ((3, 1000), 0), ((2, 3, 10), (1, 2))])
 @pytest.mark.parametrize("with_out", [False, True])
-def test_threads_keyword_reaches_the_core(monkeypatch, shape, axis, with_out):
-    """threads= must reach the kernels on every path (the small-call fast path once dropped
-    it, so threads=1 ran on all cores and the harness timed 2 threads as 1)."""
-    from fastsoftmax import _api
-
-    seen = []
-    real_run = _core.run
-
-    def recording_run(*args, **kwargs):
-        seen.append(args[5] if len(args) > 5 else kwargs.get("threads", 0))
-        return real_run(*args, **kwargs)
-
-    monkeypatch.setattr(_api._core, "run", recording_run)
+def test_threads_keyword_reaches_the_core(shape, axis, with_out):
+    """threads= must reach the kernels on every path -- the C fast path, the Python fast
+    path, the general one (the Python fast path once dropped it, so threads=1 ran on all
+    cores and the harness timed 2 threads as 1). The core records what it was given."""
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     out = np.empty_like(x) if with_out else None
-    for t in (1, 3):
-        seen.clear()
-        fastsoftmax.softmax(x, axis=axis, out=out, threads=t)
-        assert seen and all(s == t for s in seen), (t, seen)
-    seen.clear()
+    for t in (1, 3, 1):
+        for isa in (None, _core.active_isa()):  # isa= skips the C fast path
+            fastsoftmax.softmax(x, axis=axis, out=out, threads=t, isa=isa)
+            assert _core.last_requested_threads() == t, (t, isa)
     fastsoftmax.softmax(x, axis=axis, out=out)
-    assert seen and all(s == 0 for s in seen), seen  # 0: the library default
+    assert _core.last_requested_threads() == 0  # 0: the library default

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -187,6 +188,147 @@ double run_pattern(const std::string& pattern, const py::array& x, py::array& ou
   return k->fn(n, xp, yp);
 }
 
+// ---- the small-call fast path -------------------------------------------------------------
+// softmax(x) / log_softmax(x) of the common kind -- an exact ndarray of float32, float64 or
+// float16 in native order, along its last axis, a new result or a same-dtype out that cannot
+// overlap x, the active tier -- decided and run without pybind11's argument conversion
+// (METH_FASTCALL, NumPy's structs read directly). Anything else returns NotImplemented
+// and the Python code takes the call, with all its checks and error messages.
+// Arguments: (x, axis, out, dtype, algorithm, isa, threads).
+constexpr std::size_t kReleaseGilElements = std::size_t{1} << 14;
+
+const char* fast_algorithm(PyObject* a) {
+  static const char* const names[] = {"auto", "two-pass", "three-pass-reload", "three-pass-recompute", "online"};
+  if (!PyUnicode_CheckExact(a)) return nullptr;
+  for (const char* n : names)
+    if (PyUnicode_CompareWithASCIIString(a, n) == 0) return n;
+  return nullptr;
+}
+
+bool fast_dtype(PyObject* descr, DType* dt) {
+  const auto* d = py::detail::array_descriptor_proxy(descr);
+  if (d->byteorder == '>') return false;  // non-native on the little-endian x86-64 / arm64
+  switch (d->type_num) {
+    case 11: *dt = DType::f32; return true;  // NPY_FLOAT
+    case 12: *dt = DType::f64; return true;  // NPY_DOUBLE
+    case 23: *dt = DType::f16; return true;  // NPY_HALF
+    default: return false;
+  }
+}
+
+// Byte range [lo, hi) an array's elements span.
+void extent(const py::detail::PyArray_Proxy* a, std::size_t itemsize, std::uintptr_t* lo, std::uintptr_t* hi) {
+  std::intptr_t first = 0, last = 0;
+  for (int d = 0; d < a->nd; ++d) {
+    const std::intptr_t span = std::intptr_t(a->dimensions[d] - 1) * a->strides[d];
+    (span < 0 ? first : last) += span;
+  }
+  *lo = reinterpret_cast<std::uintptr_t>(a->data) + first;
+  *hi = reinterpret_cast<std::uintptr_t>(a->data) + last + itemsize;
+}
+
+PyObject* fast_call(bool log, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 7) {
+    PyErr_SetString(PyExc_TypeError, "fast path: 7 arguments expected");
+    return nullptr;
+  }
+  PyObject *x = args[0], *axis = args[1], *out = args[2], *dtype = args[3], *algorithm = args[4], *isa = args[5],
+           *threads = args[6];
+  auto& api = py::detail::npy_api::get();
+  const auto not_here = [] { Py_RETURN_NOTIMPLEMENTED; };
+  if (Py_TYPE(x) != api.PyArray_Type_ || dtype != Py_None || isa != Py_None) return not_here();
+  const auto* xa = py::detail::array_proxy(x);
+  DType dt;
+  if (xa->nd < 1 || xa->dimensions[xa->nd - 1] == 0 || !fast_dtype(xa->descr, &dt)) return not_here();
+  const char* alg = fast_algorithm(algorithm);
+  if (!alg) return not_here();
+  long nthreads = 0;
+  if (threads != Py_None) {
+    if (!PyLong_CheckExact(threads)) return not_here();
+    nthreads = PyLong_AsLong(threads);
+    if (nthreads < 1 || nthreads > (1L << 20)) {
+      PyErr_Clear();
+      return not_here();
+    }
+  }
+  if (axis == Py_None) {
+    if (xa->nd != 1) return not_here();
+  } else {
+    if (!PyLong_CheckExact(axis)) return not_here();
+    const long a = PyLong_AsLong(axis);
+    if (a == -1 && PyErr_Occurred()) {
+      PyErr_Clear();
+      return not_here();
+    }
+    if (a != -1 && a != xa->nd - 1) return not_here();
+  }
+  const std::size_t item = itemsize(dt);
+  try {
+    py::object result;
+    if (out == Py_None) {
+      std::vector<py::ssize_t> shape(xa->dimensions, xa->dimensions + xa->nd);
+      result = py::array(py::reinterpret_borrow<py::dtype>(xa->descr), shape);
+    } else {
+      if (Py_TYPE(out) != api.PyArray_Type_) return not_here();
+      const auto* oa = py::detail::array_proxy(out);
+      DType odt;
+      if (oa->nd != xa->nd || !fast_dtype(oa->descr, &odt) || odt != dt ||
+          !(oa->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_))
+        return not_here();
+      for (int d = 0; d < xa->nd; ++d)
+        if (oa->dimensions[d] != xa->dimensions[d] || (oa->strides[d] == 0 && oa->dimensions[d] > 1)) return not_here();
+      if (out != x) {  // any possible overlap: the Python path decides exactly
+        std::uintptr_t xl, xh, ol, oh;
+        extent(xa, item, &xl, &xh);
+        extent(oa, item, &ol, &oh);
+        if (xl < oh && ol < xh) return not_here();
+      }
+      result = py::reinterpret_borrow<py::object>(out);
+    }
+    auto* ya = py::detail::array_proxy(result.ptr());
+    const int nd = xa->nd;
+    std::int64_t shape[Geometry::kMaxDims], xs[Geometry::kMaxDims], ys[Geometry::kMaxDims];
+    if (nd > Geometry::kMaxDims) return not_here();
+    std::size_t size = 1;
+    for (int d = 0; d < nd; ++d) {
+      shape[d] = xa->dimensions[d];
+      xs[d] = xa->strides[d];
+      ys[d] = ya->strides[d];
+      size *= static_cast<std::size_t>(shape[d]);
+    }
+    const std::string tier = active_isa();
+    const std::string alg_name = std::strcmp(alg, "auto") == 0 ? auto_algorithm(dt, std::size_t(shape[nd - 1])) : alg;
+    const KernelEntry* k = find_kernel(tier, dt, log ? "log_softmax" : "softmax", alg_name);
+    if (!k) return not_here();
+    if (size >= kReleaseGilElements) {
+      py::gil_scoped_release release;
+      run_rows(*k, nd, shape, xa->data, xs, ya->data, ys, int(nthreads));
+    } else {
+      run_rows(*k, nd, shape, xa->data, xs, ya->data, ys, int(nthreads));
+    }
+    return result.release().ptr();
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+  } catch (const std::invalid_argument& e) {  // a bad FASTSOFTMAX_ISA
+    PyErr_SetString(PyExc_ValueError, e.what());
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+  return nullptr;
+}
+
+PyObject* fast_softmax(PyObject*, PyObject* const* args, Py_ssize_t nargs) { return fast_call(false, args, nargs); }
+PyObject* fast_log_softmax(PyObject*, PyObject* const* args, Py_ssize_t nargs) { return fast_call(true, args, nargs); }
+
+PyMethodDef fast_defs[] = {
+    {"fast_softmax", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(&fast_softmax)), METH_FASTCALL,
+     "fast_softmax(x, axis, out, dtype, algorithm, isa, threads): the result, or NotImplemented"},
+    {"fast_log_softmax", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(&fast_log_softmax)),
+     METH_FASTCALL, "fast_log_softmax(x, axis, out, dtype, algorithm, isa, threads): the result, or NotImplemented"},
+};
+
 py::list kernel_list(bool patterns) {
   py::list l;
   const CpuFeatures& f = cpu_features();
@@ -216,7 +358,11 @@ PYBIND11_MODULE(_core, m) {
   m.def("from_stats", &from_stats_py, py::arg("op"), py::arg("x"), py::arg("out"), py::arg("m"), py::arg("e"),
         py::arg("isa") = py::none(), py::arg("threads") = 0,
         "Pass 2 of softmax/log_softmax over x's last axis from per-row statistics (m, e).");
+  for (PyMethodDef& def : fast_defs)
+    m.add_object(def.ml_name, py::reinterpret_steal<py::object>(PyCFunction_NewEx(&def, nullptr, m.ptr())));
   m.def("get_num_threads", &get_num_threads);
+  m.def("last_requested_threads", &last_requested_threads,
+        "threads= of this thread's last kernel run (0: the default), for tests");
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
   m.def("default_num_threads", &default_num_threads);
   m.def("run_pattern", &run_pattern, py::arg("pattern"), py::arg("x"), py::arg("out"), py::arg("isa") = py::none(),

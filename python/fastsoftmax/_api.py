@@ -168,6 +168,7 @@ def _check_isa(isa) -> None:
 
 
 _ALGORITHM_SET = frozenset(ALGORITHMS)
+_fast_softmax, _fast_log_softmax = _core.fast_softmax, _core.fast_log_softmax
 _F16, _F32, _F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 _LD = np.dtype(np.longdouble)
 _BF16 = None  # ml_dtypes.bfloat16's dtype, once an array of it has been seen
@@ -351,7 +352,9 @@ def softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, dtype
     array([[0.5, 0.5],
            [0.5, 0.5]], dtype=float32)
     """
-    return _compute("softmax", x, axis, out, algorithm, isa, threads, dtype)
+    # The common call is decided and run in C (NotImplemented: anything else, or an error to report).
+    r = _fast_softmax(x, axis, out, dtype, algorithm, isa, threads)
+    return r if r is not NotImplemented else _compute("softmax", x, axis, out, algorithm, isa, threads, dtype)
 
 
 def log_softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, dtype=None,
@@ -367,7 +370,8 @@ def log_softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, d
     >>> fastsoftmax.log_softmax(np.array([0.0, 0.0]))
     array([-0.69314718, -0.69314718])
     """
-    return _compute("log_softmax", x, axis, out, algorithm, isa, threads, dtype)
+    r = _fast_log_softmax(x, axis, out, dtype, algorithm, isa, threads)
+    return r if r is not NotImplemented else _compute("log_softmax", x, axis, out, algorithm, isa, threads, dtype)
 
 
 def set_num_threads(n: Optional[int]) -> None:
