@@ -292,6 +292,16 @@ struct Passes {
   template <class Acc>
   struct IsGrouped<Acc, decltype(void(Acc::kGrouped))> { static constexpr bool value = Acc::kGrouped; };
 
+  // ((s0 + s1) + (s2 + s3)) ...: a pairwise tree written as a template, so that the states
+  // stay in registers (as a loop, GCC kept them on the stack and short rows paid a
+  // store-forwarding chain per block).
+  static_assert((A & (A - 1)) == 0, "merge_tree keeps the loop's pairing only for powers of two");
+  template <class Acc, std::size_t K>
+  static typename Acc::State merge_tree(const typename Acc::State* s) {
+    if constexpr (K == 1) return s[0];
+    else return Acc::merge(merge_tree<Acc, K / 2>(s), merge_tree<Acc, K - K / 2>(s + K / 2));
+  }
+
   template <class Acc, bool kCheck, bool kStore>
   static typename Acc::State block(const Acc& acc, const S* x, T* y, std::size_t count, M& bad) {
     if constexpr (IsGrouped<Acc>::value) {
@@ -328,9 +338,7 @@ struct Passes {
         if (kStore) V::storeu(y + j + a * N, out);
       }
     }
-    for (std::size_t w = 1; w < A; w *= 2)
-      for (std::size_t a = 0; a + w < A; a += 2 * w) s[a] = Acc::merge(s[a], s[a + w]);
-    return s[0];
+    return merge_tree<Acc, A>(s);
   }
 
   // The last partial block: whole vectors, then one masked vector padded with kLow

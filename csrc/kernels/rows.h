@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstddef>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -70,6 +71,17 @@ class RowRunner {
         n_(n),
         chunks_((n + kChunk - 1) / kChunk),
         stream_(stream) {}
+
+  // Up to kBatch rows at once: the same operations as row() on each (so the same bits),
+  // phase by phase, so that the short dependency chains of one-chunk rows -- horizontal
+  // reductions, the division -- overlap instead of running back to back. Three-pass rows
+  // (auto's choice for short rows) of float32/float64; others one by one.
+  static constexpr int kBatch = 4;
+  void rows(int count, const S* const* x, S* const* y) const {
+    const bool three = alg_ == Algorithm::three_pass_reload || alg_ == Algorithm::three_pass_recompute;
+    if (std::is_same<S, T>::value && chunks_ == 1 && three && count > 1) return three_pass_batch(count, x, y);
+    for (int i = 0; i < count; ++i) row(x[i], y[i]);
+  }
 
   // One row; its chunks spread over threads_ threads.
   void row(const S* x, S* y) const {
@@ -242,6 +254,40 @@ class RowRunner {
     }
   }
 
+  // three_pass for count <= kBatch one-chunk rows with S == T, phase by phase (see rows()).
+  void three_pass_batch(int count, const S* const* x, S* const* y) const {
+    T mu[kBatch], sigma[kBatch];
+    bool fast[kBatch];
+    for (int i = 0; i < count; ++i) {
+      T m;
+      const bool bad = p_.max(n_, x[i], &m);
+      mu[i] = std::max(-std::numeric_limits<T>::infinity(), m);
+      fast[i] = !(bad || !(mu[i] >= -FastRange<T>::kHigh));
+    }
+    const bool reload = alg_ == Algorithm::three_pass_reload;
+    for (int i = 0; i < count; ++i) {
+      if (!fast[i]) continue;
+      T* w = reinterpret_cast<T*>(y[i]);  // S == T: reload keeps its middle row in y
+      const S* xi = x[i];
+      sigma[i] = !reload ? p_.sum_exp(n_, xi, mu[i]) : log_ ? p_.store_shifted(n_, xi, w, mu[i]) : p_.store_exp(n_, xi, w, mu[i]);
+    }
+    for (int i = 0; i < count; ++i) {
+      if (!fast[i]) {
+        exact(x[i], y[i]);
+        continue;
+      }
+      double sum = 0;
+      sum += double(sigma[i]);
+      if (!reload) {
+        finish_max_based(x[i], y[i], mu[i], sum);
+      } else if (log_) {
+        p_.reload_sub(n_, reinterpret_cast<const T*>(y[i]), y[i], static_cast<T>(std::log(sum)), stream_);
+      } else {
+        p_.reload_scale(n_, reinterpret_cast<const T*>(y[i]), y[i], static_cast<T>(1.0 / sum), stream_);
+      }
+    }
+  }
+
   // Where three-pass reload keeps e^(x - mu) (or x - mu) between its passes: y itself when
   // y holds the compute type (the paper's algorithm), else a float32 row, so that 16-bit
   // outputs are rounded once. Short rows reuse one buffer per thread.
@@ -308,8 +354,9 @@ struct NoBlockTranspose {
   static void transpose(const void*, std::int64_t, void*, std::int64_t) {}
 };
 
-template <class T, class RowFn, class Tr = NoBlockTranspose>
-void for_rows(const RowsJob& job, std::size_t r0, std::size_t r1, RowFn&& row, Tr = {}) {
+// Batch: nullptr, or batch(count, xs, ys) taking up to 4 contiguous rows at once (in order).
+template <class T, class RowFn, class Tr = NoBlockTranspose, class Batch = std::nullptr_t>
+void for_rows(const RowsJob& job, std::size_t r0, std::size_t r1, RowFn&& row, Tr = {}, Batch batch = nullptr) {
   const int nd = job.ndim;
   const std::size_t n = static_cast<std::size_t>(job.shape[nd - 1]);
   const std::int64_t x_step = job.x_strides[nd - 1], y_step = job.y_strides[nd - 1];
@@ -336,17 +383,38 @@ void for_rows(const RowsJob& job, std::size_t r0, std::size_t r1, RowFn&& row, T
     pitch = (lines | 1) * 64 / sizeof(T);
   }
   std::vector<T> buffer(x_contig && (y_contig || read_only) ? 0 : pitch * (tile - 1) + n);
+  constexpr bool kBatched = !std::is_same<Batch, std::nullptr_t>::value;
+  const T* bx[4];
+  T* by[4];
+  int bk = 0;
   for (std::size_t r = r0; r < r1;) {
-    std::int64_t xo = 0, yo = 0;  // unravel r over the outer axes
-    for (std::size_t rest = r, d = std::size_t(nd - 1); d-- > 0;) {
-      const std::int64_t i = static_cast<std::int64_t>(rest % std::size_t(job.shape[d]));
-      rest /= std::size_t(job.shape[d]);
-      xo += i * job.x_strides[d];
-      yo += i * job.y_strides[d];
+    std::int64_t xo = 0, yo = 0;  // unravel r over the outer axes (2-D: no division)
+    if (nd == 2) {
+      xo = std::int64_t(r) * job.x_strides[0];
+      yo = std::int64_t(r) * job.y_strides[0];
+    } else {
+      for (std::size_t rest = r, d = std::size_t(nd - 1); d-- > 0;) {
+        const std::int64_t i = static_cast<std::int64_t>(rest % std::size_t(job.shape[d]));
+        rest /= std::size_t(job.shape[d]);
+        xo += i * job.x_strides[d];
+        yo += i * job.y_strides[d];
+      }
     }
     const char* xr = job.x + xo;
     char* yr = read_only ? nullptr : job.y + yo;
     if (x_contig && (y_contig || read_only)) {
+      if constexpr (kBatched) {
+        if (!read_only) {
+          bx[bk] = reinterpret_cast<const T*>(xr);
+          by[bk] = reinterpret_cast<T*>(yr);
+          if (++bk == 4) {
+            batch(bk, bx, by);
+            bk = 0;
+          }
+          ++r;
+          continue;
+        }
+      }
       row(r, reinterpret_cast<const T*>(xr), reinterpret_cast<T*>(yr));
       ++r;
       continue;
@@ -398,6 +466,9 @@ void for_rows(const RowsJob& job, std::size_t r0, std::size_t r1, RowFn&& row, T
     }
     r += g;
   }
+  if constexpr (kBatched) {
+    if (bk) batch(bk, bx, by);
+  }
 }
 
 // Rows [r0, r1) of a job of short rows (n <= kChunk), one after another.
@@ -406,7 +477,8 @@ void run_short_rows(const P& p, const RowsJob& job, std::size_t r0, std::size_t 
   FlushDenormals ftz;
   const std::size_t n = static_cast<std::size_t>(job.shape[job.ndim - 1]);
   const RowRunner<S, P, SerialChunks> runner(p, SerialChunks{}, job.op, job.algorithm, n, job.stream);
-  for_rows<S>(job, r0, r1, [&](std::size_t, const S* x, S* y) { runner.row(x, y); }, tr);
+  for_rows<S>(job, r0, r1, [&](std::size_t, const S* x, S* y) { runner.row(x, y); }, tr,
+             [&](int count, const S* const* xs, S* const* ys) { runner.rows(count, xs, ys); });
 }
 
 }  // namespace FASTSOFTMAX_ROWS_NS
