@@ -298,3 +298,15 @@ def test_require_or_skip_rule(monkeypatch):
     with pytest.raises(pytest.skip.Exception):
         require_or_skip(tier)
     require_or_skip("scalar")  # runnable: returns
+
+
+def test_avx512_bf16_rounding_follows_the_cpu(capsys):
+    """The avx512 tier's bfloat16 kernels use vcvtneps2bf16 exactly where the CPU has
+    AVX512-BF16 and can run the tier (gcc and clang both build it), and show_runtime says so."""
+    f = _core.cpu_features()
+    expected = "avx512" in _core.compiled_isas() and f["avx512_bf16"] and _core.isa_runnable("avx512")
+    assert _core.avx512_bf16_rounding() == expected
+    fastsoftmax.show_runtime()
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("bfloat16 rounding")]
+    assert line == ["bfloat16 rounding on the avx512 tier: "
+                    + ("vcvtneps2bf16 (AVX512-BF16)" if expected else "shifts (no AVX512-BF16)")]

@@ -391,6 +391,8 @@ PYBIND11_MODULE(_core, m) {
     return d;
   });
   m.def("cpu_brand", &cpu_brand);
+  m.def("avx512_bf16_rounding", &avx512_bf16_rounding,
+        "True when the avx512 tier's bfloat16 kernels round with vcvtneps2bf16 (AVX512-BF16)");
   m.def("auto_algorithm", [](const std::string& dtype, std::size_t n) {
     return std::string(auto_algorithm(dtype_named(dtype), n));
   });

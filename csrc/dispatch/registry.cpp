@@ -16,7 +16,7 @@
   }
 namespace fastsoftmax {
 FASTSOFTMAX_FOR_EACH_ISA(FSM_DECLARE_TIER)
-#if defined(FASTSOFTMAX_X86)
+#if defined(FASTSOFTMAX_X86) && defined(FASTSOFTMAX_HAVE_AVX512_BF16)
 namespace avx512_bf16 {  // the avx512 tier's bfloat16 kernels with AVX512-BF16 rounding
 FSM_DECLARE_DTYPE(bf16, BFloat16)
 }
@@ -26,7 +26,7 @@ FSM_DECLARE_DTYPE(bf16, BFloat16)
 namespace fastsoftmax {
 namespace {
 
-#if defined(FASTSOFTMAX_X86)
+#if defined(FASTSOFTMAX_X86) && defined(FASTSOFTMAX_HAVE_AVX512_BF16)
 PatternFn bf16_pattern(const PatternTable& p, const std::string& name) {
 #define FSM_PATTERN_BY_NAME(pat, pat_name) \
   if (name == pat_name) return p.pat;
@@ -59,7 +59,7 @@ std::vector<KernelEntry> build_table() {
     FASTSOFTMAX_FOR_EACH_DTYPE(FSM_ENTRIES_OF_DTYPE)     \
   }
   FASTSOFTMAX_FOR_EACH_ISA(FSM_ENTRIES_OF_TIER)
-#if defined(FASTSOFTMAX_X86)
+#if defined(FASTSOFTMAX_X86) && defined(FASTSOFTMAX_HAVE_AVX512_BF16)
   // Where the CPU has AVX512-BF16, the avx512 tier's bfloat16 kernels round with it.
   if (cpu_features().avx512_bf16 && can_run_avx512(cpu_features()))
     for (auto& k : t)
@@ -171,6 +171,18 @@ namespace {
 const char* const kDTypeNames[kDTypes] = {"float32", "float64", "float16", "bfloat16"};
 const std::size_t kItemsizes[kDTypes] = {4, 8, 2, 2};
 }  // namespace
+
+bool avx512_bf16_rounding() {
+  for (const auto& k : all_kernels())
+    if (k.dtype == DType::bf16 && std::string(k.isa) == "avx512" && k.prims) {
+#if defined(FASTSOFTMAX_X86) && defined(FASTSOFTMAX_HAVE_AVX512_BF16)
+      return k.prims == &avx512_bf16::bf16_primitives();
+#else
+      return false;
+#endif
+    }
+  return false;
+}
 
 const char* dtype_name(DType d) { return kDTypeNames[static_cast<int>(d)]; }
 std::size_t itemsize(DType d) { return kItemsizes[static_cast<int>(d)]; }

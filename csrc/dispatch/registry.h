@@ -49,6 +49,10 @@ const KernelEntry* find_kernel(const std::string& isa, DType dtype, const std::s
 
 // "float32", "float64", "float16", "bfloat16"; dtype_from_name: false if unknown.
 const char* dtype_name(DType d);
+
+// True when the avx512 tier's bfloat16 kernels round with AVX512-BF16's vcvtneps2bf16 (this
+// CPU has it and the compiler built it), false when they round with shifts.
+bool avx512_bf16_rounding();
 bool dtype_from_name(const std::string& name, DType* d);
 
 }  // namespace fastsoftmax

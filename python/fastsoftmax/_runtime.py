@@ -91,6 +91,7 @@ def runtime_info() -> Dict[str, Any]:
         "error": error,
         "auto_kernels": selected,
         "ftz_daz": _core.ftz_daz(),
+        "avx512_bf16_rounding": _core.avx512_bf16_rounding(),
     }
 
 
@@ -119,3 +120,5 @@ def show_runtime() -> None:
         print(f"  {key:20s} " + "; ".join(f"{k}: {v}" for k, v in names.items()))
     fd = info["ftz_daz"]
     print(f"MXCSR: FTZ={fd['ftz']} DAZ={fd['daz']}")
+    print("bfloat16 rounding on the avx512 tier: "
+          + ("vcvtneps2bf16 (AVX512-BF16)" if info["avx512_bf16_rounding"] else "shifts (no AVX512-BF16)"))
