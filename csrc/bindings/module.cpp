@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -16,6 +15,7 @@
 
 #include "dispatch/cpu_features.h"
 #include "dispatch/registry.h"
+#include "kernels/kernels.inc"
 #include "softmax.h"
 #include "threadpool.h"
 
@@ -197,8 +197,11 @@ double run_pattern(const std::string& pattern, const py::array& x, py::array& ou
 // Arguments: (x, axis, out, dtype, algorithm, isa, threads).
 constexpr std::size_t kReleaseGilElements = std::size_t{1} << 14;
 
+// The algorithm= names the kernels have (kernels.inc), and "auto".
 const char* fast_algorithm(PyObject* a) {
-  static const char* const names[] = {"auto", "two-pass", "three-pass-reload", "three-pass-recompute", "online"};
+#define FSM_ALGORITHM_NAME(op, alg, op_name, alg_name) alg_name,
+  static const char* const names[] = {"auto", FASTSOFTMAX_FOR_EACH_VARIANT(FSM_ALGORITHM_NAME)};
+#undef FSM_ALGORITHM_NAME
   if (!PyUnicode_CheckExact(a)) return nullptr;
   for (const char* n : names)
     if (PyUnicode_CompareWithASCIIString(a, n) == 0) return n;
@@ -296,19 +299,19 @@ PyObject* fast_call(bool log, PyObject* const* args, Py_ssize_t nargs) {
       ys[d] = ya->strides[d];
       size *= static_cast<std::size_t>(shape[d]);
     }
-    const std::string tier = active_isa();
-    const std::string alg_name = std::strcmp(alg, "auto") == 0 ? auto_algorithm(dt, std::size_t(shape[nd - 1])) : alg;
-    const KernelEntry* k = find_kernel(tier, dt, log ? "log_softmax" : "softmax", alg_name);
-    if (!k) return not_here();
+    const KernelEntry& k =
+        resolve_kernel(log ? "log_softmax" : "softmax", alg, dt, py::none(), std::size_t(shape[nd - 1]));
     if (size >= kReleaseGilElements) {
       py::gil_scoped_release release;
-      run_rows(*k, nd, shape, xa->data, xs, ya->data, ys, int(nthreads));
+      run_rows(k, nd, shape, xa->data, xs, ya->data, ys, int(nthreads));
     } else {
-      run_rows(*k, nd, shape, xa->data, xs, ya->data, ys, int(nthreads));
+      run_rows(k, nd, shape, xa->data, xs, ya->data, ys, int(nthreads));
     }
     return result.release().ptr();
   } catch (py::error_already_set& e) {
     e.restore();
+  } catch (py::builtin_exception& e) {  // from resolve_kernel
+    e.set_error();
   } catch (const std::bad_alloc&) {
     PyErr_NoMemory();
   } catch (const std::invalid_argument& e) {  // a bad FASTSOFTMAX_ISA

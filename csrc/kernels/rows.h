@@ -30,6 +30,9 @@ namespace FASTSOFTMAX_ROWS_NS {
 // thread count, so the result is bitwise the same for any number of threads.
 constexpr std::size_t kChunk = std::size_t{1} << 16;
 
+// Contiguous one-chunk rows handed to RowRunner::rows at once by for_rows.
+constexpr int kRowBatch = 4;
+
 // Flush-to-zero and denormals-are-zero while a task runs (MXCSR is per thread; restored
 // on exit). Subnormal results -- outputs below ~1e-38 (f32), tiny contributions when pass 1
 // rescales -- otherwise take microcode assists of ~100 cycles each on Intel: a
@@ -72,11 +75,10 @@ class RowRunner {
         chunks_((n + kChunk - 1) / kChunk),
         stream_(stream) {}
 
-  // Up to kBatch rows at once: the same operations as row() on each (so the same bits),
+  // Up to kRowBatch rows at once: the same operations as row() on each (so the same bits),
   // phase by phase, so that the short dependency chains of one-chunk rows -- horizontal
   // reductions, the division -- overlap instead of running back to back. Three-pass rows
   // (auto's choice for short rows) of float32/float64; others one by one.
-  static constexpr int kBatch = 4;
   void rows(int count, const S* const* x, S* const* y) const {
     const bool three = alg_ == Algorithm::three_pass_reload || alg_ == Algorithm::three_pass_recompute;
     if (std::is_same<S, T>::value && chunks_ == 1 && three && count > 1) return three_pass_batch(count, x, y);
@@ -234,63 +236,63 @@ class RowRunner {
       any_bad = any_bad || bad[c];
     }
     if (any_bad || !(mu_max >= -FastRange<T>::kHigh)) return exact(x, y);
-    const bool reload = alg_ == Algorithm::three_pass_reload;
-    ReloadBuffer w(reload ? n_ : 0, y);
+    ReloadBuffer w(alg_ == Algorithm::three_pass_reload ? n_ : 0, y);
     each_chunk([&](std::size_t c) {
-      const std::size_t b = begin(c);
-      sigma[c] = !reload ? p_.sum_exp(size(c), x + b, mu_max)
-                 : log_  ? p_.store_shifted(size(c), x + b, w.data + b, mu_max)
-                         : p_.store_exp(size(c), x + b, w.data + b, mu_max);
+      sigma[c] = exp_pass(size(c), x + begin(c), w.data ? w.data + begin(c) : nullptr, mu_max);
     });
     double sum = 0;
     for (std::size_t c = 0; c < chunks_; ++c) sum += double(sigma[c]);
-    if (!reload) return finish_max_based(x, y, mu_max, sum);
+    finish_three_pass(x, y, w.data, mu_max, sum);
+  }
+
+  // Pass 2 of three-pass over n elements: sum of e^(x - mu); reload also stores e^(x - mu)
+  // (or x - mu for log_softmax) in w.
+  T exp_pass(std::size_t n, const S* x, T* w, T mu) const {
+    if (alg_ != Algorithm::three_pass_reload) return p_.sum_exp(n, x, mu);
+    return log_ ? p_.store_shifted(n, x, w, mu) : p_.store_exp(n, x, w, mu);
+  }
+
+  // Pass 3 of three-pass from the row's max and sum (w: reload's middle row).
+  void finish_three_pass(const S* x, S* y, const T* w, T mu, double sum) const {
+    if (alg_ != Algorithm::three_pass_reload) return finish_max_based(x, y, mu, sum);
     if (log_) {
       const T c0 = static_cast<T>(std::log(sum));
-      each_chunk([&](std::size_t c) { p_.reload_sub(size(c), w.data + begin(c), y + begin(c), c0, stream_); });
+      each_chunk([&](std::size_t c) { p_.reload_sub(size(c), w + begin(c), y + begin(c), c0, stream_); });
     } else {
       const T inv = static_cast<T>(1.0 / sum);
-      each_chunk([&](std::size_t c) { p_.reload_scale(size(c), w.data + begin(c), y + begin(c), inv, stream_); });
+      each_chunk([&](std::size_t c) { p_.reload_scale(size(c), w + begin(c), y + begin(c), inv, stream_); });
     }
   }
 
-  // three_pass for count <= kBatch one-chunk rows with S == T, phase by phase (see rows()).
+  // three_pass for count <= kRowBatch one-chunk rows with S == T, each phase over all the
+  // rows before the next (see rows()); the arithmetic of three_pass, row by row.
   void three_pass_batch(int count, const S* const* x, S* const* y) const {
-    T mu[kBatch], sigma[kBatch];
-    bool fast[kBatch];
+    T mu[kRowBatch], sigma[kRowBatch];
+    bool fast[kRowBatch];
     for (int i = 0; i < count; ++i) {
       T m;
       const bool bad = p_.max(n_, x[i], &m);
       mu[i] = std::max(-std::numeric_limits<T>::infinity(), m);
       fast[i] = !(bad || !(mu[i] >= -FastRange<T>::kHigh));
     }
-    const bool reload = alg_ == Algorithm::three_pass_reload;
-    for (int i = 0; i < count; ++i) {
-      if (!fast[i]) continue;
-      T* w = reinterpret_cast<T*>(y[i]);  // S == T: reload keeps its middle row in y
-      const S* xi = x[i];
-      sigma[i] = !reload ? p_.sum_exp(n_, xi, mu[i]) : log_ ? p_.store_shifted(n_, xi, w, mu[i]) : p_.store_exp(n_, xi, w, mu[i]);
-    }
+    // S == T: reload keeps its middle row in y, as ReloadBuffer does.
+    const auto w = [y](int i) { return reinterpret_cast<T*>(y[i]); };
+    for (int i = 0; i < count; ++i)
+      if (fast[i]) sigma[i] = exp_pass(n_, x[i], w(i), mu[i]);
     for (int i = 0; i < count; ++i) {
       if (!fast[i]) {
         exact(x[i], y[i]);
         continue;
       }
-      double sum = 0;
+      double sum = 0;  // as three_pass's sum over its one chunk
       sum += double(sigma[i]);
-      if (!reload) {
-        finish_max_based(x[i], y[i], mu[i], sum);
-      } else if (log_) {
-        p_.reload_sub(n_, reinterpret_cast<const T*>(y[i]), y[i], static_cast<T>(std::log(sum)), stream_);
-      } else {
-        p_.reload_scale(n_, reinterpret_cast<const T*>(y[i]), y[i], static_cast<T>(1.0 / sum), stream_);
-      }
+      finish_three_pass(x[i], y[i], w(i), mu[i], sum);
     }
   }
 
   // Where three-pass reload keeps e^(x - mu) (or x - mu) between its passes: y itself when
   // y holds the compute type (the paper's algorithm), else a float32 row, so that 16-bit
-  // outputs are rounded once. Short rows reuse one buffer per thread.
+  // outputs are rounded once (n == 0: not needed, null). Short rows reuse one buffer per thread.
   // (Longer rows allocate it per call, uninitialised: 4 extra bytes written and read per
   // element, plus the page faults of fresh memory -- auto never picks reload for them.)
   struct ReloadBuffer {
@@ -299,11 +301,13 @@ class RowRunner {
     ReloadBuffer(std::size_t n, S* y) {
       if constexpr (std::is_same<S, T>::value) {
         data = y;
+      } else if (n == 0) {
+        // recompute: no middle row
       } else if (n <= kChunk) {
         thread_local std::vector<T> shared;
         if (shared.size() < n) shared.resize(kChunk);
         data = shared.data();
-      } else if (n) {
+      } else {
         own.reset(new T[n]);
         data = own.get();
       }
@@ -354,7 +358,7 @@ struct NoBlockTranspose {
   static void transpose(const void*, std::int64_t, void*, std::int64_t) {}
 };
 
-// Batch: nullptr, or batch(count, xs, ys) taking up to 4 contiguous rows at once (in order).
+// Batch: nullptr, or batch(count, xs, ys) taking up to kRowBatch contiguous rows at once (in order).
 template <class T, class RowFn, class Tr = NoBlockTranspose, class Batch = std::nullptr_t>
 void for_rows(const RowsJob& job, std::size_t r0, std::size_t r1, RowFn&& row, Tr = {}, Batch batch = nullptr) {
   const int nd = job.ndim;
@@ -384,8 +388,8 @@ void for_rows(const RowsJob& job, std::size_t r0, std::size_t r1, RowFn&& row, T
   }
   std::vector<T> buffer(x_contig && (y_contig || read_only) ? 0 : pitch * (tile - 1) + n);
   constexpr bool kBatched = !std::is_same<Batch, std::nullptr_t>::value;
-  const T* bx[4];
-  T* by[4];
+  const T* bx[kRowBatch];
+  T* by[kRowBatch];
   int bk = 0;
   for (std::size_t r = r0; r < r1;) {
     std::int64_t xo = 0, yo = 0;  // unravel r over the outer axes (2-D: no division)
@@ -407,7 +411,7 @@ void for_rows(const RowsJob& job, std::size_t r0, std::size_t r1, RowFn&& row, T
         if (!read_only) {
           bx[bk] = reinterpret_cast<const T*>(xr);
           by[bk] = reinterpret_cast<T*>(yr);
-          if (++bk == 4) {
+          if (++bk == kRowBatch) {
             batch(bk, bx, by);
             bk = 0;
           }
