@@ -153,8 +153,10 @@ def draw_shape(d: Draw) -> Tuple[int, ...]:
         lo, hi = d.weighted([((1, 9), 12), ((0, 0), 1), ((10, 130), 4), ((130, 3000), 2), ((3000, 40000), 1),
                              ((1 << 16, 3 << 17), 1 if large else 0)])
         shape.append(d.int(lo, hi))
-    # Cap the size by shrinking the largest axes.
-    while math.prod(shape) > (MAX_ELEMENTS_LARGE if large else MAX_ELEMENTS):
+    # Cap the size by shrinking the largest axes. A zero-length axis counts as 1: an empty
+    # array of shape (104, 39909, 92, 0) is cheap, but its tolist() (the "list" layout) or a
+    # broadcast view of it is not.
+    while math.prod(max(1, n) for n in shape) > (MAX_ELEMENTS_LARGE if large else MAX_ELEMENTS):
         i = int(np.argmax(shape))
         shape[i] = max(1, shape[i] // 2)
     return tuple(shape)

@@ -8,6 +8,7 @@ an unknown isa was silently ignored for empty and long double input).
 
 from __future__ import annotations
 
+import math
 import random
 import sys
 from pathlib import Path
@@ -37,6 +38,18 @@ def test_decoder_is_total():
     for data in (b"", b"\x00", b"\xff" * 7, bytes(range(256))):
         case = fuzz_softmax.build_case(data)
         assert case.op in ("softmax", "log_softmax")
+
+
+def test_decoder_bounds_empty_arrays():
+    """An input CI's fuzz run decoded to shape (104, 39909, 92, 0): zero elements, so the old
+    cap passed it, and the "list" layout's tolist() built 4 million empty lists (out of memory).
+    The cap now counts a zero-length axis as 1."""
+    data = bytes.fromhex("22d7d7d7d7d7272d90ffcbfcff3bff28f7fef708f626")
+    case = fuzz_softmax.build_case(data)
+    shape = np.shape(case.x)
+    assert 0 in shape
+    assert math.prod(max(1, n) for n in shape) <= fuzz_softmax.MAX_ELEMENTS_LARGE
+    fuzz_softmax.run_case(case)
 
 
 # ---- regressions found by fuzzing ----------------------------------------------------------------
