@@ -697,9 +697,13 @@ def main(argv: List[str]) -> int:
 
     # Coverage feedback from our own Python (the argument handling in _api.py and this
     # harness's decoding), so libFuzzer steers toward new argument combinations.
+    # Not the functions that compare whole arrays (check_values, draw_values,
+    # draw_float_values): atheris's comparison hook keeps the array result of an instrumented
+    # `a >= b` alive, and over a minute's fuzzing those leaked arrays reached libFuzzer's
+    # 2 GiB RSS limit (measured with tracemalloc; replaying the same inputs uninstrumented
+    # keeps a flat RSS).
     atheris.instrument_func(test_one_input)
-    for f in (build_case, draw_layout, draw_out, draw_axis, draw_values, draw_float_values,
-              documented_errors, normalized_axes, run_case, check_values):
+    for f in (build_case, draw_layout, draw_out, draw_axis, documented_errors, normalized_axes, run_case):
         globals()[f.__name__] = atheris.instrument_func(f)
     from fastsoftmax import _api
     for name in ("_compute", "_normalize_axes", "_result_dtype", "_check_out", "_same_view", "_check_isa"):
