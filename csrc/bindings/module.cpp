@@ -190,7 +190,8 @@ double run_pattern(const std::string& pattern, const py::array& x, py::array& ou
 
 // ---- the small-call fast path -------------------------------------------------------------
 // softmax(x) / log_softmax(x) of the common kind -- an exact ndarray of float32, float64 or
-// float16 in native order, along its last axis, a new result or a same-dtype out that cannot
+// float16 in native order, along its last axis (or axis=None on a C-contiguous array: one
+// row of every element), a new result or a same-dtype out that cannot
 // overlap x, the active tier -- decided and run without pybind11's argument conversion
 // (METH_FASTCALL, NumPy's structs read directly). Anything else returns NotImplemented
 // and the Python code takes the call, with all its checks and error messages.
@@ -254,8 +255,12 @@ PyObject* fast_call(bool log, PyObject* const* args, Py_ssize_t nargs) {
       return not_here();
     }
   }
-  if (axis == Py_None) {
-    if (xa->nd != 1) return not_here();
+  // axis=None: all elements form one row -- one contiguous row when x is C-contiguous (the
+  // common softmax(x) on a (1, n) or (b, n) array); other layouts take the Python path.
+  const bool whole = axis == Py_None;
+  constexpr int kCContiguous = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_;
+  if (whole) {
+    if (xa->nd != 1 && !(xa->flags & kCContiguous)) return not_here();
   } else {
     if (!PyLong_CheckExact(axis)) return not_here();
     const long a = PyLong_AsLong(axis);
@@ -280,6 +285,7 @@ PyObject* fast_call(bool log, PyObject* const* args, Py_ssize_t nargs) {
         return not_here();
       for (int d = 0; d < xa->nd; ++d)
         if (oa->dimensions[d] != xa->dimensions[d] || (oa->strides[d] == 0 && oa->dimensions[d] > 1)) return not_here();
+      if (whole && xa->nd != 1 && !(oa->flags & kCContiguous)) return not_here();
       if (out != x) {  // any possible overlap: the Python path decides exactly
         std::uintptr_t xl, xh, ol, oh;
         extent(xa, item, &xl, &xh);
@@ -289,7 +295,7 @@ PyObject* fast_call(bool log, PyObject* const* args, Py_ssize_t nargs) {
       result = py::reinterpret_borrow<py::object>(out);
     }
     auto* ya = py::detail::array_proxy(result.ptr());
-    const int nd = xa->nd;
+    int nd = xa->nd;
     std::int64_t shape[Geometry::kMaxDims], xs[Geometry::kMaxDims], ys[Geometry::kMaxDims];
     if (nd > Geometry::kMaxDims) return not_here();
     std::size_t size = 1;
@@ -298,6 +304,12 @@ PyObject* fast_call(bool log, PyObject* const* args, Py_ssize_t nargs) {
       xs[d] = xa->strides[d];
       ys[d] = ya->strides[d];
       size *= static_cast<std::size_t>(shape[d]);
+    }
+    if (whole && size == 0) return not_here();  // over no elements: the Python path raises
+    if (whole && nd != 1) {  // both C-contiguous (checked above): one row of every element
+      nd = 1;
+      shape[0] = std::int64_t(size);
+      xs[0] = ys[0] = std::int64_t(item);
     }
     const KernelEntry& k =
         resolve_kernel(log ? "log_softmax" : "softmax", alg, dt, py::none(), std::size_t(shape[nd - 1]));

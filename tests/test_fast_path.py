@@ -1,0 +1,77 @@
+"""The C small-call path (_core.fast_softmax / fast_log_softmax): which calls it takes, and
+that it gives bitwise what the general Python path gives for them."""
+
+import numpy as np
+import pytest
+import scipy.special
+
+import fastsoftmax
+from fastsoftmax import _api, _core
+
+FAST = {"softmax": _core.fast_softmax, "log_softmax": _core.fast_log_softmax}
+
+
+def fast(op, x, axis=None, out=None, algorithm="auto"):
+    return FAST[op](x, axis, out, None, algorithm, None, None)
+
+
+def general(op, x, axis=None, out=None, algorithm="auto"):
+    # isa= given: the C path declines, and _compute's own fast path needs axis=-1 or 1-D.
+    return _api._compute(op, x, axis, out, algorithm, _core.active_isa(), None, None)
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("shape", [(1, 128), (4, 33), (3, 5, 7), (2, 1, 1000), (1, 1), (70000,), (2, 40000)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_axis_none_on_a_c_contiguous_array_runs_in_c_as_one_row(op, shape, dtype):
+    """softmax(x) (axis=None: every element) on a C-contiguous array is one contiguous row:
+    the C path takes it (it used to hand every axis=None call with ndim > 1 to Python, 10 us
+    instead of 0.5 for a (1, 128) array), with the same bits as the general path."""
+    x = np.random.default_rng(3).standard_normal(shape).astype(dtype) * 4
+    y = fast(op, x)
+    assert y is not NotImplemented
+    assert y.shape == x.shape and y.dtype == x.dtype and y.flags.c_contiguous
+    np.testing.assert_array_equal(y, general(op, x))
+    ref = getattr(scipy.special, op)(x.astype(np.float64), axis=None)
+    half = dtype == np.float16  # float16 results below 2^-24 round to 0 or a subnormal
+    np.testing.assert_allclose(y.astype(np.float64), ref, rtol=1e-2 if half else 1e-5,
+                               atol=(1e-2 if op == "log_softmax" else 2.0**-24) if half else 1e-12)
+    out = np.full_like(x, -7.0)
+    assert fast(op, x, out=out) is out
+    np.testing.assert_array_equal(out, y)
+    # The public call gives the same.
+    np.testing.assert_array_equal(getattr(fastsoftmax, op)(x), y)
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_axis_none_other_layouts_go_to_python(op):
+    """axis=None on a layout that is not one contiguous row -- Fortran order, a strided view,
+    a strided out, zero elements -- is the general path's call; its results are still right."""
+    rng = np.random.default_rng(4)
+    c = rng.standard_normal((6, 10)).astype(np.float32)
+    f = np.asfortranarray(c)
+    view = rng.standard_normal((6, 20)).astype(np.float32)[:, ::2]
+    for x in (f, view):
+        assert fast(op, x) is NotImplemented
+        np.testing.assert_array_equal(getattr(fastsoftmax, op)(x), general(op, np.ascontiguousarray(x)))
+    strided_out = np.empty((6, 20), np.float32)[:, ::2]
+    assert fast(op, c, out=strided_out) is NotImplemented
+    assert getattr(fastsoftmax, op)(c, out=strided_out) is strided_out
+    np.testing.assert_array_equal(strided_out, general(op, c))
+    empty = np.empty((3, 0), np.float32)
+    assert fast(op, empty) is NotImplemented
+    with pytest.raises(ValueError, match="zero-size"):
+        getattr(fastsoftmax, op)(empty)
+
+
+def test_axis_none_in_place_and_overlap():
+    x = np.random.default_rng(5).standard_normal((8, 16)).astype(np.float32)
+    expected = general("softmax", x.copy())
+    y = x.copy()
+    assert fast("softmax", y, out=y) is y  # out=x: in place, in C
+    np.testing.assert_array_equal(y, expected)
+    buf = np.random.default_rng(6).standard_normal(200).astype(np.float32)
+    a, b = buf[:128].reshape(8, 16), buf[8:136].reshape(8, 16)
+    assert fast("softmax", a, out=b) is NotImplemented  # partial overlap: Python raises
+    with pytest.raises(ValueError, match="overlap"):
+        fastsoftmax.softmax(a, out=b)
