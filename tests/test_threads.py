@@ -54,12 +54,12 @@ def test_concurrent_threads_give_correct_results(op):
 
 
 def test_gil_released_during_kernel():
-    """While one thread runs a long softmax (30-100 ms), another Python thread keeps running.
+    """While one thread runs a long softmax (15-100 ms), another Python thread keeps running.
 
     A call that held the GIL would let the ticker run at most once or twice (it measured 1
     tick during a 50 ms GIL-holding sleep); with the GIL released it ticks every ~0.5 ms.
     One thread and 2^25 elements: on a fast machine a 2^24-element call on two threads
-    took only ~5 ms (5 ticks).
+    took only ~5 ms (5 ticks); this one takes ~15 ms there (~25 ticks).
     """
     x = np.random.default_rng(1).standard_normal((512, 1 << 16)).astype(np.float32)
     fastsoftmax.softmax(x[:1], axis=1)  # warm up (first-call initialisation)
