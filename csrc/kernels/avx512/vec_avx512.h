@@ -130,7 +130,15 @@ struct Vec<double> {
   static reg max(reg a, reg b) { return _mm512_max_pd(a, b); }
   static reg min(reg a, reg b) { return _mm512_min_pd(a, b); }
   static reg round(reg a) { return _mm512_roundscale_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static reg floor(reg a) { return _mm512_roundscale_pd(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
   static reg select(mask m, reg a, reg b) { return _mm512_mask_blend_pd(m, b, a); }
+
+  // float64 exp by a 16-entry table (passes.h, TableExp): one vpermt2pd picks, in each
+  // lane, table[index & 15] from the two registers, index being the bits of a biased double.
+  static constexpr bool kTableExp = true;
+  static reg lookup16(const T* table, reg index) {
+    return _mm512_permutex2var_pd(_mm512_loadu_pd(table), _mm512_castpd_si512(index), _mm512_loadu_pd(table + 8));
+  }
 
   static mask mask_none() { return 0; }
   static mask mask_or(mask a, mask b) { return static_cast<mask>(a | b); }
