@@ -40,8 +40,12 @@ namespace fastsoftmax {
 // from the cache sizes at run time; defined in softmax.cpp, outside the ISA files).
 std::size_t streaming_threshold_bytes();
 
+// Software prefetch distance of every pass. On the EPYC (Zen 5) VM, 2^26-element rows,
+// A/B in alternating processes: 8192 bytes ahead beat 2048 by 5-10% (float32 two-pass 0.151
+// vs 0.167 ns/element, float64 0.309 vs 0.324), 16384 measured the same as 8192, and rows in
+// cache did not change. Override with -DFASTSOFTMAX_PREFETCH_BYTES=... (0: none).
 #ifndef FASTSOFTMAX_PREFETCH_BYTES
-#define FASTSOFTMAX_PREFETCH_BYTES 2048
+#define FASTSOFTMAX_PREFETCH_BYTES 8192
 #endif
 
 namespace FASTSOFTMAX_TIER {
