@@ -454,6 +454,36 @@ def test_kernels_leave_the_fp_environment_alone():
 
 
 @pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("algorithm", ["three-pass-reload", "three-pass-recompute"])
+@pytest.mark.parametrize("op", OPS)
+def test_non_last_axis_columns_are_bitwise_the_rows(isa, dtype, algorithm, op):
+    """Three-pass softmax along a non-last axis runs on the columns directly (vectors across
+    neighbouring columns, the row kernels' summation order emulated): bitwise the rows'
+    result for column counts around the strip and group widths, axis lengths around the
+    unroll and cascade block sizes, and columns that need the exact path (NaN, +inf,
+    beyond the fast range, all far below it) next to ordinary ones in the same group;
+    in place too."""
+    require_or_skip(isa)
+    fn = FUNCS[op]
+    rng = np.random.default_rng(12)
+    for n, cols in [(1, 16), (7, 32), (64, 128), (65, 200), (513, 48), (1025, 16), (2049, 40), (3000, 130), (300, 1024)]:
+        x = (4 * rng.standard_normal((2, n, cols))).astype(dtype)
+        if n > 3 and cols > 40:
+            x[0, n // 2, 5] = np.nan
+            x[1, 1, 17] = np.inf
+            x[0, 2, 33] = -np.inf  # stays on the fast path
+            x[1, n - 1, 40] = 1e30 if dtype == np.float64 else 1e30
+            x[0, :, 20] = -3e6  # the max is below -kHigh: the exact path
+        want = np.swapaxes(fn(np.ascontiguousarray(np.swapaxes(x, 1, 2)), axis=-1, isa=isa, algorithm=algorithm), 1, 2)
+        got = fn(x, axis=1, isa=isa, algorithm=algorithm)
+        assert np.array_equal(got, want, equal_nan=True), (n, cols)
+        y = x.copy()
+        assert fn(y, axis=1, out=y, isa=isa, algorithm=algorithm) is y
+        assert np.array_equal(y, want, equal_nan=True), (n, cols, "in place")
+
+
+@pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
 def test_non_last_axis_tiles_are_bitwise_the_rows(isa, dtype):
     """Softmax along a non-last axis gathers tiles of neighbouring rows (8x8 register

@@ -362,6 +362,14 @@ struct NoBlockTranspose {
   static void transpose(const void*, std::int64_t, void*, std::int64_t) {}
 };
 
+// Tr::kColumnWidth > 0 when Tr::three_pass_columns computes three-pass rows that are the
+// columns of a tile directly, kColumnWidth columns a strip, up to Tr::kColumnStrips strips
+// a call (passes.h): no transposes, bitwise the rows' result.
+template <class Tr, class = void>
+struct ColumnWidth : std::integral_constant<std::size_t, 0> {};
+template <class Tr>
+struct ColumnWidth<Tr, decltype(void(Tr::kColumnWidth))> : std::integral_constant<std::size_t, Tr::kColumnWidth> {};
+
 // Batch: nullptr, or batch(count, xs, ys) taking up to kRowBatch contiguous rows at once (in order).
 template <class T, class RowFn, class Tr = NoBlockTranspose, class Batch = std::nullptr_t>
 void for_rows(const RowsJob& job, std::size_t r0, std::size_t r1, RowFn&& row, Tr = {}, Batch batch = nullptr) {
@@ -390,7 +398,15 @@ void for_rows(const RowsJob& job, std::size_t r0, std::size_t r1, RowFn&& row, T
     const std::size_t lines = (n * sizeof(T) + 63) / 64;
     pitch = (lines | 1) * 64 / sizeof(T);
   }
-  std::vector<T> buffer(x_contig && (y_contig || read_only) ? 0 : pitch * (tile - 1) + n);
+  std::vector<T> buffer;  // the tile (or one strided row), allocated at its first use
+  const std::size_t buffer_size = x_contig && (y_contig || read_only) ? 0 : pitch * (tile - 1) + n;
+  // Three-pass rows of a tile (auto's choice for rows that fit the cache) go to the column
+  // kernel, strips of W columns; other algorithms, 16-bit storage, misaligned arrays,
+  // rows longer than a chunk and the columns left over take the transposing tile walk.
+  constexpr std::size_t W = ColumnWidth<Tr>::value;
+  const bool columns = W > 0 && tiles && !read_only && n <= kChunk &&
+                       (job.algorithm == Algorithm::three_pass_reload || job.algorithm == Algorithm::three_pass_recompute) &&
+                       aligned(job.x, job.x_strides) && aligned(job.y, job.y_strides);
   constexpr bool kBatched = !std::is_same<Batch, std::nullptr_t>::value;
   const T* bx[kRowBatch];
   T* by[kRowBatch];
@@ -429,6 +445,27 @@ void for_rows(const RowsJob& job, std::size_t r0, std::size_t r1, RowFn&& row, T
     }
     // g rows r..r+g-1: adjacent in memory (tiles), or just row r.
     const std::size_t g = tile > 1 ? std::min({tile, inner - r % inner, r1 - r}) : 1;
+    if constexpr (W > 0) {
+      // All the adjacent rows at once (the tile buffer's bound does not apply: each group
+      // copies only its own strips).
+      const std::size_t gc = columns ? std::min(inner - r % inner, r1 - r) : 0;
+      if (gc >= W) {
+        const bool log = job.op == Op::log_softmax, reload = job.algorithm == Algorithm::three_pass_reload;
+        const std::size_t fit = std::max<std::size_t>(1, Tr::kColumnCopyBytes / (n * W * sizeof(T)));
+        std::size_t done = 0;  // columns done; a group that needs the exact path stops here
+        while (gc - done >= W) {
+          const std::size_t strips = std::min({(gc - done) / W, Tr::kColumnStrips, fit});
+          if (!Tr::three_pass_columns(n, xr + done * sizeof(T), x_step, yr + done * sizeof(T), y_step, strips, log, reload))
+            break;
+          done += strips * W;
+        }
+        if (done) {
+          r += done;
+          continue;
+        }
+      }
+    }
+    if (!(g == 1 && y_contig) && buffer.empty()) buffer.resize(buffer_size);
     T* work = g == 1 && y_contig ? reinterpret_cast<T*>(yr) : buffer.data();
     const std::int64_t pitch_bytes = std::int64_t(pitch * sizeof(T));
     constexpr std::size_t kB = Tr::kBlock;
