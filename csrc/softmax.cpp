@@ -35,13 +35,16 @@ std::size_t streaming_threshold_bytes() {
 // element) wins; once input plus output are well past the L2 the memory traffic is the
 // limit and two-pass (2R+1W instead of 3R+2W) wins. The crossover, measured with the
 // harness (float32 softmax, one thread): on a Xeon with a 2 MiB L2, reload ahead at
-// N = 2^18 (input + output = L2), two-pass ahead at 2^20; on an EPYC (Zen 4) with a 1 MiB
+// N = 2^18 (input + output = L2), two-pass ahead at 2^20; on an EPYC (Zen 5) with a 1 MiB
 // L2 and a fast L3, reload 15 % ahead at 2^18 (2 x L2), a tie at 2^20, two-pass ahead at
-// 2^22 (float64: reload still 25 % ahead at 4 x L2). Reload up to 2 x L2 fits both.
+// 2^22. Reload up to 2 x L2 fits both. float64 costs more arithmetic per byte, and reload
+// stays ahead longer: on the EPYC 0.40 vs 0.50 ns/element at 2^18 (input + output = 4 x
+// L2), a tie at 2^20 (16 x L2); on the Xeon 1.58 vs 1.78 at 2^20 (8 x L2): up to 8 x L2.
 const char* auto_algorithm(DType dtype, std::size_t row_length) {
   std::size_t l2 = cache_sizes().l2;
   if (l2 == 0) l2 = 1u << 20;
-  return row_length * itemsize(dtype) <= l2 ? "three-pass-reload" : "two-pass";
+  const std::size_t limit = dtype == DType::f64 ? 4 * l2 : l2;  // on the input alone
+  return row_length * itemsize(dtype) <= limit ? "three-pass-reload" : "two-pass";
 }
 
 namespace {
