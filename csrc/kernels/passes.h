@@ -133,29 +133,50 @@ struct HasTableExp : std::false_type {};
 template <class V>
 struct HasTableExp<V, decltype(void(V::kTableExp))> : std::integral_constant<bool, V::kTableExp> {};
 
-// Merges partial states in a binary-counter cascade (pairwise summation): the rounding
-// error of a row sum grows with log2(blocks), not with the row length.
+// The order of a binary-counter cascade (pairwise summation), apart from where the
+// states live: push(fold) calls fold(l) for each occupied level l that the new state
+// absorbs (new = merge(level[l], new)) and returns the level to store it at; total(first,
+// fold) starts from the lowest level and folds in the others (r = merge(level[l], r)).
+// Cascade holds its states itself; the column kernel holds them in its scratch memory,
+// and must merge in exactly this order.
+struct CascadeOrder {
+  std::uint64_t used = 0;
+
+  template <class Fold>
+  int push(Fold&& fold) {
+    int l = 0;
+    while ((used >> l) & 1u) {
+      fold(l);
+      used &= ~(std::uint64_t{1} << l);
+      ++l;
+    }
+    used |= std::uint64_t{1} << l;
+    return l;
+  }
+  template <class First, class Fold>
+  void total(First&& first, Fold&& fold) const {
+    std::uint64_t rest = used;
+    first(__builtin_ctzll(rest));
+    for (rest &= rest - 1; rest; rest &= rest - 1) fold(__builtin_ctzll(rest));
+  }
+};
+
+// Merges partial states in a binary-counter cascade: the rounding error of a row sum
+// grows with log2(blocks), not with the row length.
 template <class Acc>
 struct Cascade {
   using State = typename Acc::State;
   State level[64];
-  std::uint64_t used = 0;
+  CascadeOrder order;
 
   void push(State s) {
-    int l = 0;
-    while ((used >> l) & 1u) {
-      s = Acc::merge(level[l], s);
-      used &= ~(std::uint64_t{1} << l);
-      ++l;
-    }
+    const int l = order.push([&](int k) { s = Acc::merge(level[k], s); });
     level[l] = s;
-    used |= std::uint64_t{1} << l;
   }
   State total() const {
-    if (!used) return Acc::init();
-    std::uint64_t rest = used;
-    State r = level[__builtin_ctzll(rest)];
-    for (rest &= rest - 1; rest; rest &= rest - 1) r = Acc::merge(level[__builtin_ctzll(rest)], r);
+    if (!order.used) return Acc::init();
+    State r;
+    order.total([&](int k) { r = level[k]; }, [&](int k) { r = Acc::merge(level[k], r); });
     return r;
   }
 };
@@ -614,7 +635,7 @@ struct Passes {
   // row laid out contiguously: the max and the elementwise passes work lane by lane, and
   // the sum of e^(x - mu) is formed in the row kernels' order -- one memory slot per lane l
   // of accumulator a of `block` (the elements i = a*N + l mod U of each block of B), the
-  // slots merged by the same merge_tree, the blocks by the same cascade, the lanes by
+  // slots merged by block's merge_tree, the blocks in Cascade's order, the lanes by
   // reduce_add's halving tree (every tier's reduce_add adds lane l + N/2 to lane l, then
   // l + N/4, ...). A strip of N columns occupies one vector per axis position; a group
   // of up to kColumnStrips strips is walked together (one page visit serves all of them).
@@ -629,7 +650,7 @@ struct Passes {
     std::size_t n, strips;  // axis length; strips of N columns (1..kColumnStrips)
     T* x;  // the group's copy: axis position i, strip g at x[(i * strips + g) * N]
     R mu[kColumnStrips];
-    T* slot;   // U * strips vectors: accumulator slots of one block
+    T* slot;   // U * strips vectors: accumulator slots of one block (slot_at)
     T* level;  // cascade levels, N * strips vectors each
     T* lanes;  // N * strips vectors: the state being merged
 
@@ -642,24 +663,24 @@ struct Passes {
       if (kStore) V::storeu(xp(i, g), kShifted ? V::sub(v, mu[g]) : e);
       return e;
     }
-    R* slot_at(std::size_t q, std::size_t g) const { return reinterpret_cast<R*>(slot + (q * strips + g) * N); }
-    // merge_tree<Acc, K> of `block` over the slots of accumulators [a0, a0 + K), lane l.
-    template <std::size_t K>
-    R tree(std::size_t a0, std::size_t l, std::size_t g) const {
-      if constexpr (K == 1) return *slot_at(a0 * N + l, g);
-      else return V::add(tree<K / 2>(a0, l, g), tree<K - K / 2>(a0 + K / 2, l, g));
+    // Accumulator a, lane l, strip g: the A accumulators of a lane side by side, so that
+    // block's own merge_tree takes them as its array of states.
+    R* slot_at(std::size_t a, std::size_t l, std::size_t g) const {
+      return reinterpret_cast<R*>(slot) + (l * strips + g) * A + a;
     }
     // `block` over count (a multiple of U) elements from i0: out[l * strips + g].
     template <bool kStore, bool kShifted>
     void block(std::size_t i0, std::size_t count, R* out) const {
-      for (std::size_t q = 0; q < U; ++q)
-        for (std::size_t g = 0; g < strips; ++g) *slot_at(q, g) = V::set1(T(0));
+      for (std::size_t k = 0; k < U * strips; ++k) reinterpret_cast<R*>(slot)[k] = V::set1(T(0));
       for (std::size_t j = 0; j < count; j += U)
-        for (std::size_t q = 0; q < U; ++q)
-          for (std::size_t g = 0; g < strips; ++g)
-            *slot_at(q, g) = V::add(*slot_at(q, g), exp_at<kStore, kShifted>(i0 + j + q, g));
+        for (std::size_t a = 0; a < A; ++a)
+          for (std::size_t l = 0; l < N; ++l)
+            for (std::size_t g = 0; g < strips; ++g) {
+              R* s = slot_at(a, l, g);
+              *s = V::add(*s, exp_at<kStore, kShifted>(i0 + j + a * N + l, g));
+            }
       for (std::size_t l = 0; l < N; ++l)
-        for (std::size_t g = 0; g < strips; ++g) out[l * strips + g] = tree<A>(0, l, g);
+        for (std::size_t g = 0; g < strips; ++g) out[l * strips + g] = merge_tree<SumExpAcc<false>, A>(slot_at(0, l, g));
     }
     // `partial_block`: whole blocks of U, then single vectors (lane l takes element i + l),
     // then the tail (its padding adds e^(kLow - mu) = +0, which changes nothing).
@@ -683,18 +704,15 @@ struct Passes {
       R* tmp = reinterpret_cast<R*>(lanes);
       if (n <= B) {
         partial_block<kStore, kShifted>(0, n, tmp);
-      } else {  // Cascade::push / total, on whole lane sets
-        std::uint64_t used = 0;
+      } else {  // Cascade's order, on whole lane sets
+        CascadeOrder order;
         const auto lvl = [this, w](int l) { return reinterpret_cast<R*>(level) + std::size_t(l) * w; };
+        const auto fold_into = [w](R* into, const R* from) {
+          for (std::size_t k = 0; k < w; ++k) into[k] = V::add(from[k], into[k]);
+        };
         const auto push = [&](R* st) {
-          int l = 0;
-          while ((used >> l) & 1u) {
-            for (std::size_t k = 0; k < w; ++k) st[k] = V::add(lvl(l)[k], st[k]);
-            used &= ~(std::uint64_t{1} << l);
-            ++l;
-          }
+          const int l = order.push([&](int k) { fold_into(st, lvl(k)); });
           std::memcpy(static_cast<void*>(lvl(l)), st, w * sizeof(R));
-          used |= std::uint64_t{1} << l;
         };
         std::size_t i = 0;
         for (; i + B <= n; i += B) {
@@ -705,10 +723,8 @@ struct Passes {
           partial_block<kStore, kShifted>(i, n - i, tmp);
           push(tmp);
         }
-        std::uint64_t rest = used;
-        std::memcpy(static_cast<void*>(tmp), lvl(__builtin_ctzll(rest)), w * sizeof(R));
-        for (rest &= rest - 1; rest; rest &= rest - 1)
-          for (std::size_t k = 0; k < w; ++k) tmp[k] = V::add(lvl(__builtin_ctzll(rest))[k], tmp[k]);
+        order.total([&](int k) { std::memcpy(static_cast<void*>(tmp), lvl(k), w * sizeof(R)); },
+                    [&](int k) { fold_into(tmp, lvl(k)); });
       }
       for (std::size_t half = N / 2; half >= 1; half /= 2)
         for (std::size_t l = 0; l < half; ++l)
@@ -785,8 +801,8 @@ struct Passes {
       if (!reload) c.template sums<false, false>(sigma);
       else if (log) c.template sums<true, true>(sigma);
       else c.template sums<true, false>(sigma);
-      // Per column, the row runner's scalar glue (three_pass, finish_three_pass,
-      // finish_max_based): the sum in double, then 1/sum or log(sum) rounded to T.
+      // Per column, the row runner's scalar glue: the one chunk's sum in double (three_pass),
+      // then the last pass's constant.
       alignas(64) T col_mu[kColumnStrips * N], col_sigma[kColumnStrips * N], col_c[kColumnStrips * N];
       for (std::size_t g = 0; g < strips; ++g) {
         V::storeu(col_mu + g * N, c.mu[g]);
@@ -795,9 +811,7 @@ struct Passes {
       for (std::size_t k = 0; k < strips * N; ++k) {
         double sum = 0;
         sum += double(col_sigma[k]);
-        if (!log) col_c[k] = static_cast<T>(1.0 / sum);
-        else if (reload) col_c[k] = static_cast<T>(std::log(sum));
-        else col_c[k] = static_cast<T>(double(col_mu[k]) + std::log(sum));
+        col_c[k] = three_pass_constant(log, reload, col_mu[k], sum);
       }
       R cv[kColumnStrips];
       for (std::size_t g = 0; g < strips; ++g) cv[g] = V::loadu(col_c + g * N);

@@ -33,6 +33,16 @@ constexpr std::size_t kChunk = std::size_t{1} << 16;
 // Contiguous one-chunk rows handed to RowRunner::rows at once by for_rows.
 constexpr int kRowBatch = 4;
 
+// The constant of three-pass's last pass, from the row's max and its sum of e^(x - mu) in
+// double: 1/sum (softmax); log(sum) (log_softmax, reload: the middle row holds x - mu); or
+// mu + log(sum) (log_softmax, recompute). Shared by the row runner and the column kernel
+// (passes.h), whose results must be bitwise the same.
+template <class T>
+T three_pass_constant(bool log, bool reload, T mu, double sum) {
+  if (!log) return static_cast<T>(1.0 / sum);
+  return reload ? static_cast<T>(std::log(sum)) : static_cast<T>(double(mu) + std::log(sum));
+}
+
 // Flush-to-zero and denormals-are-zero while a task runs (MXCSR is per thread; restored
 // on exit). Subnormal results -- outputs below ~1e-38 (f32), tiny contributions when pass 1
 // rescales -- otherwise take microcode assists of ~100 cycles each on Intel: a
@@ -255,13 +265,9 @@ class RowRunner {
   // Pass 3 of three-pass from the row's max and sum (w: reload's middle row).
   void finish_three_pass(const S* x, S* y, const T* w, T mu, double sum) const {
     if (alg_ != Algorithm::three_pass_reload) return finish_max_based(x, y, mu, sum);
-    if (log_) {
-      const T c0 = static_cast<T>(std::log(sum));
-      each_chunk([&](std::size_t c) { p_.reload_sub(size(c), w + begin(c), y + begin(c), c0, stream_); });
-    } else {
-      const T inv = static_cast<T>(1.0 / sum);
-      each_chunk([&](std::size_t c) { p_.reload_scale(size(c), w + begin(c), y + begin(c), inv, stream_); });
-    }
+    const T c = three_pass_constant(log_, true, mu, sum);
+    if (log_) each_chunk([&](std::size_t k) { p_.reload_sub(size(k), w + begin(k), y + begin(k), c, stream_); });
+    else each_chunk([&](std::size_t k) { p_.reload_scale(size(k), w + begin(k), y + begin(k), c, stream_); });
   }
 
   // three_pass for count <= kRowBatch one-chunk rows with S == T, each phase over all the
@@ -318,13 +324,9 @@ class RowRunner {
 
   // y = e^(x - mu) / sum, or y = x - (mu + log sum).
   void finish_max_based(const S* x, S* y, T mu, double sum) const {
-    if (log_) {
-      const T c0 = static_cast<T>(double(mu) + std::log(sum));
-      each_chunk([&](std::size_t c) { p_.write_sub(size(c), x + begin(c), y + begin(c), c0, stream_); });
-    } else {
-      const T inv = static_cast<T>(1.0 / sum);
-      each_chunk([&](std::size_t c) { p_.write_exp_scaled(size(c), x + begin(c), y + begin(c), mu, inv, stream_); });
-    }
+    const T c = three_pass_constant(log_, false, mu, sum);
+    if (log_) each_chunk([&](std::size_t k) { p_.write_sub(size(k), x + begin(k), y + begin(k), c, stream_); });
+    else each_chunk([&](std::size_t k) { p_.write_exp_scaled(size(k), x + begin(k), y + begin(k), mu, c, stream_); });
   }
 
   const P& p_;
