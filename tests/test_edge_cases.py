@@ -473,7 +473,7 @@ def test_non_last_axis_columns_are_bitwise_the_rows(isa, dtype, algorithm, op):
             x[0, n // 2, 5] = np.nan
             x[1, 1, 17] = np.inf
             x[0, 2, 33] = -np.inf  # stays on the fast path
-            x[1, n - 1, 40] = 1e30 if dtype == np.float64 else 1e30
+            x[1, n - 1, 40] = 1e30
             x[0, :, 20] = -3e6  # the max is below -kHigh: the exact path
         want = np.swapaxes(fn(np.ascontiguousarray(np.swapaxes(x, 1, 2)), axis=-1, isa=isa, algorithm=algorithm), 1, 2)
         got = fn(x, axis=1, isa=isa, algorithm=algorithm)
