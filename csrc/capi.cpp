@@ -46,6 +46,7 @@ fastsoftmax_status run(const char* op, const T* x, T* y, std::size_t rows, std::
     if (rows == 0 || n == 0) return FASTSOFTMAX_OK;
     const char* alg = algorithm_name(algorithm);
     if (!x || !y || !alg) return FASTSOFTMAX_ERROR_INVALID_ARGUMENT;
+    if (threads < 0 || threads > kMaxThreads) return FASTSOFTMAX_ERROR_INVALID_ARGUMENT;
     // Output rows must not overlap one another (reading rows may: a broadcast input is fine).
     if (rows > 1 && static_cast<std::size_t>(ys < 0 ? -ys : ys) < n) return FASTSOFTMAX_ERROR_INVALID_ARGUMENT;
     const DType dt = dtype_of<T>();
@@ -68,6 +69,8 @@ fastsoftmax_status run(const char* op, const T* x, T* y, std::size_t rows, std::
 }
 
 }  // namespace
+
+static_assert(FASTSOFTMAX_MAX_THREADS == fastsoftmax::kMaxThreads, "the header and the core agree on the cap");
 
 extern "C" {
 
@@ -108,8 +111,19 @@ fastsoftmax_status fastsoftmax_log_softmax_bf16(const uint16_t* x, uint16_t* y, 
              threads);
 }
 
-int fastsoftmax_get_num_threads(void) { return fastsoftmax::get_num_threads(); }
-void fastsoftmax_set_num_threads(int n) { fastsoftmax::set_num_threads(n); }
+int fastsoftmax_get_num_threads(void) {
+  try {
+    return fastsoftmax::get_num_threads();
+  } catch (...) {
+    return 0;  // a malformed FASTSOFTMAX_NUM_THREADS
+  }
+}
+
+fastsoftmax_status fastsoftmax_set_num_threads(int n) {
+  if (n < 0 || n > fastsoftmax::kMaxThreads) return FASTSOFTMAX_ERROR_INVALID_ARGUMENT;
+  fastsoftmax::set_num_threads(n);
+  return FASTSOFTMAX_OK;
+}
 
 const char* fastsoftmax_isa(void) {
   try {

@@ -60,9 +60,10 @@ void with_storage(DType d, F&& f) {
   }
 }
 
-// Below this many elements in a call, threads cost more than they save (measured: see
-// README, "Threads").
-constexpr std::size_t kMinParallelElements = std::size_t{1} << 17;
+// The cost model for splitting a call: nanoseconds of work per element at the fast end of
+// what one thread takes in cache (docs/results.md), so that the estimate errs towards
+// fewer threads; useful_threads weighs it against the measured hand-off cost.
+double per_element_ns(std::size_t itemsize) { return itemsize == 8 ? 0.35 : 0.15; }
 
 // The rows of a job and the threads to use for it.
 struct Plan {
@@ -71,9 +72,9 @@ struct Plan {
 };
 template <class T>
 Plan plan(const RowsJob& job, int threads) {
-  Plan pl{1, static_cast<std::size_t>(job.shape[job.ndim - 1]), threads <= 0 ? get_num_threads() : threads};
+  Plan pl{1, static_cast<std::size_t>(job.shape[job.ndim - 1]), resolve_threads(threads)};
   for (int d = 0; d + 1 < job.ndim; ++d) pl.rows *= static_cast<std::size_t>(job.shape[d]);
-  if (pl.rows * pl.n < kMinParallelElements) pl.threads = 1;
+  if (pl.threads > 1) pl.threads = useful_threads(pl.threads, double(pl.rows * pl.n) * per_element_ns(sizeof(T)));
   return pl;
 }
 

@@ -178,7 +178,7 @@ def test_unsupported_input_and_options():
     with pytest.raises(ValueError, match="unknown isa"):
         fastsoftmax.logsumexp(np.zeros(3), isa="sse9")
     with pytest.raises(ValueError, match="threads"):
-        fastsoftmax.logsumexp(np.zeros(3), threads=0)
+        fastsoftmax.logsumexp(np.zeros(3), threads=-1)
 
 
 def test_out():

@@ -250,7 +250,7 @@ PyObject* fast_call(bool log, PyObject* const* args, Py_ssize_t nargs) {
   if (threads != Py_None) {
     if (!PyLong_CheckExact(threads)) return not_here();
     nthreads = PyLong_AsLong(threads);
-    if (nthreads < 1 || nthreads > (1L << 20)) {
+    if (nthreads < 1 || nthreads > kMaxThreads) {
       PyErr_Clear();
       return not_here();
     }
@@ -363,6 +363,25 @@ py::list kernel_list(bool patterns) {
 
 }  // namespace
 
+// The pool's thread count as plain C symbols, for threadpoolctl's controller (ctypes).
+#if defined(_WIN32)
+#define FSM_EXPORT __declspec(dllexport)
+#else
+#define FSM_EXPORT __attribute__((visibility("default")))
+#endif
+extern "C" FSM_EXPORT int fastsoftmax_py_get_num_threads() {
+  try {
+    return get_num_threads();
+  } catch (...) {
+    return 0;
+  }
+}
+extern "C" FSM_EXPORT int fastsoftmax_py_set_num_threads(int n) {
+  if (n < 0 || n > kMaxThreads) return 1;
+  set_num_threads(n);
+  return 0;
+}
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fastsoftmax native core (use the functions of the fastsoftmax package)";
   m.def("run", &run, py::arg("op"), py::arg("algorithm"), py::arg("x"), py::arg("out"), py::arg("isa") = py::none(),
@@ -380,6 +399,45 @@ PYBIND11_MODULE(_core, m) {
         "threads= of this thread's last kernel run (0: the default), for tests");
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
   m.def("default_num_threads", &default_num_threads);
+  m.attr("MAX_THREADS") = kMaxThreads;
+  m.def("swap_thread_local_threads", &swap_thread_local_threads, py::arg("n"),
+        "Set this thread's override of the default thread count (0: none); returns the previous one");
+  m.def("thread_config", [](const py::object& root) {
+    const ThreadConfig c = root.is_none() ? thread_config() : make_thread_config(root.cast<std::string>());
+    py::dict d;
+    d["threads"] = c.threads; d["source"] = c.source; d["error"] = c.error; d["warning"] = c.warning;
+    d["affinity_cpus"] = c.affinity_cpus; d["cgroup_cpus"] = c.cgroup_cpus;
+    return d;
+  }, py::arg("root") = py::none(),
+  "How the default thread count was found (parsed once, at the first use); with root, found afresh with the cgroup files under root");
+  m.def("parse_thread_count", [](const std::string& name, const std::string& value, bool omp_list) {
+    std::string error;
+    const int n = parse_thread_count(name.c_str(), value.c_str(), omp_list, &error);
+    if (n <= 0) throw py::value_error(error);
+    return n;
+  }, py::arg("name"), py::arg("value"), py::arg("omp_list") = false);
+  m.def("cgroup_cpu_quota", &cgroup_cpu_quota, py::arg("root") = "",
+        "CPU quota of this process's cgroup, rounded up (0: none); root prefixes every path read");
+  m.def("handoff_costs", [] {
+    const HandoffCosts h = handoff_costs();
+    py::dict d;
+    d["parked_ns"] = h.parked_ns; d["spinning_ns"] = h.spinning_ns;
+    d["measured"] = h.measured; d["overridden"] = h.overridden;
+    return d;
+  });
+  m.def("set_handoff_costs", &set_handoff_costs, py::arg("parked_ns"), py::arg("spinning_ns"),
+        "Fix the hand-off costs the thread planner uses (tests, measurements); negative: measure them");
+  m.def("useful_threads", &useful_threads, py::arg("requested"), py::arg("work_ns"));
+  m.def("pool_info", [] {
+    const PoolInfo i = pool_info();
+    py::dict d;
+    d["pools_created"] = i.pools_created; d["workers"] = i.workers; d["spinning"] = i.spinning;
+    d["wakes"] = i.wakes; d["max_pool_threads"] = max_pool_threads();
+    d["fork_generation"] = fork_generation();
+    return d;
+  });
+  m.def("after_fork_in_child", &after_fork_in_child,
+        "What the pthread_atfork child handler does (for tests): the next parallel call gets a fresh pool");
   m.def("run_pattern", &run_pattern, py::arg("pattern"), py::arg("x"), py::arg("out"), py::arg("isa") = py::none(),
         "Run a memory-only roofline pattern over contiguous x/out; returns a checksum.");
   m.def("kernels", [] { return kernel_list(false); });

@@ -8,6 +8,7 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _core
+from ._threads import MAX_THREADS, check_threads, get_num_threads, set_num_threads
 
 __all__ = ["softmax", "log_softmax", "set_num_threads", "get_num_threads", "ALGORITHMS"]
 
@@ -172,14 +173,7 @@ _fast_softmax, _fast_log_softmax = _core.fast_softmax, _core.fast_log_softmax
 _F16, _F32, _F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 _LD = np.dtype(np.longdouble)
 _BF16 = None  # ml_dtypes.bfloat16's dtype, once an array of it has been seen
-
-
-def _check_threads(threads) -> int:
-    if threads is None:
-        return 0
-    if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise ValueError(f"threads must be None or a positive int, got {threads!r}")
-    return int(threads)
+_check_threads = check_threads  # the name _stats and dask import
 
 
 def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str], threads=None, dtype=None):
@@ -189,7 +183,7 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
     if (xd is not None and (xd is _F32 or xd is _F64 or xd is _F16 or xd is _BF16) and dtype is None
             and x.ndim and x.shape[-1]
             and type(algorithm) is str and algorithm in _ALGORITHM_SET and (isa is None or type(isa) is str)
-            and (threads is None or type(threads) is int and threads >= 1)
+            and (threads is None or type(threads) is int and 0 <= threads <= MAX_THREADS)
             and (axis == -1 or axis == x.ndim - 1 if type(axis) is int else axis is None and x.ndim == 1)):
         if out is None:
             y = np.empty(x.shape, x.dtype)
@@ -203,7 +197,7 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
         raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
     if isa is not None:
         _check_isa(isa)
-    nthreads = _check_threads(threads)
+    nthreads = check_threads(threads)
     x = np.asarray(x)
     if x.dtype.hasobject or (x.dtype.kind in ("O", "S", "U", "V", "M", "m") and not _is_bfloat16(x.dtype)):
         raise TypeError(f"softmax needs real numbers, got an array of dtype {x.dtype!r}")
@@ -334,10 +328,11 @@ def softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, dtype
         Force an instruction-set tier (default: the best this CPU runs, capped by
         ``FASTSOFTMAX_ISA``).
     threads : int, optional
-        Threads for this call (default: :func:`get_num_threads`). Rows are spread over
-        threads, and a long row is split into chunks whose statistics merge exactly; the
-        result is bitwise the same for any thread count. Calls under 2^17 elements stay
-        on the calling thread.
+        At most this many threads for this call, from 1 to :data:`MAX_THREADS` (None or
+        0: :func:`get_num_threads`). Rows are spread over threads, and a long row is
+        split into chunks whose statistics merge exactly; the result is bitwise the same
+        for any thread count. A call uses only as many threads as its work pays for
+        (README, Threads).
 
     Returns
     -------
@@ -372,28 +367,3 @@ def log_softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, d
     """
     r = _fast_log_softmax(x, axis, out, dtype, algorithm, isa, threads)
     return r if r is not NotImplemented else _compute("log_softmax", x, axis, out, algorithm, isa, threads, dtype)
-
-
-def set_num_threads(n: Optional[int]) -> None:
-    """Set the number of threads calls use when they pass no ``threads=``.
-
-    ``None`` restores the default: ``FASTSOFTMAX_NUM_THREADS`` if set, else the number
-    of CPUs this process may run on. Concurrent calls from several Python threads never
-    oversubscribe: while one call uses the thread pool, the others run on their own thread.
-
-    >>> import fastsoftmax
-    >>> fastsoftmax.set_num_threads(2); fastsoftmax.get_num_threads()
-    2
-    >>> fastsoftmax.set_num_threads(None)
-    """
-    _core.set_num_threads(0 if n is None else _check_threads(n))
-
-
-def get_num_threads() -> int:
-    """The number of threads a call uses when it passes no ``threads=``.
-
-    >>> import fastsoftmax
-    >>> fastsoftmax.get_num_threads() >= 1
-    True
-    """
-    return _core.get_num_threads()

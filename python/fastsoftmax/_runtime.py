@@ -7,7 +7,7 @@ import platform
 import sys
 from typing import Any, Dict, List
 
-from . import _core
+from . import _core, _threads
 
 __all__ = ["kernels", "show_runtime", "runtime_info", "get_include", "get_cmake_dir", "get_library"]
 
@@ -92,6 +92,8 @@ def runtime_info() -> Dict[str, Any]:
         "auto_kernels": selected,
         "ftz_daz": _core.ftz_daz(),
         "avx512_bf16_rounding": _core.avx512_bf16_rounding(),
+        "threads": _threads.thread_info(),
+        "num_threads": _core.get_num_threads(),
     }
 
 
@@ -122,3 +124,15 @@ def show_runtime() -> None:
     print(f"MXCSR: FTZ={fd['ftz']} DAZ={fd['daz']}")
     print("bfloat16 rounding on the avx512 tier: "
           + ("vcvtneps2bf16 (AVX512-BF16)" if info["avx512_bf16_rounding"] else "shifts (no AVX512-BF16)"))
+    t = info["threads"]
+    quota = f"{t['cgroup_cpus']} CPUs" if t["cgroup_cpus"] else "none"
+    print(f"threads: {info['num_threads']} (default {t['threads']} from {t['source']}; affinity {t['affinity_cpus']} "
+          f"CPUs, cgroup quota {quota})")
+    h = t["handoff"]
+    if h["measured"]:
+        print(f"thread hand-off: {h['parked_ns'] / 1e3:.1f} us to a parked worker, "
+              f"{h['spinning_ns'] / 1e3:.1f} us to a spinning one" + (" (fixed)" if h["overridden"] else ""))
+    else:
+        print("thread hand-off: not measured yet (at the first call that may use threads)")
+    if t["warning"]:
+        print(f"WARNING: {t['warning']}")

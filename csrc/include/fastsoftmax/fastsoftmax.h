@@ -26,7 +26,7 @@ extern "C" {
 typedef enum fastsoftmax_status {
   FASTSOFTMAX_OK = 0,
   FASTSOFTMAX_ERROR_INVALID_ARGUMENT = 1, /* null pointer, overlapping rows, bad enum value */
-  FASTSOFTMAX_ERROR_UNSUPPORTED = 2,      /* e.g. FASTSOFTMAX_ISA names an unknown tier */
+  FASTSOFTMAX_ERROR_UNSUPPORTED = 2,      /* FASTSOFTMAX_ISA names an unknown tier, or FASTSOFTMAX_NUM_THREADS is malformed */
   FASTSOFTMAX_ERROR_OUT_OF_MEMORY = 3,
   FASTSOFTMAX_ERROR_INTERNAL = 4
 } fastsoftmax_status;
@@ -39,7 +39,9 @@ typedef enum fastsoftmax_algorithm {
   FASTSOFTMAX_ALGORITHM_ONLINE = 4
 } fastsoftmax_algorithm;
 
-/* threads <= 0: fastsoftmax_get_num_threads(). */
+/* threads: 0 for the default (fastsoftmax_get_num_threads()), else at most that many threads
+ * (1 to FASTSOFTMAX_MAX_THREADS; a negative or larger count is FASTSOFTMAX_ERROR_INVALID_ARGUMENT).
+ * A call uses fewer threads when its work would not pay for waking them. */
 FASTSOFTMAX_API fastsoftmax_status fastsoftmax_softmax_f32(const float* x, float* y, size_t rows, size_t n,
                                                            ptrdiff_t x_row_stride, ptrdiff_t y_row_stride,
                                                            fastsoftmax_algorithm algorithm, int threads);
@@ -68,10 +70,18 @@ FASTSOFTMAX_API fastsoftmax_status fastsoftmax_log_softmax_bf16(const uint16_t* 
                                                                 ptrdiff_t x_row_stride, ptrdiff_t y_row_stride,
                                                                 fastsoftmax_algorithm algorithm, int threads);
 
-/* Threads used when a call passes threads <= 0 (default: FASTSOFTMAX_NUM_THREADS, else
- * the CPUs this process may run on). n <= 0 restores the default. */
+#define FASTSOFTMAX_MAX_THREADS 1024
+
+/* Threads used when a call passes threads = 0: what fastsoftmax_set_num_threads set, else
+ * FASTSOFTMAX_NUM_THREADS, else OMP_NUM_THREADS (a malformed value is ignored), else the
+ * smaller of the CPUs in this process's affinity mask and its cgroup CPU quota (rounded
+ * up). A malformed FASTSOFTMAX_NUM_THREADS (not an integer from 1 to
+ * FASTSOFTMAX_MAX_THREADS) makes this return 0 and calls with threads = 0 fail with
+ * FASTSOFTMAX_ERROR_UNSUPPORTED. */
 FASTSOFTMAX_API int fastsoftmax_get_num_threads(void);
-FASTSOFTMAX_API void fastsoftmax_set_num_threads(int n);
+/* n = 0 restores the default; n outside [0, FASTSOFTMAX_MAX_THREADS] is
+ * FASTSOFTMAX_ERROR_INVALID_ARGUMENT and changes nothing. */
+FASTSOFTMAX_API fastsoftmax_status fastsoftmax_set_num_threads(int n);
 
 /* The instruction-set tier in use ("avx512", "avx2" or "scalar"), or NULL when
  * FASTSOFTMAX_ISA is invalid. */

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from typing import List, Optional, Tuple
@@ -70,7 +71,7 @@ def parse_sizes(spec: str) -> List[int]:
 
 
 def parse_threads(spec: str) -> List[int]:
-    """Thread counts from "1", "1,2" or "1,2,4"; sorted, without repeats.
+    """Thread counts from "1", "1,2" or "1,2,4" ("scaling": 1, 2, 4, ... and the CPU count); sorted, without repeats.
 
     >>> parse_threads("2,1,2")
     [1, 2]
@@ -80,8 +81,16 @@ def parse_threads(spec: str) -> List[int]:
         item = item.strip()
         if not item:
             continue
+        if item == "scaling":  # 1, 2, 4, ... up to the CPUs this process may run on, and that count
+            cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            t = 1
+            while t < cpus:
+                out.add(t)
+                t *= 2
+            out.add(cpus)
+            continue
         if not re.fullmatch(r"\d+", item) or int(item) < 1:
-            raise ValueError(f"--threads takes counts >= 1 separated by commas (e.g. 1,2), got {item!r}")
+            raise ValueError(f"--threads takes counts >= 1 separated by commas (e.g. 1,2) or 'scaling', got {item!r}")
         out.add(int(item))
     if not out:
         raise ValueError(f"no thread counts in {spec!r}")
@@ -156,10 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-rooflines", dest="patterns", action="store_false",
                    help="skip the memory-only patterns (no x roofline column)")
     p.add_argument("--threads", default="1", metavar="T[,T...]",
-                   help="thread counts, e.g. 1,2 (default 1): every row is measured at each (fastsoftmax threads=t "
+                   help="thread counts, e.g. 1,2, or 'scaling' for 1,2,4,...,nproc (default 1): every row is measured at each (fastsoftmax threads=t "
                         "per call, torch.set_num_threads(t), an ONNX Runtime session with intra_op_num_threads=t; "
                         "NumPy and SciPy are single-threaded and run at 1 only); the memory-only patterns run on t "
                         "slices at once; with more than one count a scaling summary is printed")
+    p.add_argument("--no-default-threads", dest="default_threads", action="store_false",
+                   help="skip the 'auto (default threads)' row (fastsoftmax with no threads=, the library's default "
+                        "thread count, timed beside the one-thread rows, and its summary line)")
     p.add_argument("--shape", action="append", metavar="ROWSxN",
                    help="also time a batch of rows, e.g. 4096x32000 (repeatable or comma-separated; "
                         "softmax over the last axis); in the table and the scaling summary, not in the plot")
@@ -227,6 +239,7 @@ def make_config(args: argparse.Namespace, argv: Optional[List[str]]):
     return BenchConfig(
         sizes=sizes, dtypes=dtypes, ops=ops, algorithms=algorithms, isas=isas, patterns=args.patterns,
         peers=_impls.peer_list(args.peers), threads=threads, shapes=shapes, new_output=args.new_output,
+        default_threads=args.default_threads,
         out_dir=args.out, repeat=args.repeat,
         min_time=min_time, min_reps=max(1, args.min_reps), max_time=max_time, max_reps=args.max_reps or 10000,
         max_buffers=args.max_buffers, max_memory=int(args.max_memory * (1 << 30)), buffers=args.buffers,

@@ -47,10 +47,11 @@ ROOFLINE_OF = {
 }
 MIN_TRAFFIC = (2, 1)  # no softmax can do with less: read to normalise, read+write to produce
 #: fastsoftmax runs calls of fewer elements than this on the calling thread, whatever
-#: threads= says (csrc/softmax.cpp, kMinParallelElements); the harness splits its
-#: memory-only patterns over threads only from this size on, for the same reason.
+#: threads= says unless the work pays for the threads' hand-off (README, Threads); the harness
+#: splits its memory-only patterns over threads only from this size on.
 MIN_PARALLEL_ELEMENTS = 1 << 17
 NEW_OUTPUT_LABEL = "auto (new output)"
+DEFAULT_THREADS_LABEL = "auto (default threads)"
 TORCH_NEW_OUTPUT_LABEL = "torch (new output)"
 
 
@@ -150,6 +151,17 @@ def fastsoftmax_impl(op: str, algorithm: str, isa: str, x: np.ndarray, api: str,
         note=f"auto -> {resolved}" if algorithm == "auto" else "", threads=threads,
         extra={"resolved_algorithm": resolved, "api": api},
     )
+
+
+def default_threads_impl(op: str, x: np.ndarray, api: str) -> Impl:
+    """``fastsoftmax.softmax(x, out=)`` with no threads=: what a user's call runs on (the library's
+    default thread count, split only where the work pays for it), filed beside the one-thread rows."""
+    impl = fastsoftmax_impl(op, "auto", _core.active_isa(), x, api, threads=0)
+    impl.label = DEFAULT_THREADS_LABEL
+    impl.threads = 1
+    impl.note = f"threads=None (default {_core.get_num_threads()}); {impl.note}"
+    impl.extra["default_threads"] = _core.get_num_threads()
+    return impl
 
 
 def _holder_result(holder: List[Any], convert: Callable[[Any], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:

@@ -358,6 +358,35 @@ def dtype_summary(rows: List[Dict[str, Any]], tiers: List[str]) -> List[Dict[str
     return out
 
 
+def default_threads_summary(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The library's default thread count against one thread: 'auto (default threads)' over
+    'auto@<its tier>' at threads=1, measured in the same interleaved rounds, for every N and
+    shape; the worst ratio."""
+    from ._impls import DEFAULT_THREADS_LABEL
+
+    one = {(_label_n(r), r["dtype"], r["op"], r.get("isa")): r for r in rows
+           if r["kind"] == "fastsoftmax" and r.get("algorithm") == "auto" and r.get("threads", 1) == 1
+           and r["impl"] == f"auto@{r.get('isa')}"}
+    pairs = []
+    for r in rows:
+        if r["impl"] != DEFAULT_THREADS_LABEL:
+            continue
+        base = one.get((_label_n(r), r["dtype"], r["op"], r.get("isa")))
+        if base and base.get("median_ns") and r.get("median_ns"):
+            pairs.append((r["median_ns"] / base["median_ns"], r, base))
+    if not pairs:
+        return []
+    worst, r, _ = max(pairs, key=lambda p: p[0])
+    best = min(p[0] for p in pairs)
+    default = r.get("default_threads") or r.get("extra", {}).get("default_threads")
+    text = [f"default threads ({default}) vs one thread: worst ratio {worst:.2f}x at N={_label_n(r)} "
+            f"({r['dtype']} {r['op']}), best {best:.2f}x, over {len(pairs)} sizes and shapes "
+            f"(time with the default / time with threads=1, same rounds)"]
+    return [{"kind": "default_threads", "worst_ratio": worst, "best_ratio": best, "at": _label_n(r),
+             "dtype": r["dtype"], "op": r["op"], "default_threads": default, "pairs": len(pairs), "text": text,
+             "ratios": [{"n": _label_n(b), "dtype": b["dtype"], "op": b["op"], "ratio": q} for q, _, b in pairs]}]
+
+
 def _scaling_order(r: Dict[str, Any]) -> tuple:
     kind = {"roofline": 0, "fastsoftmax": 1, "peer": 2}.get(r["kind"], 3)
     alg = r.get("algorithm") or r["impl"]

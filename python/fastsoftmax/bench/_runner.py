@@ -27,6 +27,7 @@ class BenchConfig:
     threads: Union[int, List[int]] = field(default_factory=lambda: [1])  # every row is measured at each count
     shapes: List[Tuple[int, int]] = field(default_factory=list)  # batch shapes (rows, n), besides the sizes
     new_output: bool = True                                # the "auto (new output)" / "torch (new output)" rows
+    default_threads: bool = True                           # the "auto (default threads)" row beside threads=1
     out_dir: Optional[str] = "bench-results"
     repeat: Optional[int] = None
     min_time: float = 0.2                                  # seconds of timed calls per measurement
@@ -274,7 +275,8 @@ def run_benchmark(cfg: BenchConfig, out: TextIO = sys.stdout) -> Dict[str, Any]:
                           "patterns": name in pattern_dtypes} for name, dt in dtypes},
         "peer_versions": {p.name: p.version for p in peers},
         "threads": {"requested": threads, "env": env,
-                    "fastsoftmax": "threads=t passed per call; calls under 2^17 elements run on one thread",
+                    "fastsoftmax": "threads=t passed per call (at most t threads: a call splits only where its work pays "
+                                   "for the hand-off); 'auto (default threads)' passes none",
                     "fastsoftmax_default_threads": _core.get_num_threads(),
                     "single_threaded_peers": [p.name for p in peers if not p.multithreaded],
                     "multicore_roofline": "t contiguous slices at once on a ThreadPoolExecutor (2^17 elements "
@@ -341,7 +343,8 @@ def run_benchmark(cfg: BenchConfig, out: TextIO = sys.stdout) -> Dict[str, Any]:
             pool.close()
 
     doc["ftz_daz"]["at_end"] = dict(_core.ftz_daz())
-    doc["summary"] = _report.summary(rows, tiers) + _report.dtype_summary(rows, tiers)
+    doc["summary"] = (_report.summary(rows, tiers) + _report.dtype_summary(rows, tiers)
+                      + _report.default_threads_summary(rows))
     if len(threads) > 1:
         doc["scaling"] = _report.scaling(rows, tiers, threads)
     doc["wall_time_s"] = round(time.perf_counter() - started, 2)
@@ -442,6 +445,8 @@ def _measure_block(cfg: BenchConfig, op: str, shape: Tuple[int, ...], dtype: np.
         specs += [("fs", (alg, isa)) for isa in tiers for alg in cfg.algorithms]
     if cfg.new_output and "auto" in cfg.algorithms and fs_ok:
         specs.append(("new", None))
+    if cfg.default_threads and "auto" in cfg.algorithms and fs_ok and threads == min(_thread_list(cfg.threads)):
+        specs.append(("default", None))
     specs += [("peer", p) for p in peers if _peer_runs_at(p, threads)]
     if cfg.new_output:
         specs += [("peer-new", p) for p in peers if p.name == "torch"]
@@ -468,6 +473,8 @@ def _measure_block(cfg: BenchConfig, op: str, shape: Tuple[int, ...], dtype: np.
             label = f"{spec[0]}@{spec[1]}"
         elif kind == "new":
             label = _impls.NEW_OUTPUT_LABEL
+        elif kind == "default":
+            label = _impls.DEFAULT_THREADS_LABEL
         else:
             label = spec.name if kind == "peer" else _impls.TORCH_NEW_OUTPUT_LABEL
         try:
@@ -477,6 +484,8 @@ def _measure_block(cfg: BenchConfig, op: str, shape: Tuple[int, ...], dtype: np.
                 impl = _impls.fastsoftmax_impl(op, spec[0], spec[1], x, cfg.api, threads)
             elif kind == "new":
                 impl = _impls.new_output_impl(op, x, threads)
+            elif kind == "default":
+                impl = _impls.default_threads_impl(op, x, cfg.api)
             elif kind == "peer":
                 impl = spec.make(op, x)
             else:
