@@ -491,8 +491,8 @@ int useful_threads(int requested, double work_ns) {
   int t = requested;
   for (;;) {
     const bool warm = pool().spinning(t - 1) >= t - 1;
-    const double handoff = warm ? spinning : parked;
-    const double fits = handoff > 0 ? work_ns / (kGrainHandoffs * handoff) : double(requested);
+    const double grain = std::max(kGrainHandoffs * (warm ? spinning : parked), kMinWorkPerThreadNs);
+    const double fits = work_ns / grain;
     const int next = static_cast<int>(std::clamp(std::floor(fits), 1.0, double(requested)));
     if (next >= t) return t;
     t = next;

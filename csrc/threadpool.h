@@ -21,12 +21,17 @@ constexpr int kMaxThreads = 1024;
 void parallel_for(std::size_t tasks, int threads, const std::function<void(std::size_t)>& fn);
 
 // How many of `requested` threads pay for themselves on `work_ns` nanoseconds of work:
-// each thread must get at least kGrainHandoffs hand-off costs of work. The hand-off cost
+// each thread must get at least kGrainHandoffs hand-off costs of work (and
+// kMinWorkPerThreadNs). The hand-off cost
 // is measured once, at the first call that asks for more than one thread (see
 // handoff_costs): the cost of waking a parked worker, or a spinning one if enough
 // workers are spinning right now.
 int useful_threads(int requested, double work_ns);
 constexpr double kGrainHandoffs = 2.0;
+// ... and at least this much work each, whatever the hand-off costs: below it the cache
+// lines the threads share (a row's statistics, the boundaries of their output) cost more
+// than the split saves.
+constexpr double kMinWorkPerThreadNs = 10000.0;
 
 struct HandoffCosts {
   double parked_ns = 0, spinning_ns = 0;

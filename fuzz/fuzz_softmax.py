@@ -396,7 +396,7 @@ def build_case(data: bytes) -> Case:
         case.kwargs["isa"] = d.weighted([(t, 4) for t in TIERS] + [("sse2", 1), ("", 1), (2, 1), (b"avx2", 1)])
     if d.chance(0.3):
         case.kwargs["threads"] = d.weighted([(None, 2), (1, 2), (2, 4), (3, 2), (0, 1), (-1, 1), (1.5, 1),
-                                             (True, 1), ("2", 1)])
+                                             (True, 1), ("2", 1), (1025, 1), (2**31, 1)])
     return case
 
 
@@ -449,7 +449,8 @@ def documented_errors(case: Case) -> Tuple[type, ...]:
     elif isa is not None and isa not in TIERS:
         errs.append(ValueError)
     threads = kw.get("threads")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or not 0 <= threads <= 1024):  # 0: the default
         errs.append(ValueError)
     x = np.asarray(case.x)
     rdt = result_dtype(x)

@@ -137,7 +137,8 @@ if SANITIZED:
 def fixed_handoff_costs():
     """The thread planner splits a call by its work against the hand-off cost measured at
     the first parallel call; a measurement is machine- and moment-dependent, so the suite
-    fixes the cost instead: 5 us, with which float32 calls of 2^17 elements and more split
-    over 2 threads. test_threads.py tests the measured path itself."""
+    fixes the cost instead: 5 us, with which float32 calls of a little more than 2^17
+    elements and more split over 2 threads (20 us of modelled work).
+    test_thread_budget.py tests the measured path itself."""
     _core.set_handoff_costs(5000.0, 5000.0)
     yield

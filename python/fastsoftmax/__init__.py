@@ -15,7 +15,7 @@ from ._runtime import get_cmake_dir, get_include, get_library, kernels, show_run
 from ._stats import (SoftmaxStats, log_softmax_from_stats, logsumexp, merge_stats, softmax_from_stats,
                      softmax_stats)
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["softmax", "log_softmax", "set_num_threads", "get_num_threads", "threads", "MAX_THREADS", "kernels", "show_runtime",
            "get_include", "get_cmake_dir", "get_library", "ALGORITHMS", "__version__",

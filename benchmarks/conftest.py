@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    python -m pytest bench/ --benchmark-only
+    python -m pytest benchmarks/ --benchmark-only
 
 Compare against a saved baseline with ``--benchmark-autosave`` / ``--benchmark-compare``.
 The full paper-style sweep (rooflines, peers, plots) is ``fastsoftmax-bench``.

@@ -3,7 +3,7 @@
 Every case passes ``threads=`` explicitly (1 unless the test is about threads), so results do
 not depend on the machine's CPU count or FASTSOFTMAX_NUM_THREADS.
 
-    python -m pytest bench/ --benchmark-only [--benchmark-autosave | --benchmark-compare]
+    python -m pytest benchmarks/ --benchmark-only [--benchmark-autosave | --benchmark-compare]
 """
 
 import numpy as np
