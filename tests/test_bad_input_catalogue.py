@@ -9,6 +9,9 @@ test_parallel.py: threads=; test_memory.py: MemoryError) are referenced from the
 
 from __future__ import annotations
 
+import itertools
+import math
+import random
 import re
 import warnings
 from pathlib import Path
@@ -183,12 +186,12 @@ def test_self_overlapping_out(op):
         base = np.full(3, SENTINEL)
         out = as_strided(base, shape=(2, 3), strides=(0, 8))
         assert out.flags.writeable
-        with pytest.raises(ValueError, match="zero stride"):
+        with pytest.raises(ValueError, match=r"out overlaps itself \(shape \(2, 3\), strides \(0, 8\)"):
             FUNCS[op](x, axis=axis, out=out)
         assert_untouched(base)
     base = np.arange(3.0)
     xo = as_strided(base, shape=(2, 3), strides=(0, 8))
-    with pytest.raises(ValueError, match="zero stride"):
+    with pytest.raises(ValueError, match="overlaps itself"):
         FUNCS[op](xo, axis=1, out=xo)
     assert np.array_equal(base, np.arange(3.0))
     # A zero stride on a length-1 axis (np.newaxis makes those) is an ordinary out.
@@ -197,6 +200,160 @@ def test_self_overlapping_out(op):
     assert 0 in out.strides or out.strides[1] == 24
     assert FUNCS[op](x[:, np.newaxis, :], axis=-1, out=out) is out
     assert np.array_equal(y, FUNCS[op](x, axis=1))
+
+
+def _out_entries():
+    """Every public function taking out=, on each of its paths, as name -> (call(out), result
+    shape). The out is float32 (8, 64) rows of 64 floats unless the shape says otherwise."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((8, 64)).astype(np.float32)
+    x3 = rng.standard_normal((8, 64, 3)).astype(np.float32)
+    stats = fastsoftmax.softmax_stats(x, axis=-1)
+    tier = fastsoftmax._core.active_isa()
+    return {
+        "softmax, last axis (C fast path)": lambda out: fastsoftmax.softmax(x, axis=-1, out=out),
+        "log_softmax, last axis (C fast path)": lambda out: fastsoftmax.log_softmax(x, axis=1, out=out),
+        "softmax, isa= (Python fast path)": lambda out: fastsoftmax.softmax(x, axis=-1, out=out, isa=tier),
+        "log_softmax, threads= (Python fast path)": lambda out: fastsoftmax.log_softmax(x, axis=-1, out=out,
+                                                                                         threads=1),
+        "softmax, axis=0": lambda out: fastsoftmax.softmax(x, axis=0, out=out),
+        "log_softmax, axis=None": lambda out: fastsoftmax.log_softmax(x, out=out),
+        "softmax, float64 in (mixed precision)": lambda out: fastsoftmax.softmax(x.astype(np.float64), axis=-1,
+                                                                                 out=out),
+        "softmax, float16 in (mixed precision)": lambda out: fastsoftmax.softmax(x.astype(np.float16), axis=-1,
+                                                                                 out=out),
+        "softmax, dtype=": lambda out: fastsoftmax.softmax(x.astype(np.float64), axis=-1, out=out,
+                                                           dtype=np.float32),
+        "logsumexp": lambda out: fastsoftmax.logsumexp(x3, axis=-1, out=out),
+        "softmax_from_stats": lambda out: fastsoftmax.softmax_from_stats(x, stats, out=out),
+        "log_softmax_from_stats": lambda out: fastsoftmax.log_softmax_from_stats(x, stats, out=out),
+    }
+
+
+@pytest.mark.parametrize("entry", list(_out_entries()))
+def test_out_whose_rows_overlap_each_other(entry):
+    """Regression (adversarial probe): out = as_strided(buf, (8, 64), (128, 4)) -- rows of 64
+    float32 that start 32 floats apart, so each row shares half its memory with the next --
+    was accepted, and out[-1] was not the softmax of x[-1] (it summed to 0.55). Only a zero
+    stride was refused. Any out two of whose elements share memory is now refused by every
+    function taking out=, with nothing written."""
+    call = _out_entries()[entry]
+    buf = np.full(8 * 32 + 32, SENTINEL, np.float32)
+    out = np.lib.stride_tricks.as_strided(buf, (8, 64), (128, 4))
+    assert out.flags.writeable and 0 not in out.strides
+    with pytest.raises(ValueError, match=r"out overlaps itself \(shape \(8, 64\), strides \(128, 4\)"):
+        call(out)
+    assert_untouched(buf)
+    # The same call into an ordinary out works (the refusal is about out, not the call).
+    good = np.full((8, 64), SENTINEL, np.float32)
+    assert call(good) is good
+    assert np.isfinite(good).all()
+
+
+def test_native_core_refuses_a_self_overlapping_out_too():
+    """The bindings' own check, under the public functions' (the last line of defence for
+    any internal caller)."""
+    core = fastsoftmax._core
+    x = np.zeros((8, 64), np.float32)
+    buf = np.full(8 * 32 + 32, SENTINEL, np.float32)
+    out = np.lib.stride_tricks.as_strided(buf, (8, 64), (128, 4))
+    with pytest.raises(ValueError, match="overlaps itself"):
+        core.run("softmax", "auto", x, out)
+    m, e = core.row_stats(x)
+    with pytest.raises(ValueError, match="overlaps itself"):
+        core.from_stats("softmax", x, out, m, e)
+    assert_untouched(buf)
+
+
+def _brute_force_overlap(shape, strides, itemsize) -> bool:
+    """Two distinct elements sharing a byte, by listing every element's address."""
+    if 0 in shape:
+        return False
+    offsets = sorted(sum(i * s for i, s in zip(index, strides))
+                     for index in itertools.product(*(range(n) for n in shape)))
+    return any(b - a < itemsize for a, b in zip(offsets, offsets[1:]))
+
+
+def _blocks_nest(shape, strides, itemsize) -> bool:
+    """The check's shortcut (csrc/overlap.cpp): by increasing |stride|, each stride steps over
+    the block below it. True means no overlap; False means the exact search decides."""
+    extent = itemsize
+    for n, s in sorted(((n, abs(s)) for n, s in zip(shape, strides) if n > 1), key=lambda t: t[1]):
+        if s < extent:
+            return False
+        extent += s * (n - 1)
+    return True
+
+
+def test_self_overlap_check_is_exact():
+    """fastsoftmax._core.overlaps_itself against listing every element's bytes, over random
+    strides (any sign, zero, smaller than an element, interleaved), and end to end: an out
+    that does not overlap itself is filled with the result (and nothing between its
+    elements is touched); one that does is refused with nothing written."""
+    rng = random.Random(11)
+    as_strided = np.lib.stride_tricks.as_strided
+    seen = {"no (shortcut)": 0, "no (search)": 0, "yes": 0}
+    for _ in range(3000):
+        ndim = rng.randint(1, 4)
+        dtype = np.dtype(rng.choice([np.float16, np.float32, np.float64]))
+        shape = tuple(rng.choice([1, 2, 3, 4, 7]) for _ in range(ndim))
+        strides = tuple(rng.choice([-1, 1]) * rng.randint(0, 12) * rng.choice([1, dtype.itemsize])
+                        for _ in range(ndim))
+        span = dtype.itemsize + sum(abs(s) * (n - 1) for n, s in zip(shape, strides))
+        buf = np.full(2 * span // dtype.itemsize + 2, SENTINEL, dtype)
+        out = as_strided(buf[len(buf) // 2:], shape, strides)  # room for negative strides below
+        want = _brute_force_overlap(shape, strides, dtype.itemsize)
+        assert fastsoftmax._core.overlaps_itself(out) is want, (shape, strides, dtype)
+        seen["yes" if want else "no (shortcut)" if _blocks_nest(shape, strides, dtype.itemsize)
+             else "no (search)"] += 1
+        x = np.linspace(-3, 3, math.prod(shape)).reshape(shape).astype(dtype)
+        before = buf.copy()
+        if want:
+            with pytest.raises(ValueError, match="overlaps itself"):
+                fastsoftmax.softmax(x, axis=-1, out=out)
+            assert np.array_equal(buf, before)
+        else:
+            assert fastsoftmax.softmax(x, axis=-1, out=out) is out
+            assert np.array_equal(out, fastsoftmax.softmax(x, axis=-1))
+            mine = np.zeros(buf.nbytes, bool)  # the bytes of out's elements
+            start = (len(buf) // 2) * dtype.itemsize
+            for index in itertools.product(*(range(n) for n in shape)):
+                o = start + sum(i * s for i, s in zip(index, strides))
+                mine[o:o + dtype.itemsize] = True
+            raw, raw_before = buf.view(np.uint8), before.view(np.uint8)
+            assert np.array_equal(raw[~mine], raw_before[~mine]), "wrote between out's elements"
+    # Each answer came up often, the search's "no" too (interleaved layouts).
+    assert min(seen.values()) >= 50, seen
+
+
+def test_irregular_out_that_does_not_overlap_is_accepted():
+    """Rows 8 bytes apart whose elements are 12 bytes apart interleave without sharing a byte
+    (float32 at 0, 12 | 8, 20 | 16, 28): beyond the shortcut, the exact search says no
+    overlap, and every path fills such an out."""
+    buf = np.full(8, SENTINEL, np.float32)
+    out = np.lib.stride_tricks.as_strided(buf, (3, 2), (8, 12))
+    x = np.array([[0.0, 1.0], [2.0, 0.0], [-1.0, 3.0]], np.float32)
+    assert not _blocks_nest(out.shape, out.strides, 4)
+    for kw in ({"axis": -1}, {"axis": 0}, {"axis": None}, {"axis": -1, "threads": 1}):
+        assert fastsoftmax.softmax(x, out=out, **kw) is out
+        assert np.array_equal(out, fastsoftmax.softmax(x, **kw))
+    assert buf[1] == SENTINEL and buf[6] == SENTINEL  # the two bytes ranges no element covers
+
+
+def test_out_too_irregular_to_decide_is_refused():
+    """Six long axes of unrelated strides near 300 KB: the bounded exact search gives up
+    (2^16 steps) and the out is refused rather than trusted. No ordinary array gets here."""
+    shape = (6, 5, 11, 9, 12, 10)
+    strides = (73244, 79844, 75192, 74376, 69852, 75184)
+    span = 4 + sum(s * (n - 1) for n, s in zip(shape, strides))
+    buf = np.full(span // 4 + 1, SENTINEL, np.float32)
+    out = np.lib.stride_tricks.as_strided(buf, shape, strides)
+    assert fastsoftmax._core.overlaps_itself(out) is None
+    x = np.broadcast_to(np.float32(1.0), shape)
+    for fn in (fastsoftmax.softmax, fastsoftmax.log_softmax):
+        with pytest.raises(ValueError, match="too irregular"):
+            fn(x, axis=-1, out=out)
+    assert_untouched(buf)
 
 
 # ---- other arguments ------------------------------------------------------------------------------

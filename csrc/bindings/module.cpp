@@ -16,6 +16,7 @@
 #include "dispatch/cpu_features.h"
 #include "dispatch/registry.h"
 #include "kernels/kernels.inc"
+#include "overlap.h"
 #include "softmax.h"
 #include "threadpool.h"
 
@@ -93,6 +94,34 @@ CpuFeatures features_from_dict(const py::dict& d) {
   return f;
 }
 
+// Whether an array's elements overlap one another (overlap.h); `unknown` counts as yes.
+SelfOverlap overlap_of(int nd, const py::ssize_t* shape, const py::ssize_t* strides, py::ssize_t itemsize) {
+  constexpr int kMaxDims = 64;
+  if (nd > kMaxDims) return SelfOverlap::unknown;
+  std::int64_t sh[kMaxDims], st[kMaxDims];
+  for (int d = 0; d < nd; ++d) {
+    sh[d] = shape[d];
+    st[d] = strides[d];
+  }
+  return self_overlap(nd, sh, st, itemsize);
+}
+
+py::object overlaps_itself(const py::array& a) {
+  const SelfOverlap o = overlap_of(static_cast<int>(a.ndim()), a.shape(), a.strides(), a.itemsize());
+  return o == SelfOverlap::unknown ? py::object(py::none()) : py::bool_(o == SelfOverlap::yes);
+}
+
+// The public functions refuse such an out= first (_api.py: _check_out); this keeps the
+// kernels from ever writing one.
+void require_no_self_overlap(const py::array& out) {
+  switch (overlap_of(static_cast<int>(out.ndim()), out.shape(), out.strides(), out.itemsize())) {
+    case SelfOverlap::no: return;
+    case SelfOverlap::yes: throw py::value_error("out overlaps itself: it cannot hold one result per element");
+    case SelfOverlap::unknown:
+      throw py::value_error("out's strides are too irregular to tell whether its elements overlap each other");
+  }
+}
+
 void run(const std::string& op, const std::string& algorithm, const py::array& x, py::array& out,
          const py::object& isa, int threads) {
   const DType dt = dtype_of(x, "x");
@@ -107,6 +136,7 @@ void run(const std::string& op, const std::string& algorithm, const py::array& x
     xs[d] = x.strides(d);
     ys[d] = out.strides(d);
   }
+  require_no_self_overlap(out);
   const int ndim = static_cast<int>(x.ndim());
   const KernelEntry& k = resolve_kernel(op, algorithm, dt, isa, static_cast<std::size_t>(shape[ndim - 1]));
   const char* xp = static_cast<const char*>(x.data());
@@ -161,6 +191,7 @@ void from_stats_py(const std::string& op, const py::array& x, py::array& out, co
   for (int d = 0; d + 1 < gx.ndim; ++d) rows *= static_cast<std::size_t>(gx.shape[d]);
   if (static_cast<std::size_t>(m.size()) != rows || static_cast<std::size_t>(e.size()) != rows)
     throw py::value_error("m and e must hold one value per row of x");
+  require_no_self_overlap(out);
   const KernelEntry& k = resolve_kernel(op, "two-pass", dt, isa, static_cast<std::size_t>(gx.shape[gx.ndim - 1]));
   const char* xp = static_cast<const char*>(x.data());
   char* yp = static_cast<char*>(out.mutable_data());
@@ -191,8 +222,8 @@ double run_pattern(const std::string& pattern, const py::array& x, py::array& ou
 // ---- the small-call fast path -------------------------------------------------------------
 // softmax(x) / log_softmax(x) of the common kind -- an exact ndarray of float32, float64 or
 // float16 in native order, along its last axis (or axis=None on a C-contiguous array: one
-// row of every element), a new result or a same-dtype out that cannot
-// overlap x, the active tier -- decided and run without pybind11's argument conversion
+// row of every element), a new result or a same-dtype out that cannot overlap x nor
+// itself, the active tier -- decided and run without pybind11's argument conversion
 // (METH_FASTCALL, NumPy's structs read directly). Anything else returns NotImplemented
 // and the Python code takes the call, with all its checks and error messages.
 // Arguments: (x, axis, out, dtype, algorithm, isa, threads).
@@ -284,7 +315,9 @@ PyObject* fast_call(bool log, PyObject* const* args, Py_ssize_t nargs) {
           !(oa->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_))
         return not_here();
       for (int d = 0; d < xa->nd; ++d)
-        if (oa->dimensions[d] != xa->dimensions[d] || (oa->strides[d] == 0 && oa->dimensions[d] > 1)) return not_here();
+        if (oa->dimensions[d] != xa->dimensions[d]) return not_here();
+      // An out whose elements overlap each other (or may): the Python path refuses it.
+      if (overlap_of(oa->nd, oa->dimensions, oa->strides, py::ssize_t(item)) != SelfOverlap::no) return not_here();
       if (whole && xa->nd != 1 && !(oa->flags & kCContiguous)) return not_here();
       if (out != x) {  // any possible overlap: the Python path decides exactly
         std::uintptr_t xl, xh, ol, oh;
@@ -394,6 +427,8 @@ PYBIND11_MODULE(_core, m) {
         "Pass 2 of softmax/log_softmax over x's last axis from per-row statistics (m, e).");
   for (PyMethodDef& def : fast_defs)
     m.add_object(def.ml_name, py::reinterpret_steal<py::object>(PyCFunction_NewEx(&def, nullptr, m.ptr())));
+  m.def("overlaps_itself", &overlaps_itself, py::arg("a"),
+        "Whether two elements of a share memory: True, False, or None where the bounded exact search gave up.");
   m.def("get_num_threads", &get_num_threads);
   m.def("last_requested_threads", &last_requested_threads,
         "threads= of this thread's last kernel run (0: the default), for tests");

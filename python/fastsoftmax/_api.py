@@ -130,10 +130,18 @@ def _check_out(out, shape, dtype: Optional[np.dtype]) -> np.ndarray:
         raise TypeError(f"out has dtype {out.dtype.str}, in non-native byte order; pass a native-order array")
     if not out.flags.writeable:
         raise ValueError("out is read-only")
-    if out.size and any(st == 0 and n > 1 for st, n in zip(out.strides, out.shape)):
-        # A writable zero-stride view (np.lib.stride_tricks.as_strided): several results would
-        # land on one element, and only the last would survive.
-        raise ValueError("out has a zero stride: its elements overlap each other, so it cannot hold the result")
+    # A writable view whose elements share memory (a zero stride, or rows closer than their
+    # length: np.lib.stride_tricks.as_strided makes both): several results would land on the
+    # same bytes and only the last would survive. (np.shares_memory(out, out) cannot tell:
+    # it is True for every non-empty array.) Decided exactly, except where the bounded
+    # search gives up (None): refused too -- no ordinary layout gets there.
+    overlap = _core.overlaps_itself(out)
+    if overlap:
+        raise ValueError(f"out overlaps itself (shape {out.shape}, strides {out.strides}, itemsize "
+                         f"{out.itemsize}): two of its elements share memory, so it cannot hold the result")
+    if overlap is None:
+        raise ValueError(f"out has strides {out.strides} (shape {out.shape}) too irregular to tell whether "
+                         "its elements overlap each other; pass an ordinary array")
     return out
 
 
@@ -190,7 +198,7 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
             _core.run(op, algorithm, x, y, isa, threads or 0)
             return y
         if (type(out) is np.ndarray and out.dtype is x.dtype and out.shape == x.shape and out.flags.writeable
-                and 0 not in out.strides and (out is x or not np.may_share_memory(out, x))):
+                and _core.overlaps_itself(out) is False and (out is x or not np.may_share_memory(out, x))):
             _core.run(op, algorithm, x, out, isa, threads or 0)
             return out
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
