@@ -146,6 +146,24 @@ def test_unknown_isa(op, isa):
     assert_untouched(out)
 
 
+def test_isa_with_a_nul_is_shown_whole():
+    """Regression (adversarial probe): isa="avx2\\x00junk" was reported as "unknown isa 'avx2":
+    the message was cut at the NUL. It is now the name's repr, on the native path (last-axis
+    float input) and the Python one (empty input, the statistics functions)."""
+    isa = "avx2\x00junk"
+    calls = {
+        "softmax": lambda: fastsoftmax.softmax(np.zeros((2, 3)), axis=-1, isa=isa),
+        "log_softmax float32": lambda: fastsoftmax.log_softmax(np.zeros((2, 3), np.float32), axis=1, isa=isa),
+        "softmax, empty": lambda: fastsoftmax.softmax(np.zeros((0, 3)), axis=1, isa=isa),
+        "logsumexp": lambda: fastsoftmax.logsumexp(np.zeros(3), isa=isa),
+        "softmax_stats": lambda: fastsoftmax.softmax_stats(np.zeros(3), isa=isa),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError) as info:
+            call()
+        assert f"unknown isa {isa!r} (this build has:" in str(info.value), f"{name}: {info.value}"
+
+
 @pytest.mark.parametrize("op", OPS)
 def test_isa_of_wrong_type(op):
     out = sentinel_out()

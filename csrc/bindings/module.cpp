@@ -37,10 +37,14 @@ DType dtype_of(const py::array& a, const char* what) {
                        std::string(py::str(d)));
 }
 
+// A caller's string as Python writes it ('avx2', 'a\x00b'): an error message cannot hold a
+// NUL (it would end the message there).
+std::string quoted(const std::string& s) { return py::repr(py::str(s)).cast<std::string>(); }
+
 DType dtype_named(const std::string& name) {
   DType d;
   if (!dtype_from_name(name, &d))
-    throw py::value_error("dtype must be 'float32', 'float64', 'float16' or 'bfloat16', got '" + name + "'");
+    throw py::value_error("dtype must be 'float32', 'float64', 'float16' or 'bfloat16', got " + quoted(name));
   return d;
 }
 
@@ -50,10 +54,10 @@ std::string resolve_isa(const py::object& isa) {
   if (!isa_known(name)) {
     std::string known;
     for (const auto& i : compiled_isas()) known += (known.empty() ? "" : ", ") + i;
-    throw py::value_error("unknown isa '" + name + "' (this build has: " + known + ")");
+    throw py::value_error("unknown isa " + quoted(name) + " (this build has: " + known + ")");
   }
   if (!isa_runnable(name, cpu_features()))
-    throw py::value_error("isa '" + name + "' is compiled in but this CPU (or OS) cannot run it");
+    throw py::value_error("isa " + quoted(name) + " is compiled in but this CPU (or OS) cannot run it");
   return name;
 }
 
@@ -63,7 +67,7 @@ const KernelEntry& resolve_kernel(const std::string& op, const std::string& algo
   const std::string alg = algorithm == "auto" ? auto_algorithm(dtype, row_length) : algorithm;
   const KernelEntry* k = find_kernel(tier, dtype, op, alg);
   if (!k || std::string(k->op) == "pattern")
-    throw py::value_error("no kernel for op='" + op + "', algorithm='" + algorithm + "'");
+    throw py::value_error("no kernel for op=" + quoted(op) + ", algorithm=" + quoted(algorithm));
   return *k;
 }
 
@@ -89,7 +93,7 @@ CpuFeatures features_from_dict(const py::dict& d) {
                                   "avx512vl", "avx512_bf16", "avx512_fp16", "os_ymm", "os_zmm"};
     bool ok = false;
     for (const char* k : known) ok = ok || key == k;
-    if (!ok) throw py::key_error("unknown CPU feature '" + key + "'");
+    if (!ok) throw py::key_error("unknown CPU feature " + quoted(key));
   }
   return f;
 }
