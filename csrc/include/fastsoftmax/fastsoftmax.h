@@ -3,9 +3,23 @@
  * A plain C ABI: no C++ types cross it, no exceptions escape it (every call returns a
  * status code). Calls are thread-safe and may run concurrently from any number of threads.
  *
- * Layout: `rows` rows of `n` contiguous elements; row r starts at x + r * x_row_stride
- * (strides in ELEMENTS, may be negative). y may equal x (same strides) for an in-place
- * call; other overlaps are invalid. Results are bitwise the same for any thread count.
+ * Layout: `rows` rows of `n` contiguous elements; row r of x starts at x + r * x_row_stride,
+ * row r of y at y + r * y_row_stride (strides in ELEMENTS, may be negative; with one row they
+ * are not used). Results are bitwise the same for any thread count.
+ *
+ * Arguments. Every call checks all of its arguments before it reads or writes anything, and
+ * returns FASTSOFTMAX_ERROR_INVALID_ARGUMENT, having touched nothing, for:
+ *   - an algorithm that is not one of fastsoftmax_algorithm's values, or a thread count
+ *     outside [0, FASTSOFTMAX_MAX_THREADS] (also when the call is empty);
+ *   - x or y NULL, unless rows or n is 0 (an empty call reads and writes nothing and uses
+ *     neither the pointers nor the strides);
+ *   - rows that do not fit the address space: n times the element size, or the distance from
+ *     the first to the last byte of x's (or y's) rows, beyond PTRDIFF_MAX; or rows that
+ *     would wrap around the end or the start of the address space;
+ *   - output rows that overlap each other: rows > 1 and |y_row_stride| < n;
+ *   - x and y that share a byte, except in place: y == x with the same stride (or one row).
+ * Input rows may overlap each other (x_row_stride = 0 repeats one row). What these checks
+ * cannot see is whether the memory they describe is yours: that is the caller's to ensure.
  */
 #ifndef FASTSOFTMAX_FASTSOFTMAX_H_
 #define FASTSOFTMAX_FASTSOFTMAX_H_
@@ -25,7 +39,7 @@ extern "C" {
 
 typedef enum fastsoftmax_status {
   FASTSOFTMAX_OK = 0,
-  FASTSOFTMAX_ERROR_INVALID_ARGUMENT = 1, /* null pointer, overlapping rows, bad enum value */
+  FASTSOFTMAX_ERROR_INVALID_ARGUMENT = 1, /* "Arguments" above, set_num_threads below; nothing changed */
   FASTSOFTMAX_ERROR_UNSUPPORTED = 2,      /* FASTSOFTMAX_ISA names an unknown tier, or FASTSOFTMAX_NUM_THREADS is malformed */
   FASTSOFTMAX_ERROR_OUT_OF_MEMORY = 3,
   FASTSOFTMAX_ERROR_INTERNAL = 4
