@@ -1,6 +1,7 @@
 // The C ABI of include/fastsoftmax/fastsoftmax.h over run_rows. Exceptions stop here.
 #include "fastsoftmax/fastsoftmax.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <new>
@@ -67,24 +68,74 @@ bool span_of(const void* base, std::size_t rows, std::uint64_t row_bytes, std::p
   return true;
 }
 
-// Whether a row of x shares a byte with a row of y. The rows of y are disjoint (step >=
-// row_bytes, or one row); as a set they start at y.lo + j * y.step, j < rows, whatever the
-// sign of the stride, and those of x at x.lo + r * x.step. For each distinct x row, the last
-// y row starting before its end is the only one that can reach it (the earlier ones end
-// before that one does). O(rows): only calls whose x and y ranges meet without being one
-// array in place get here (x and y interleaved in one buffer, or a bad call).
-bool rows_meet(const Span& x, const Span& y, std::size_t rows, std::uint64_t row_bytes) {
-  const std::uintptr_t base = x.lo < y.lo ? x.lo : y.lo;  // offsets from here fit in 64 bits
-  const std::uint64_t y0 = y.lo - base;
-  const std::size_t x_rows = x.step == 0 ? 1 : rows;
-  for (std::size_t r = 0; r < x_rows; ++r) {
-    const std::uint64_t a = (x.lo - base) + r * x.step, end = a + row_bytes;  // x row r: [a, end)
-    if (end <= y0) continue;
-    std::uint64_t j = y.step == 0 ? 0 : (end - 1 - y0) / y.step;
-    if (j > rows - 1) j = rows - 1;
-    if (a < y0 + j * y.step + row_bytes) return true;
+// Whether a row of x shares a byte with a row of y; `unknown` (refused like `yes`) where
+// deciding would list more than kMaxRowsListed rows.
+enum class Meet { no, yes, unknown };
+constexpr std::uint64_t kMaxRowsListed = std::uint64_t{1} << 20;
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) {  // b > 0
+  const std::int64_t q = a / b;
+  return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+
+// The rows of each array, `row_bytes` long, start at lo + i * step, i < rows, as a set
+// whatever the sign of the stride (step 0: one distinct row); y's rows are disjoint (checked
+// before). Offsets are taken from the lower of the two lo, so they fit in 63 bits: the
+// ranges meet, and each is at most PTRDIFF_MAX bytes long.
+//  - Same step (x and y rows taking turns in one buffer, the usual case): row r of x and
+//    row j of y start d + (r - j) * step apart, and only the two r - j around -d / step
+//    can bring that within row_bytes. O(1).
+//  - Different steps: the rows of one array that lie within reach of the other's range are
+//    listed (of the two lists, the shorter); for each, the other array's last row starting
+//    before its end is the one that reaches furthest (all rows have the same length), so it
+//    is the only one to compare with. Exact up to kMaxRowsListed rows.
+Meet rows_meet(const Span& x, const Span& y, std::size_t rows, std::uint64_t row_bytes) {
+  const std::uintptr_t base = x.lo < y.lo ? x.lo : y.lo;
+  const std::uint64_t x0 = x.lo - base, y0 = y.lo - base, last_row = rows - 1;
+  if (x.step == y.step && x.step != 0) {
+    const std::int64_t d = static_cast<std::int64_t>(x0) - static_cast<std::int64_t>(y0);
+    const std::int64_t step = static_cast<std::int64_t>(x.step), q = floor_div(-d, step);
+    for (const std::int64_t k : {q, q + 1}) {  // d + q * step in (-step, 0], d + (q + 1) * step in (0, step]
+      const std::int64_t gap = d + k * step;
+      const std::uint64_t k_abs = k < 0 ? std::uint64_t{0} - std::uint64_t(k) : std::uint64_t(k);
+      const std::uint64_t gap_abs = gap < 0 ? std::uint64_t{0} - std::uint64_t(gap) : std::uint64_t(gap);
+      if (k_abs <= last_row && gap_abs < row_bytes) return Meet::yes;
+    }
+    return Meet::no;
   }
-  return false;
+  struct Rows {
+    std::uint64_t first_byte, step;
+  };
+  // The rows i of `a` (first..last) whose bytes come within [lo, hi); false: none.
+  const auto within = [&](const Rows& a, std::uint64_t lo, std::uint64_t hi, std::uint64_t* first,
+                          std::uint64_t* last) {
+    if (hi <= a.first_byte) return false;  // every row of a starts at or past hi
+    if (a.first_byte + row_bytes > lo) {
+      *first = 0;
+    } else {  // the first row ending past lo, if any
+      if (a.step == 0) return false;
+      *first = (lo - row_bytes + 1 - a.first_byte + a.step - 1) / a.step;
+    }
+    *last = a.step == 0 ? 0 : std::min(last_row, (hi - 1 - a.first_byte) / a.step);
+    return *first <= *last;
+  };
+  const Rows xr{x0, x.step}, yr{y0, y.step};
+  std::uint64_t xf, xl, yf, yl;
+  const bool xs_near = within(xr, y0, y.hi - base, &xf, &xl), ys_near = within(yr, x0, x.hi - base, &yf, &yl);
+  if (!xs_near || !ys_near) return Meet::no;
+  const bool list_x = xl - xf <= yl - yf;
+  const Rows& a = list_x ? xr : yr;
+  const Rows& b = list_x ? yr : xr;
+  const std::uint64_t first = list_x ? xf : yf, last = list_x ? xl : yl;
+  if (last - first >= kMaxRowsListed) return Meet::unknown;
+  const std::uint64_t b_last = b.step == 0 ? 0 : last_row;
+  for (std::uint64_t i = first; i <= last; ++i) {
+    const std::uint64_t start = a.first_byte + i * a.step, end = start + row_bytes;
+    if (end <= b.first_byte) continue;
+    const std::uint64_t j = b.step == 0 ? 0 : std::min(b_last, (end - 1 - b.first_byte) / b.step);
+    if (start < b.first_byte + j * b.step + row_bytes) return Meet::yes;
+  }
+  return Meet::no;
 }
 
 // Every argument is checked before anything is read or written (fastsoftmax.h, "Arguments").
@@ -104,7 +155,7 @@ fastsoftmax_status check(const T* x, const T* y, std::size_t rows, std::size_t n
   if (rows > 1 && yr.step < row_bytes) return FASTSOFTMAX_ERROR_INVALID_ARGUMENT;
   // x and y: one array in place, or no byte in common.
   const bool in_place = x == y && (rows == 1 || xs == ys);
-  if (!in_place && xr.lo < yr.hi && yr.lo < xr.hi && rows_meet(xr, yr, rows, row_bytes))
+  if (!in_place && xr.lo < yr.hi && yr.lo < xr.hi && rows_meet(xr, yr, rows, row_bytes) != Meet::no)
     return FASTSOFTMAX_ERROR_INVALID_ARGUMENT;
   return FASTSOFTMAX_OK;
 }

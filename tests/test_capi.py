@@ -112,6 +112,10 @@ F32_CASES = {
     "y reversed over x": dict(rows=4, n=8, xs=8, ys=-8, x_at=X_AT, y_at=X_AT + 96),
     "x == y, other strides": dict(rows=2, n=4, xs=4, ys=8, x_at=X_AT, y_at=X_AT),
     "x == y, x broadcast": dict(rows=2, n=4, xs=0, ys=4, x_at=X_AT, y_at=X_AT),
+    "y two rows on, 2^40 rows (same stride: decided at once)": dict(rows=2**40, n=4, xs=4, ys=4,
+                                                                    x_at=f"abs:{2**44}", y_at=f"abs:{2**44 + 32}"),
+    "x and y interleaving over 2^22 rows with other strides (too many to list)": dict(
+        rows=2**22, n=1, xs=4, ys=2, x_at=f"abs:{2**40}", y_at=f"abs:{2**40 + 4}"),
     "unknown algorithm": dict(rows=2, n=4, xs=4, ys=4, alg=5),
     "negative algorithm, n = 0": dict(rows=2, n=0, xs=4, ys=4, alg=-1),
     "threads = -1, rows = 0": dict(rows=0, n=4, xs=4, ys=4, threads=-1),
@@ -221,6 +225,19 @@ def test_accepted_layouts_give_the_python_result(entry):
     y = np.zeros(n, dt)
     assert call(entry, x[1].ctypes.data, y.ctypes.data, 1, n, PTRDIFF_MAX, PTRDIFF_MIN) == OK
     assert np.array_equal(bits(y), bits(want[1]))
+
+
+def test_rows_taking_turns_are_accepted_however_many():
+    """x and y rows alternating in one buffer with the same stride are decided without listing
+    rows, so 2^21 of them (beyond the 2^20 rows the other-strides check lists) are computed."""
+    rows = 1 << 21
+    both = np.zeros((rows, 2), np.float32)
+    both[:, 0] = np.arange(rows) % 7
+    assert call("fastsoftmax_log_softmax_f32", both[:, 0].ctypes.data, both[:, 1].ctypes.data, rows, 1, 2, 2) == OK
+    assert (both[:, 1] == 0).all() and np.array_equal(both[:, 0], np.arange(rows) % 7)
+    assert call("fastsoftmax_log_softmax_f32", both[::-1, 1].ctypes.data, both[:, 0].ctypes.data, rows, 1, -2,
+                2) == OK
+    assert (both == 0).all()
 
 
 @pytest.mark.parametrize("alg", range(5))

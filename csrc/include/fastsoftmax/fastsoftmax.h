@@ -18,6 +18,8 @@
  *     would wrap around the end or the start of the address space;
  *   - output rows that overlap each other: rows > 1 and |y_row_stride| < n;
  *   - x and y that share a byte, except in place: y == x with the same stride (or one row).
+ *     Exact, except that x and y with different row strides whose ranges interleave over
+ *     more than 2^20 rows are refused without a row-by-row check.
  * Input rows may overlap each other (x_row_stride = 0 repeats one row). What these checks
  * cannot see is whether the memory they describe is yours: that is the caller's to ensure.
  */
