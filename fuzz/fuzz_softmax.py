@@ -1,9 +1,9 @@
-"""Fuzz harness for fastsoftmax's public API (softmax / log_softmax).
+"""Fuzz harness for fastsoftmax's public API (softmax / log_softmax) and its C API.
 
 Every input (a byte string) is decoded into one call: shape, strides (negative and zero too),
 alignment, byte order, dtype, values (±inf, NaN, denormals, ±float max, the kernels' range
-boundaries), axis, ``out`` (fresh, strided, in place, aliasing ``x``, wrong), algorithm and
-tier. The call must either
+boundaries), axis, ``out`` (fresh, strided, in place, aliasing ``x``, wrong, an ``as_strided``
+view whose elements may overlap each other), algorithm and tier. The call must either
 
 * succeed with SciPy's result dtype, shape and NaN/±inf pattern, values within the accuracy
   bounds of README.md against a long-double reference of SciPy's formula (computed on the
@@ -13,6 +13,16 @@ tier. The call must either
   untouched.
 
 Anything else (a wrong value, an undocumented exception, a crash) is a failure.
+
+An input whose first byte is below CAPI_SHARE (about one in five) is instead a call of the C
+API through ctypes (fastsoftmax_<op>_<dtype> of include/fastsoftmax/fastsoftmax.h): rows, n
+and strides from small to beyond the address space (SIZE_MAX, 2^62, PTRDIFF_MIN), algorithm
+codes valid or not, x and y apart, the same, shifted into each other, interleaved, NULL or at
+the ends of the address space. The call must return FASTSOFTMAX_ERROR_INVALID_ARGUMENT
+exactly where the header's "Arguments" say (restated here on exact integers: capi_valid),
+touching no byte, and otherwise compute every row -- bitwise the Python API's result, within
+the accuracy bounds -- writing nothing outside y's rows. A call that would be valid but
+needs more memory than the harness backs it with is skipped.
 
 Drivers (the checks are the same):
 
@@ -28,6 +38,8 @@ regression tests in tests/ (see tests/test_fuzz.py).
 from __future__ import annotations
 
 import argparse
+import bisect
+import ctypes
 import hashlib
 import math
 import os
@@ -106,6 +118,7 @@ class Case:
         self.kwargs = {}
         self.notes: List[str] = []
         self.holder = None         # out is holder[..., 1]; holder[..., 0] must stay SENTINEL
+        self.out_bytes = None      # out is a view into these bytes ("as_strided"): none but its own may change
         self.shared_buffer = None  # x and out are views of one buffer (aliasing cases)
 
     def describe(self) -> str:
@@ -317,7 +330,7 @@ def draw_out(d: Draw, case: Case, x, rdt: Optional[np.dtype]):
     dt = rdt or np.dtype(np.float64)
     kind = d.weighted([("none", 10), ("fresh", 3), ("strided", 2), ("in place", 3), ("overlap", 2),
                        ("wrong shape", 1), ("other dtype", 2), ("read-only", 1), ("not an array", 1),
-                       ("zero stride", 1)])
+                       ("as_strided", 3)])
     case.notes.append(f"out: {kind}")
     if kind == "none":
         return
@@ -361,16 +374,25 @@ def draw_out(d: Draw, case: Case, x, rdt: Optional[np.dtype]):
     elif kind == "read-only":
         out = np.full(shape, SENTINEL, dt)
         out.flags.writeable = False
-    elif kind == "zero stride":
-        # A writable as_strided view whose elements overlap along some axes (an error
-        # unless those axes have length <= 1).
-        base = np.full(max(1, math.prod(shape)), SENTINEL, dt)
-        strides, step = [], dt.itemsize
-        for n in reversed(shape):  # C order over the axes that keep a stride
-            zero = d.chance(0.5)
-            strides.insert(0, 0 if zero else step)
-            step *= 1 if zero else n
-        out = np.lib.stride_tricks.as_strided(base, shape=shape, strides=strides)
+    elif kind == "as_strided":
+        # A writable view with strides of our choosing, axis by axis from the last: the block
+        # so far stepped over exactly ("c"), with gaps ("spread"), or not ("zero", "short":
+        # elements overlap unless they happen to interleave; "odd": any byte count, also
+        # misaligned); any of them reversed. Refused exactly when two elements share a byte.
+        item = dt.itemsize
+        strides, extent, notes = [], item, []
+        for n in reversed(shape):
+            how = d.weighted([("c", 4), ("spread", 2), ("zero", 1), ("short", 2), ("odd", 1)])
+            st = {"c": extent, "spread": extent + item * d.int(1, 3), "zero": 0,
+                  "short": item * d.int(1, max(1, extent // item - 1)), "odd": d.int(1, 2 * extent)}[how]
+            st = -st if d.chance(0.25) else st
+            strides.insert(0, st)
+            notes.insert(0, how)
+            extent += abs(st) * max(0, n - 1)
+        origin = sum(-st * (n - 1) for st, n in zip(strides, shape) if st < 0 and n)
+        case.out_bytes = np.frombuffer(np.full(extent // item + 2, SENTINEL, dt).tobytes(), np.uint8).copy()
+        out = np.ndarray(shape, dt, case.out_bytes, origin, strides)
+        case.notes.append(f"strides: {tuple(strides)} ({', '.join(notes)}), origin {origin}")
     else:
         out = d.choice([[SENTINEL], SENTINEL, "out", (SENTINEL,)])
     case.kwargs["out"] = out
@@ -433,6 +455,22 @@ def same_view(a: np.ndarray, b: np.ndarray) -> bool:
             and a.strides == b.strides and a.shape == b.shape)
 
 
+def element_offsets(a: np.ndarray) -> np.ndarray:
+    """The byte offset of every element of `a` from its data pointer."""
+    offsets = np.zeros((), np.int64)
+    for n, st in zip(a.shape, a.strides):
+        offsets = offsets[..., np.newaxis] + np.arange(n, dtype=np.int64) * st
+    return offsets.ravel()
+
+
+def elements_overlap(a: np.ndarray) -> bool:
+    """Two elements of `a` share a byte: every element's offset listed and sorted (exact; not
+    the library's check, which this verifies)."""
+    if a.size <= 1 or a.flags.c_contiguous or a.flags.f_contiguous:
+        return False
+    return bool((np.diff(np.sort(element_offsets(a))) < a.itemsize).any())
+
+
 def documented_errors(case: Case) -> Tuple[type, ...]:
     """The exceptions docs/bad-input.md gives for this call (empty: it must succeed).
 
@@ -475,8 +513,10 @@ def documented_errors(case: Case) -> Tuple[type, ...]:
                 errs.append(TypeError)  # mixed precision takes any native float dtype
             if not out.flags.writeable:
                 errs.append(ValueError)
-            if out.size and any(st == 0 and n > 1 for st, n in zip(out.strides, out.shape)):
+            if elements_overlap(out):
                 errs.append(ValueError)  # elements that overlap each other
+            elif out.size and fastsoftmax._core.overlaps_itself(out) is None:
+                errs.append(ValueError)  # too irregular for the check to decide: refused too
             if not same_view(out, x) and np.shares_memory(out, x):
                 errs.append(ValueError)
     if axes is not None and any(x.shape[a] == 0 for a in axes):
@@ -561,6 +601,7 @@ def run_case(case: Case) -> None:
     x_snap = snapshot(x)
     out_snap = snapshot(out)
     holder_snap = case.holder.copy() if case.holder is not None else None
+    bytes_snap = case.out_bytes.copy() if case.out_bytes is not None else None
     in_place = isinstance(x, np.ndarray) and isinstance(out, np.ndarray) and same_view(out, x)
 
     def fail(msg):
@@ -579,6 +620,8 @@ def run_case(case: Case) -> None:
                 fail("a failing call modified x")
             if out_snap is not None and not unchanged(out, out_snap):
                 fail("a failing call modified out")
+            if bytes_snap is not None and not np.array_equal(case.out_bytes, bytes_snap):
+                fail("a failing call wrote into the buffer under out")
             return
     if expected:
         fail(f"succeeded where docs/bad-input.md gives {[t.__name__ for t in expected]}")
@@ -617,10 +660,266 @@ def run_case(case: Case) -> None:
         fail("x was modified")
     if holder_snap is not None and not np.array_equal(case.holder[..., 0], holder_snap[..., 0]):
         fail("wrote outside the strided out")
+    if bytes_snap is not None:
+        mine = np.zeros(len(bytes_snap), bool)
+        start = out.__array_interface__["data"][0] - case.out_bytes.__array_interface__["data"][0]
+        for k in range(out.itemsize):
+            mine[start + element_offsets(out) + k] = True
+        if not np.array_equal(case.out_bytes[~mine], bytes_snap[~mine]):
+            fail("wrote between the elements of an as_strided out")
+
+
+# ---- the C API (fastsoftmax.h) through ctypes ----------------------------------------------------
+
+CAPI_SHARE = 48  # inputs whose first byte is below this (about 1 in 5) are C API calls
+SIZE_MAX = UINTPTR_MAX = 2**64 - 1
+PTRDIFF_MAX, PTRDIFF_MIN = 2**63 - 1, -(2**63)
+CAPI_BUDGET = 1 << 22  # bytes of memory behind a call that is to be computed
+CAPI_GUARD = 64        # bytes around x and y that no call may touch
+CAPI_DTYPES = {"f32": np.dtype(np.float32), "f64": np.dtype(np.float64), "f16": np.dtype(np.float16),
+               "bf16": BF16}
+FAR_AWAY = 1 << 44     # where a call that must be refused points when its rows are too large to back
+
+
+def _load_capi():
+    try:
+        lib = ctypes.CDLL(fastsoftmax.get_library())
+    except (OSError, FileNotFoundError):  # a build without the shared library: Python cases only
+        return None
+    for dt in CAPI_DTYPES:
+        for op in ("softmax", "log_softmax"):
+            fn = getattr(lib, f"fastsoftmax_{op}_{dt}")
+            fn.restype = ctypes.c_int
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_ssize_t,
+                           ctypes.c_ssize_t, ctypes.c_int, ctypes.c_int]
+    return lib
+
+
+CAPI = _load_capi()
+
+
+class CapiCase:
+    """One C API call: fastsoftmax_<op>_<dt>(x, y, rows, n, xs, ys, algorithm, threads), with x
+    and y as byte offsets into `buf` (None: NULL) or, where the call must be refused anyway,
+    absolute addresses (`absolute`)."""
+
+    def __init__(self):
+        self.op, self.dt = "softmax", "f32"
+        self.rows = self.n = self.xs = self.ys = self.alg = self.threads = 0
+        self.x_at: Optional[int] = None
+        self.y_at: Optional[int] = None
+        self.absolute = False
+        self.buf: Optional[np.ndarray] = None
+        self.valid: Optional[bool] = False  # the header: computed (True) or INVALID_ARGUMENT (None: skipped)
+        self.notes: List[str] = []
+
+    @property
+    def item(self) -> int:
+        return CAPI_DTYPES[self.dt].itemsize
+
+    def address(self, at: Optional[int]) -> Optional[int]:
+        if at is None:
+            return None
+        return at if self.absolute else self.buf.ctypes.data + at
+
+    def describe(self) -> str:
+        return "\n".join([f"C API: fastsoftmax_{self.op}_{self.dt}(x, y, rows={self.rows}, n={self.n}, "
+                          f"x_row_stride={self.xs}, y_row_stride={self.ys}, algorithm={self.alg}, "
+                          f"threads={self.threads})",
+                          f"x at {self.x_at}, y at {self.y_at} ({'absolute' if self.absolute else 'offsets'})",
+                          f"the header says: {({True: 'computed', False: 'INVALID_ARGUMENT'}).get(self.valid, '(undecided)')}"] + self.notes)
+
+
+def rows_span(rows: int, n: int, stride: int, item: int) -> Tuple[int, int]:
+    """[lo, hi) of the bytes of `rows` rows, relative to the pointer (exact integers)."""
+    travel = (rows - 1) * abs(stride) * item if rows > 1 else 0
+    return (-travel, n * item) if stride < 0 else (0, travel + n * item)
+
+
+def capi_valid(c: CapiCase) -> Optional[bool]:
+    """The header's "Arguments", restated on exact integers: True where the call must compute,
+    False where it must be refused, None where this oracle would list too many rows to tell
+    (x and y with different strides interleaving over many rows; the case is skipped)."""
+    if not 0 <= c.alg <= 4:
+        return False
+    if c.rows == 0 or c.n == 0:
+        return True  # nothing read or written
+    if c.x_at is None or c.y_at is None:
+        return False
+    item, rows, row_bytes = c.item, c.rows, c.n * c.item
+    if row_bytes > PTRDIFF_MAX:
+        return False
+    x, y = c.address(c.x_at), c.address(c.y_at)
+    spans = []
+    for at, stride in ((x, c.xs), (y, c.ys)):
+        lo, hi = rows_span(rows, c.n, stride, item)
+        if hi - lo > PTRDIFF_MAX or at + lo < 0 or at + hi > UINTPTR_MAX:
+            return False
+        spans.append((at + lo, at + hi))
+    if rows > 1 and abs(c.ys) * item < row_bytes:
+        return False  # output rows overlap
+    if x == y and (rows == 1 or c.xs == c.ys):
+        return True  # in place
+    (xlo, xhi), (ylo, yhi) = spans
+    if xhi <= ylo or yhi <= xlo:
+        return True
+    if rows == 1:
+        return False  # one row each, and they meet
+    # As sets, the rows start at lo + i * step, i < rows. Two rows meet iff their starts are
+    # less than row_bytes apart.
+    xstep, ystep = abs(c.xs) * item, abs(c.ys) * item
+    if xstep == ystep:  # starts differ by d + k * step, |k| < rows
+        d = xlo - ylo
+        k_lo, k_hi = (-row_bytes - d) // xstep + 1, -((d - row_bytes) // xstep) - 1
+        return max(k_lo, -(rows - 1)) > min(k_hi, rows - 1)
+
+    def near(lo, step, other_lo, other_hi):  # indices of rows starting in (other_lo - row_bytes, other_hi)
+        if step == 0:
+            return range(1 if other_lo - row_bytes < lo < other_hi else 0)
+        first = max(0, (other_lo - row_bytes - lo) // step + 1)
+        return range(first, min(rows - 1, -((lo - other_hi) // step) - 1) + 1)
+
+    xs_near, ys_near = near(xlo, xstep, ylo, yhi), near(ylo, ystep, xlo, xhi)
+    (a_lo, a_step, a_near), (b_lo, b_step) = (((xlo, xstep, xs_near), (ylo, ystep)) if len(xs_near) <= len(ys_near)
+                                             else ((ylo, ystep, ys_near), (xlo, xstep)))
+    if len(a_near) > 1 << 16:
+        return None
+    for i in a_near:
+        a = a_lo + i * a_step
+        if b_step == 0:
+            if abs(a - b_lo) < row_bytes:
+                return False
+            continue
+        j_lo = max(0, (a - row_bytes - b_lo) // b_step + 1)          # b rows starting after a - row_bytes
+        j_hi = min(rows - 1, -((b_lo - a - row_bytes) // b_step) - 1)  # ... and before a + row_bytes
+        if j_lo <= j_hi:
+            return False
+    return True
+
+
+def build_capi_case(data: bytes) -> CapiCase:
+    d = Draw(data)
+    c = CapiCase()
+    c.op = d.choice(["softmax", "log_softmax"])
+    c.dt = d.choice(["f32", "f64", "f16", "bf16"] if BF16 is not None else ["f32", "f64", "f16"])
+    item = c.item
+    kind = d.weighted([("small", 8), ("medium", 3), ("huge", 2)])
+    c.rows = {"small": lambda: d.int(0, 6), "medium": lambda: d.int(7, 100),
+              "huge": lambda: d.choice([2**31, 2**32 + 1, 2**61, 2**62, 2**63, SIZE_MAX])}[kind]()
+    kind = d.weighted([("small", 8), ("medium", 3), ("chunks", 1), ("huge", 2)])
+    c.n = {"small": lambda: d.int(0, 40), "medium": lambda: d.int(41, 3000), "chunks": lambda: d.int(65537, 70000),
+           "huge": lambda: d.choice([2**60 + 1, 2**61, 2**62, PTRDIFF_MAX, 2**63, SIZE_MAX])}[kind]()
+    if kind == "chunks":
+        c.rows = min(c.rows, 3)  # rows over 2^16 elements (split into chunks): a few, to keep calls short
+
+    def clamp(s: int) -> int:
+        return max(PTRDIFF_MIN, min(PTRDIFF_MAX, s))
+
+    def stride() -> int:
+        how = d.weighted([("n", 6), ("padded", 2), ("double", 2), ("zero", 1), ("short", 2), ("extreme", 2)])
+        s = {"n": c.n, "padded": c.n + d.int(1, 5), "double": 2 * c.n + d.int(0, 2), "zero": 0,
+             "short": d.int(1, max(1, min(c.n, 1 << 20) - 1)),
+             "extreme": d.choice([PTRDIFF_MIN, PTRDIFF_MAX, -PTRDIFF_MAX, 2**61, -(2**61), 2**40,
+                                  2**62 // item])}[how]
+        return clamp(-s if how != "extreme" and d.chance(0.3) else s)
+
+    c.xs = stride()
+    c.ys = c.xs if d.chance(0.3) else stride()
+    c.alg = d.weighted([(0, 4), (1, 2), (2, 2), (3, 2), (4, 2), (5, 1), (99, 1), (-1, 1), (2**31 - 1, 1)])
+    c.threads = d.choice([1, 1, 2, 0, -1])
+    placement = d.weighted([("apart", 6), ("same", 2), ("shifted", 2), ("null x", 1), ("null y", 1),
+                            ("top of memory", 1), ("bottom of memory", 1)])
+    c.notes.append(f"placement: {placement}")
+    shift = d.int(-2 * min(c.n, 64) - 2, 2 * min(c.n, 64) + 2)
+    seed = d.int(0, 2**32 - 1)
+
+    if placement in ("top of memory", "bottom of memory"):
+        # Rows that would wrap around an end of the address space: refused whatever else.
+        c.absolute = True
+        c.x_at = FAR_AWAY
+        if placement == "top of memory":
+            c.y_at = UINTPTR_MAX + 1 - max(item, min(c.n * item // 2, 1 << 40) // item * item)
+        else:
+            c.rows, c.y_at = max(c.rows, 2), 4096
+            c.ys = clamp(-max(abs(c.ys), 4096 // item + 1, c.n))
+        c.valid = capi_valid(c)
+        return c
+
+    # Byte offsets relative to x's pointer: x's rows span [x_lo, x_hi), y's start y_rel away.
+    x_lo, x_hi = rows_span(c.rows, c.n, c.xs, item)
+    y_lo, y_hi = rows_span(c.rows, c.n, c.ys, item)
+    empty = c.rows == 0 or c.n == 0
+    if empty:  # nothing is addressed: a small buffer
+        x_lo, x_hi, y_lo, y_hi = 0, item, 0, item
+    y_rel = {"same": 0, "shifted": shift * item}.get(placement, x_hi + CAPI_GUARD - y_lo)
+    lo, hi = min(x_lo, y_rel + y_lo), max(x_hi, y_rel + y_hi)
+    total = hi - lo + 2 * CAPI_GUARD
+    if total <= CAPI_BUDGET:  # backed by a buffer with guards around the rows
+        c.buf = np.zeros(total, np.uint8)
+        c.x_at, c.y_at = CAPI_GUARD - lo, CAPI_GUARD - lo + y_rel
+        values = draw_float_values(d, np.random.default_rng(seed), total // item, np.float32)
+        with np.errstate(over="ignore"):  # huge values become inf in 16 bits
+            c.buf[: total // item * item] = values.astype(CAPI_DTYPES[c.dt]).view(np.uint8)
+    else:  # too large to back with memory: far away (the call must then be refused, or is skipped)
+        c.absolute = True
+        c.x_at, c.y_at = FAR_AWAY, FAR_AWAY + max(-(1 << 43), min(1 << 43, y_rel))
+    if placement == "null x":
+        c.x_at = None
+    if placement == "null y":
+        c.y_at = None
+    c.valid = capi_valid(c)
+    if c.valid and c.absolute and not empty:
+        c.notes.append("skipped: valid, but too large to back with memory")
+    return c
+
+
+def run_capi_case(c: CapiCase) -> str:
+    """Makes the call and checks it against the header; returns what happened."""
+    def fail(msg):
+        raise Failure(f"{msg}\n--- case ---\n{c.describe()}")
+
+    if CAPI is None or c.valid is None or (c.valid and c.absolute and c.rows and c.n):
+        return "skipped"  # undecided by the oracle, or valid with memory that is not there
+    fn = getattr(CAPI, f"fastsoftmax_{c.op}_{c.dt}")
+    before = c.buf.copy() if c.buf is not None else None
+    status = fn(c.address(c.x_at), c.address(c.y_at), c.rows, c.n, c.xs, c.ys, c.alg, c.threads)
+    if not c.valid:
+        if status != 1:
+            fail(f"status {status}, expected FASTSOFTMAX_ERROR_INVALID_ARGUMENT (1)")
+        if before is not None and not np.array_equal(c.buf, before):
+            fail("a refused call wrote into the buffer")
+        return "refused"
+    if status != 0:
+        fail(f"status {status}, expected FASTSOFTMAX_OK")
+    if c.rows == 0 or c.n == 0:
+        if before is not None and not np.array_equal(c.buf, before):
+            fail("an empty call wrote into the buffer")
+        return "empty"
+    dt, item = CAPI_DTYPES[c.dt], c.item
+    x = np.ndarray((c.rows, c.n), dt, before, c.x_at, (c.xs * item if c.rows > 1 else 0, item))
+    y = np.ndarray((c.rows, c.n), dt, c.buf, c.y_at, (c.ys * item if c.rows > 1 else 0, item))
+    want = getattr(fastsoftmax, c.op)(x, axis=-1, algorithm=fastsoftmax.ALGORITHMS[c.alg])
+    if not np.array_equal(y.view(f"u{item}"), want.view(f"u{item}")):
+        fail("not bitwise the Python API's result for the same rows")
+    msg = check_values(c.op, y, x.astype(np.float32) if item == 2 else x, (1,))
+    if msg:
+        fail(msg)
+    mine = np.zeros(len(c.buf), bool)
+    for r in range(c.rows):
+        start = c.y_at + (r * c.ys * item if c.rows > 1 else 0)
+        mine[start:start + c.n * item] = True
+    if not np.array_equal(c.buf[~mine], before[~mine]):
+        fail("wrote outside y's rows")
+    return "computed"
 
 
 def test_one_input(data: bytes) -> None:
-    run_case(build_case(data))
+    """Inputs whose first byte is below CAPI_SHARE are C API calls (decoded from the rest);
+    the others are Python calls (decoded from all of it)."""
+    if data[:1] and data[0] < CAPI_SHARE:
+        run_capi_case(build_capi_case(data[1:]))
+    else:
+        run_case(build_case(data))
 
 
 # ---- drivers -----------------------------------------------------------------------------------
@@ -704,7 +1003,8 @@ def main(argv: List[str]) -> int:
     # 2 GiB RSS limit (measured with tracemalloc; replaying the same inputs uninstrumented
     # keeps a flat RSS).
     atheris.instrument_func(test_one_input)
-    for f in (build_case, draw_layout, draw_out, draw_axis, documented_errors, normalized_axes, run_case):
+    for f in (build_case, draw_layout, draw_out, draw_axis, documented_errors, normalized_axes, run_case,
+              build_capi_case, capi_valid, run_capi_case):
         globals()[f.__name__] = atheris.instrument_func(f)
     from fastsoftmax import _api
     for name in ("_compute", "_normalize_axes", "_result_dtype", "_check_out", "_same_view", "_check_isa"):

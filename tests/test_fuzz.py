@@ -8,6 +8,7 @@ an unknown isa was silently ignored for empty and long double input).
 
 from __future__ import annotations
 
+import collections
 import math
 import random
 import sys
@@ -31,6 +32,64 @@ def test_fuzz_harness_on_fixed_inputs(block):
             fuzz_softmax.test_one_input(data)
         except fuzz_softmax.Failure as e:
             pytest.fail(f"input {data.hex()}:\n{e}", pytrace=False)
+
+
+def test_capi_calls_on_fixed_inputs():
+    """The harness's C API calls (inputs whose first byte is below CAPI_SHARE): refused,
+    computed and empty calls all come up, and each passes the harness's checks."""
+    rng = random.Random(99)
+    seen = collections.Counter()
+    for _ in range(300):
+        data = bytes([rng.randrange(fuzz_softmax.CAPI_SHARE)]) + rng.randbytes(rng.choice((8, 32, 64, 256)))
+        try:
+            seen[fuzz_softmax.run_capi_case(fuzz_softmax.build_capi_case(data[1:]))] += 1
+        except fuzz_softmax.Failure as e:
+            pytest.fail(f"input {data.hex()}:\n{e}", pytrace=False)
+    assert seen["refused"] >= 60 and seen["computed"] >= 60 and seen["empty"] >= 5, seen
+
+
+@pytest.mark.parametrize("args, valid", [
+    (dict(rows=1, n=2**64 - 1, xs=0, ys=0), False),           # the adversarial probe's crashes
+    (dict(rows=2**62, n=4, xs=4, ys=4), False),
+    (dict(rows=2, n=4, xs=4, ys=-(2**63)), False),            # -ys overflowed, row 1 over row 0
+    (dict(rows=0, n=4, xs=4, ys=4, alg=99), False),           # unknown algorithm, empty call
+    (dict(rows=2, n=4, xs=4, ys=4, y_shift=4), False),        # y one element past x
+    (dict(rows=3, n=4, xs=8, ys=8, y_shift=16), True),        # interleaved rows
+    (dict(rows=3, n=4, xs=8, ys=8, y_shift=0), True),         # in place
+    (dict(rows=3, n=4, xs=8, ys=4, y_shift=0), False),        # the same pointer, other strides
+    (dict(rows=1, n=4, xs=-(2**63), ys=2**63 - 1), True),     # one row: strides unused
+])
+def test_capi_oracle_states_the_header(args, valid):
+    """The harness's restatement of the header's rules (capi_valid) on the probe's cases and
+    the layouts the header allows; float32, x at a plausible address, y y_shift bytes on."""
+    c = fuzz_softmax.CapiCase()
+    c.absolute = True
+    c.x_at = 1 << 40
+    c.y_at = c.x_at + args.pop("y_shift", 4096)
+    c.alg = args.pop("alg", 0)
+    for k, v in args.items():
+        setattr(c, k, v)
+    assert fuzz_softmax.capi_valid(c) is valid
+
+
+def test_as_strided_outs_on_fixed_inputs():
+    """The harness's as_strided outs: some overlap themselves (must be refused), some do not
+    (must be filled, and nothing between their elements written); all pass."""
+    rng = random.Random(7)
+    seen = collections.Counter()
+    for _ in range(5000):
+        if min(seen["overlap"], seen["apart"]) >= 15:
+            break
+        data = bytes([rng.randrange(fuzz_softmax.CAPI_SHARE, 256)]) + rng.randbytes(rng.choice((32, 64, 256)))
+        case = fuzz_softmax.build_case(data)
+        if case.out_bytes is None or case.kwargs["out"].size < 2:
+            continue
+        seen["overlap" if fuzz_softmax.elements_overlap(case.kwargs["out"]) else "apart"] += 1
+        try:
+            fuzz_softmax.run_case(case)
+        except fuzz_softmax.Failure as e:
+            pytest.fail(f"input {data.hex()}:\n{e}", pytrace=False)
+    assert min(seen["overlap"], seen["apart"]) >= 15, seen
 
 
 def test_decoder_is_total():
