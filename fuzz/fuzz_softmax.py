@@ -17,7 +17,7 @@ Anything else (a wrong value, an undocumented exception, a crash) is a failure.
 An input whose first byte is below CAPI_SHARE (about one in five) is instead a call of the C
 API through ctypes (fastsoftmax_<op>_<dtype> of include/fastsoftmax/fastsoftmax.h): rows, n
 and strides from small to beyond the address space (SIZE_MAX, 2^62, PTRDIFF_MIN), algorithm
-codes valid or not, x and y apart, the same, shifted into each other, interleaved, NULL or at
+codes and thread counts valid or not, x and y apart, the same, shifted into each other, interleaved, NULL or at
 the ends of the address space. The call must return FASTSOFTMAX_ERROR_INVALID_ARGUMENT
 exactly where the header's "Arguments" say (restated here on exact integers: capi_valid),
 touching no byte, and otherwise compute every row -- bitwise the Python API's result, within
@@ -679,6 +679,7 @@ CAPI_GUARD = 64        # bytes around x and y that no call may touch
 CAPI_DTYPES = {"f32": np.dtype(np.float32), "f64": np.dtype(np.float64), "f16": np.dtype(np.float16),
                "bf16": BF16}
 FAR_AWAY = 1 << 44     # where a call that must be refused points when its rows are too large to back
+MAX_THREADS = fastsoftmax._core.MAX_THREADS  # FASTSOFTMAX_MAX_THREADS
 
 
 def _load_capi():
@@ -740,7 +741,7 @@ def capi_valid(c: CapiCase) -> Optional[bool]:
     """The header's "Arguments", restated on exact integers: True where the call must compute,
     False where it must be refused, None where this oracle would list too many rows to tell
     (x and y with different strides interleaving over many rows; the case is skipped)."""
-    if not 0 <= c.alg <= 4:
+    if not 0 <= c.alg <= 4 or not 0 <= c.threads <= MAX_THREADS:
         return False
     if c.rows == 0 or c.n == 0:
         return True  # nothing read or written
@@ -826,7 +827,7 @@ def build_capi_case(data: bytes) -> CapiCase:
     c.xs = stride()
     c.ys = c.xs if d.chance(0.3) else stride()
     c.alg = d.weighted([(0, 4), (1, 2), (2, 2), (3, 2), (4, 2), (5, 1), (99, 1), (-1, 1), (2**31 - 1, 1)])
-    c.threads = d.choice([1, 1, 2, 0, -1])
+    c.threads = d.weighted([(1, 6), (2, 3), (0, 3), (MAX_THREADS, 1), (-1, 1), (MAX_THREADS + 1, 1), (-(2**31), 1)])
     placement = d.weighted([("apart", 6), ("same", 2), ("shifted", 2), ("null x", 1), ("null y", 1),
                             ("top of memory", 1), ("bottom of memory", 1)])
     c.notes.append(f"placement: {placement}")
