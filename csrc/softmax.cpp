@@ -32,14 +32,9 @@ std::size_t streaming_threshold_bytes() {
 }
 
 // Rule: in cache the exp arithmetic is the limit and three-pass reload (one exp per
-// element) wins; once input plus output are well past the L2 the memory traffic is the
-// limit and two-pass (2R+1W instead of 3R+2W) wins. The crossover, measured with the
-// harness (float32 softmax, one thread): on a Xeon with a 2 MiB L2, reload ahead at
-// N = 2^18 (input + output = L2), two-pass ahead at 2^20; on an EPYC (Zen 5) with a 1 MiB
-// L2 and a fast L3, reload 15 % ahead at 2^18 (2 x L2), a tie at 2^20, two-pass ahead at
-// 2^22. Reload up to 2 x L2 fits both. float64 costs more arithmetic per byte, and reload
-// stays ahead longer: on the EPYC 0.40 vs 0.50 ns/element at 2^18 (input + output = 4 x
-// L2), a tie at 2^20 (16 x L2); on the Xeon 1.58 vs 1.78 at 2^20 (8 x L2): up to 8 x L2.
+// element) wins; once the input is past the L2 the memory traffic is the limit and
+// two-pass (2R+1W instead of 3R+2W) wins. float64 has more arithmetic per byte, and reload
+// stays ahead up to 4 x L2. The crossovers measured: docs/results.md, "The auto rule".
 const char* auto_algorithm(DType dtype, std::size_t row_length) {
   std::size_t l2 = cache_sizes().l2;
   if (l2 == 0) l2 = 1u << 20;
