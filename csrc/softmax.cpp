@@ -133,7 +133,7 @@ void run_stats_typed(const KernelEntry& k, int ndim, const std::int64_t* shape, 
 }  // namespace
 
 void row_stats(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x, const std::int64_t* xs,
-               double* m, double* e, int threads) {
+               double* m, double* e, double* shift, int threads) {
   if (ndim < 1) return;
   if (shape[ndim - 1] == 0) {  // empty rows: the empty sum, m * 2^e = 0
     std::size_t rows = 1;
@@ -141,20 +141,24 @@ void row_stats(const KernelEntry& k, int ndim, const std::int64_t* shape, const 
     for (std::size_t r = 0; r < rows; ++r) {
       m[r] = 0;
       e[r] = -std::numeric_limits<double>::infinity();
+      shift[r] = 0;
     }
     return;
   }
-  auto fn = [&](const auto& runner, std::size_t r, const auto* xr, auto*) { runner.stats(xr, &m[r], &e[r]); };
   with_storage(k.dtype, [&](auto s) {
-    run_stats_typed<decltype(s)>(k, ndim, shape, x, xs, nullptr, nullptr, threads, fn);
+    using S = decltype(s);
+    auto fn = [&](const auto& runner, std::size_t r, const auto* xr, auto*) { runner.stats(xr, &m[r], &e[r], &shift[r]); };
+    run_stats_typed<S>(k, ndim, shape, x, xs, nullptr, nullptr, threads, fn);
   });
 }
 
 void rows_from_stats(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x,
                      const std::int64_t* xs, char* y, const std::int64_t* ys, const double* m, const double* e,
-                     int threads) {
+                     const double* shift, int threads) {
   if (ndim < 1) return;
-  auto fn = [&](const auto& runner, std::size_t r, const auto* xr, auto* yr) { runner.from_stats(xr, yr, m[r], e[r]); };
+  auto fn = [&](const auto& runner, std::size_t r, const auto* xr, auto* yr) {
+    runner.from_stats(xr, yr, m[r], e[r], shift[r]);
+  };
   with_storage(k.dtype, [&](auto s) { run_stats_typed<decltype(s)>(k, ndim, shape, x, xs, y, ys, threads, fn); });
 }
 

@@ -120,9 +120,36 @@ def test_special_values_like_scipy(row, dtype):
     check_like_scipy(np.ascontiguousarray(xb.T), what=f"batch.T {row}", axis=0)
 
 
-@pytest.mark.parametrize("row", [[1e300, 0.0], [-1e300, -1e300], [1e300]], ids=repr)
+F64_MAX = float(np.finfo(np.float64).max)
+F32_MAX = float(np.finfo(np.float32).max)
+#: Rows whose log-sum-exp needs a power-of-two exponent beyond 2^63 -- or beyond float64
+#: itself (|max| > ~1.2457e308 = float max ln 2) -- which (m, e) pairs alone cannot hold.
+ASTRONOMICAL_ROWS = [[1e300, 0.0], [-1e300, -1e300], [1e300], [1.25e308, 0.0], [-1.25e308, -1.25e308],
+                     [F64_MAX, F64_MAX], [-F64_MAX, -F64_MAX], [F64_MAX, 0.0], [1e30, 0.0], [-1e30, -1e30 - 2**50],
+                     [5e18, 5e18], [-5e18, -5e18]]
+
+
+@pytest.mark.parametrize("row", ASTRONOMICAL_ROWS, ids=repr)
 def test_astronomical_values_like_scipy(row):
     check_like_scipy(np.array(row), what=repr(row))
+
+
+@pytest.mark.parametrize("isa", _core.compiled_isas())
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+def test_astronomical_values_every_isa(dtype, isa):
+    """The rows above (float32: those it can hold, and +-float32 max) on every tier, in a
+    batch along either axis, against the long double reference and as softmax_stats."""
+    require_or_skip(isa)
+    fmax = F32_MAX if dtype == np.float32 else F64_MAX
+    rows = [r for r in ASTRONOMICAL_ROWS if len(r) == 2 and max(abs(v) for v in r) <= fmax]
+    rows += [[fmax, fmax], [-fmax, -fmax], [fmax, 0.0], [1e30, 1e30], [-1e30, 3.0]]
+    x = np.array(rows, dtype)
+    for xb, axis in ((x, 1), (np.ascontiguousarray(x.T), 0)):
+        y = fastsoftmax.logsumexp(xb, axis=axis, isa=isa)
+        assert y.dtype == dtype
+        assert_lse_accurate(y, xb, axis, f"{isa} axis={axis}")
+    np.testing.assert_array_equal(fastsoftmax.logsumexp(x, axis=1, isa=isa),
+                                  fastsoftmax.softmax_stats(x, isa=isa).logsumexp().astype(dtype))
 
 
 def test_return_sign_like_scipy():
