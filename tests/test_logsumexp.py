@@ -328,3 +328,35 @@ def test_multi_axis_equals_flattened():
     np.testing.assert_array_equal(fastsoftmax.logsumexp(x, axis=(0, 2)),
                                   fastsoftmax.logsumexp(np.moveaxis(x, 1, 0).reshape(4, -1), axis=1))
     assert fastsoftmax.logsumexp(x) == fastsoftmax.logsumexp(x.reshape(-1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16], ids=lambda d: np.dtype(d).name)
+def test_long_strided_rows_same_bits_as_contiguous(dtype):
+    """Rows longer than a chunk, strided, reversed, broadcast or in outer axes, read in
+    place chunk by chunk: the statistics (and so logsumexp) of a contiguous copy, bit for
+    bit, on 1 and 3 threads (few rows: chunks over the threads; many: rows), with rows on
+    the exact path too (NaN, +inf, a max beyond the fast range)."""
+    rng = np.random.default_rng(7)
+    n = 3 * (1 << 16) + 5
+    base = (rng.standard_normal((4, 2 * n)) * 4).astype(dtype)
+    base[1, 10] = np.nan
+    base[2, 2 * n - 2] = np.inf
+    base[3, 4] = 65504.0 if dtype == np.float16 else 1e7  # float16 max: beyond the float32 fast range
+    views = {
+        "step 2": base[:, ::2],
+        "reversed": base[:, ::-2],
+        "one row": base[3, ::2],
+        "broadcast": np.broadcast_to(base[0, :1], (n,)),
+        "outer axes": base.reshape(2, 2, 2 * n)[:, :, 1::2],
+        "misaligned": np.frombuffer(b"\0" + base[0, :n].tobytes(), dtype, n, offset=1),
+        "many rows": np.broadcast_to(base[:1, ::2], (12, n)),
+    }
+    for name, v in views.items():
+        c = np.ascontiguousarray(v)
+        for threads in (1, 3):
+            got, want = (fastsoftmax.softmax_stats(a, threads=threads) for a in (v, c))
+            for f in ("m", "e", "shift"):
+                np.testing.assert_array_equal(getattr(got, f), getattr(want, f), err_msg=f"{name} {f} threads={threads}")
+            np.testing.assert_array_equal(fastsoftmax.logsumexp(v, axis=-1, threads=threads),
+                                          fastsoftmax.logsumexp(c, axis=-1, threads=1), err_msg=name)
+    assert fastsoftmax.softmax_stats(views["one row"]).shift != 0  # the exact path, strided

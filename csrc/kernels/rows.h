@@ -124,6 +124,13 @@ inline long double shifted(double x, const StatsShift& s) {
   return static_cast<long double>(z.hi) + (static_cast<long double>(z.lo) - s.small.lo);
 }
 
+// Where a row is read from: contiguous memory, or elements `step` bytes apart (the
+// statistics of a long strided row; each chunk gathered on its own, see RowRunner).
+struct StridedRow {
+  const char* x;
+  std::int64_t step;
+};
+
 // Runs chunks one after another.
 struct SerialChunks {
   template <class F>
@@ -208,7 +215,7 @@ class RowRunner {
   // The row's two-pass statistics: sum of e^x = m * 2^e * e^shift (see above). Rows
   // outside the fast range get them from the exact (long double) computation, with SciPy's
   // logsumexp semantics: NaN -> m = NaN, e = 0; max +inf -> m = inf, e = 0; all -inf ->
-  // m = 0, e = -inf.
+  // m = 0, e = -inf. x: a contiguous row, or a StridedRow.
   template <class Src>
   void stats(const Src& x, double* m, double* e, double* shift) const {
     *shift = 0;
@@ -269,9 +276,23 @@ class RowRunner {
            e_max <= FastRange<T>::kMaxRowExponent;
   }
 
-  // Chunk c of a row, and element i.
+  // Chunk c of a row: in place, or (a strided row) gathered into this thread's buffer of
+  // kChunk elements -- a strided row is never copied whole, and pass 1 sees the same
+  // chunks, so the statistics are bitwise those of the row laid out contiguously.
   const S* chunk(const S* x, std::size_t c) const { return x + begin(c); }
+  const S* chunk(const StridedRow& x, std::size_t c) const {
+    thread_local std::vector<S> buffer;
+    if (buffer.size() < kChunk) buffer.resize(kChunk);
+    const char* p = x.x + std::int64_t(begin(c)) * x.step;
+    for (std::size_t i = 0, n = size(c); i < n; ++i) std::memcpy(&buffer[i], p + std::int64_t(i) * x.step, sizeof(S));
+    return buffer.data();
+  }
   static long double at(const S* x, std::size_t i) { return St::widen(x[i]); }
+  static long double at(const StridedRow& x, std::size_t i) {
+    S v;
+    std::memcpy(&v, x.x + std::int64_t(i) * x.step, sizeof(S));
+    return St::widen(v);
+  }
 
   // The statistics of a row outside the fast range: the shift form, from its max and sum of
   // e^(x - max) in long double (see "statistics of rows outside the fast range" above).
