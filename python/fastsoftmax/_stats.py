@@ -80,13 +80,14 @@ class SoftmaxStats:
         if m.shape != e.shape:
             raise ValueError(f"m and e must have the same shape, got {m.shape} and {e.shape}")
         if self.shift is None:
-            shift = np.zeros(m.shape)
+            shift, shifted = np.zeros(m.shape), False
             shift.setflags(write=False)
         else:
             shift = np.asarray(self.shift, dtype=np.float64, order="C")
             if shift.shape != m.shape:
                 raise ValueError(f"shift must have the shape of m and e, {m.shape}, got {shift.shape}")
-            if shift.any() and (not np.isfinite(shift).all() or (e[shift != 0] != 0).any()):
+            shifted = bool(shift.any())
+            if shifted and (not np.isfinite(shift).all() or (e[shift != 0] != 0).any()):
                 raise ValueError("shift must be finite, and e must be 0 wherever shift is not")
         ndim = self.ndim
         if isinstance(ndim, (bool, np.bool_)) or not isinstance(ndim, (int, np.integer)) or ndim < 0:
@@ -99,6 +100,7 @@ class SoftmaxStats:
         object.__setattr__(self, "m", m)
         object.__setattr__(self, "e", e)
         object.__setattr__(self, "shift", shift)
+        object.__setattr__(self, "_shifted", shifted)  # any row in the shift form (merge_stats' shortcut)
         object.__setattr__(self, "axes", axes)
         object.__setattr__(self, "ndim", int(ndim))
 
@@ -140,8 +142,8 @@ def _lse(m: np.ndarray, e: np.ndarray, shift: np.ndarray) -> np.ndarray:
         return np.asarray(e * _LN2_HI + (np.log(m) + e * _LN2_LO) + shift, dtype=np.float64)
 
 
-def _reduce_pairs(m: np.ndarray, e: np.ndarray, shift: np.ndarray, axis, keepdims: bool = False):
-    """Merge the statistics (m, e, shift) along `axis` (an int or a tuple).
+def _reduce_pairs(m: np.ndarray, e: np.ndarray, shift: Optional[np.ndarray], axis, keepdims: bool = False):
+    """Merge the statistics (m, e, shift) along `axis` (an int or a tuple); shift None: all 0.
 
     Pairs (shift 0): E = max e, M = sum m * 2^(e - E); the scaling by powers of two is exact
     (ldexp), so the only rounding is that of the sum. Shift-form pieces: C = max shift,
@@ -155,7 +157,7 @@ def _reduce_pairs(m: np.ndarray, e: np.ndarray, shift: np.ndarray, axis, keepdim
         return fn(a, axis=axis, keepdims=True)
 
     with np.errstate(all="ignore"):
-        if not shift.any():  # pairs only (the common case)
+        if shift is None or not shift.any():  # pairs only (the common case)
             E = red(np.max, e)
             d = e - E  # <= 0; NaN where both are -inf (then m is 0) or where E is inf
             d = np.where(e == E, 0.0, d)
@@ -323,8 +325,8 @@ def merge_stats(a: SoftmaxStats, b: SoftmaxStats, *more: SoftmaxStats) -> Softma
         if s.shape != a.shape:
             raise ValueError(f"cannot merge statistics of different row shapes: argument 0 has {a.shape}, "
                              f"argument {i} has {s.shape}")
-    m, e, shift = _reduce_pairs(np.stack([s.m for s in items]), np.stack([s.e for s in items]),
-                                np.stack([s.shift for s in items]), axis=0)
+    shifts = np.stack([s.shift for s in items]) if any(getattr(s, "_shifted", True) for s in items) else None
+    m, e, shift = _reduce_pairs(np.stack([s.m for s in items]), np.stack([s.e for s in items]), shifts, axis=0)
     return _make(m, e, shift, a.axes, a.ndim)
 
 
