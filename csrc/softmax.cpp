@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -126,10 +127,57 @@ void run_stats_typed(const KernelEntry& k, int ndim, const std::int64_t* shape, 
   drive<T>(*static_cast<const Primitives<T>*>(k.prims), job, pl, fn);
 }
 
+// Statistics of rows longer than a chunk that are not contiguous and that the row walk
+// would gather one whole row at a time (no tiles: for_rows gathers up to kTile rows that
+// are adjacent in memory together, within kTileBytes): each chunk is gathered on its own
+// instead (RowRunner over a StridedRow), so no row is ever copied whole -- the statistics
+// of a strided or broadcast row of 2^28 elements would otherwise allocate a 1 GiB buffer.
+// The chunks are those of a contiguous row: the same bits. False: not such rows.
+template <class S>
+bool strided_row_stats(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x,
+                       const std::int64_t* xs, double* m, double* e, double* shift, int threads) {
+  const std::size_t n = static_cast<std::size_t>(shape[ndim - 1]);
+  const std::int64_t step = xs[ndim - 1];
+  bool aligned = reinterpret_cast<std::uintptr_t>(x) % alignof(S) == 0;
+  for (int d = 0; d < ndim; ++d) aligned = aligned && xs[d] % std::int64_t(alignof(S)) == 0;
+  const bool tiles = ndim >= 2 && xs[ndim - 2] == std::int64_t(sizeof(S)) && generic::kTileBytes / (n * sizeof(S)) >= 2;
+  if (n <= generic::kChunk || (step == std::int64_t(sizeof(S)) && aligned) || tiles) return false;
+  const RowsJob job{k.op_id, Algorithm::two_pass, ndim, shape, x, xs, nullptr, xs, false};
+  const Plan pl = plan<S>(job, threads);
+  if (pl.rows == 0) return true;
+  const auto row_at = [&](std::size_t r) {
+    std::int64_t off = 0;
+    for (std::size_t rest = r, d = std::size_t(ndim - 1); d-- > 0;) {
+      off += static_cast<std::int64_t>(rest % std::size_t(shape[d])) * xs[d];
+      rest /= std::size_t(shape[d]);
+    }
+    return generic::StridedRow{x + off, step};
+  };
+  const Primitives<S>& p = *static_cast<const Primitives<S>*>(k.prims);
+  if (pl.rows >= std::size_t(2 * pl.threads)) {  // rows over the threads, each row's chunks in turn
+    const generic::RowRunner<S, Primitives<S>, generic::SerialChunks> runner(p, {}, job.op, job.algorithm, n, false);
+    parallel_for(pl.rows, pl.threads, [&](std::size_t r) {
+      generic::FlushDenormals ftz;
+      runner.stats(row_at(r), &m[r], &e[r], &shift[r]);
+    });
+    return true;
+  }
+  const auto chunks = [&](std::size_t count, auto& f) {  // few rows: each row's chunks over the threads
+    parallel_for(count, pl.threads, [&](std::size_t c) {
+      generic::FlushDenormals ftz;
+      f(c);
+    });
+  };
+  const generic::RowRunner<S, Primitives<S>, decltype(chunks)> runner(p, chunks, job.op, job.algorithm, n, false);
+  generic::FlushDenormals ftz;
+  for (std::size_t r = 0; r < pl.rows; ++r) runner.stats(row_at(r), &m[r], &e[r], &shift[r]);
+  return true;
+}
+
 }  // namespace
 
 void row_stats(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x, const std::int64_t* xs,
-               double* m, double* e, int threads) {
+               double* m, double* e, double* shift, int threads) {
   if (ndim < 1) return;
   if (shape[ndim - 1] == 0) {  // empty rows: the empty sum, m * 2^e = 0
     std::size_t rows = 1;
@@ -137,20 +185,25 @@ void row_stats(const KernelEntry& k, int ndim, const std::int64_t* shape, const 
     for (std::size_t r = 0; r < rows; ++r) {
       m[r] = 0;
       e[r] = -std::numeric_limits<double>::infinity();
+      shift[r] = 0;
     }
     return;
   }
-  auto fn = [&](const auto& runner, std::size_t r, const auto* xr, auto*) { runner.stats(xr, &m[r], &e[r]); };
   with_storage(k.dtype, [&](auto s) {
-    run_stats_typed<decltype(s)>(k, ndim, shape, x, xs, nullptr, nullptr, threads, fn);
+    using S = decltype(s);
+    if (strided_row_stats<S>(k, ndim, shape, x, xs, m, e, shift, threads)) return;
+    auto fn = [&](const auto& runner, std::size_t r, const auto* xr, auto*) { runner.stats(xr, &m[r], &e[r], &shift[r]); };
+    run_stats_typed<S>(k, ndim, shape, x, xs, nullptr, nullptr, threads, fn);
   });
 }
 
 void rows_from_stats(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x,
                      const std::int64_t* xs, char* y, const std::int64_t* ys, const double* m, const double* e,
-                     int threads) {
+                     const double* shift, int threads) {
   if (ndim < 1) return;
-  auto fn = [&](const auto& runner, std::size_t r, const auto* xr, auto* yr) { runner.from_stats(xr, yr, m[r], e[r]); };
+  auto fn = [&](const auto& runner, std::size_t r, const auto* xr, auto* yr) {
+    runner.from_stats(xr, yr, m[r], e[r], shift[r]);
+  };
   with_storage(k.dtype, [&](auto s) { run_stats_typed<decltype(s)>(k, ndim, shape, x, xs, y, ys, threads, fn); });
 }
 

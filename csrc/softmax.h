@@ -15,14 +15,16 @@ namespace fastsoftmax {
 void run_rows(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x,
               const std::int64_t* x_strides, char* y, const std::int64_t* y_strides, int threads);
 
-// Two-pass statistics of every row (C order over the outer axes): sum of e^x = m * 2^e.
-// k: any kernel of the wanted tier and dtype. See RowRunner::stats for non-finite rows.
+// Two-pass statistics of every row (C order over the outer axes): sum of e^x =
+// m * 2^e * e^shift; shift = 0 but for finite rows outside the fast range, which have
+// shift = max, e = 0 (kernels/rows.h). k: any kernel of the wanted tier and dtype. See
+// RowRunner::stats for non-finite rows.
 void row_stats(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x, const std::int64_t* xs,
-               double* m, double* e, int threads);
+               double* m, double* e, double* shift, int threads);
 // Pass 2 of every row from (possibly merged) statistics; k.op_id picks softmax or log_softmax.
 void rows_from_stats(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x,
                      const std::int64_t* xs, char* y, const std::int64_t* ys, const double* m, const double* e,
-                     int threads);
+                     const double* shift, int threads);
 
 // Output rows of at least this many bytes are written with non-temporal stores.
 std::size_t streaming_threshold_bytes();

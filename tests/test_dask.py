@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastsoftmax
-from test_stats import DISTRIBUTIONS, assert_within_design_bounds
+from test_stats import DISTRIBUTIONS, assert_log_softmax_as_exact_path, assert_within_design_bounds, extreme_rows
 
 try:
     import dask
@@ -206,6 +206,32 @@ def test_special_values_across_chunks():
     want = fastsoftmax.logsumexp(x, axis=1)
     np.testing.assert_array_equal(np.isnan(lse), np.isnan(want))
     np.testing.assert_allclose(lse[~np.isnan(want)], want[~np.isnan(want)], rtol=1e-15)
+
+
+@needs_dask
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+def test_extreme_rows_across_chunks(dtype):
+    """Rows up to float max (both signs; test_stats.extreme_rows) with the axis over several
+    chunks: what the statistics path gives on one machine -- the softmax within DESIGN
+    section 4's bound, log_softmax as accurate as the exact path, logsumexp within 4 eps
+    (float64: also beyond 1.2457e308, where sum(exp) has no float64 exponent)."""
+    x = extreme_rows(dtype, np.random.default_rng(33), n=12)
+    for chunks in ((4, 3), (7, (1, 5, 6))):
+        dx = da.from_array(x, chunks=chunks)
+        assert_within_design_bounds("softmax", compute(fsd.softmax(dx, axis=1, split_every=2)), x, f"{chunks}")
+        assert_log_softmax_as_exact_path(compute(fsd.log_softmax(dx, axis=1)), x, f"{chunks}")
+        lse = compute(fsd.logsumexp(dx, axis=1, split_every=2))
+        assert lse.dtype == dtype
+        xl = x.astype(np.longdouble)
+        mx = np.max(xl, axis=1)
+        ref = mx + np.log(np.sum(np.exp(xl - mx[:, None]), axis=1))
+        eps = float(np.finfo(dtype).eps)
+        assert np.all(np.abs((lse.astype(np.longdouble) - ref).astype(np.float64))
+                      <= 4 * eps * np.maximum(1, np.abs(ref.astype(np.float64)))), (lse, ref)
+    big = da.from_array(np.array([[1.25e308, 0.0, 3.0, 1.2e308], [-1.25e308, -1.25e308, -1.3e308, -np.inf]]),
+                        chunks=(1, 1))
+    np.testing.assert_array_equal(compute(fsd.logsumexp(big, axis=1)), fastsoftmax.logsumexp(big.compute(), axis=1))
+    assert np.all(np.isfinite(compute(fsd.logsumexp(big, axis=1))))
 
 
 @needs_dask

@@ -120,9 +120,36 @@ def test_special_values_like_scipy(row, dtype):
     check_like_scipy(np.ascontiguousarray(xb.T), what=f"batch.T {row}", axis=0)
 
 
-@pytest.mark.parametrize("row", [[1e300, 0.0], [-1e300, -1e300], [1e300]], ids=repr)
+F64_MAX = float(np.finfo(np.float64).max)
+F32_MAX = float(np.finfo(np.float32).max)
+#: Rows whose log-sum-exp needs a power-of-two exponent beyond 2^63 -- or beyond float64
+#: itself (|max| > ~1.2457e308 = float max ln 2) -- which (m, e) pairs alone cannot hold.
+ASTRONOMICAL_ROWS = [[1e300, 0.0], [-1e300, -1e300], [1e300], [1.25e308, 0.0], [-1.25e308, -1.25e308],
+                     [F64_MAX, F64_MAX], [-F64_MAX, -F64_MAX], [F64_MAX, 0.0], [1e30, 0.0], [-1e30, -1e30 - 2**50],
+                     [5e18, 5e18], [-5e18, -5e18]]
+
+
+@pytest.mark.parametrize("row", ASTRONOMICAL_ROWS, ids=repr)
 def test_astronomical_values_like_scipy(row):
     check_like_scipy(np.array(row), what=repr(row))
+
+
+@pytest.mark.parametrize("isa", _core.compiled_isas())
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+def test_astronomical_values_every_isa(dtype, isa):
+    """The rows above (float32: those it can hold, and +-float32 max) on every tier, in a
+    batch along either axis, against the long double reference and as softmax_stats."""
+    require_or_skip(isa)
+    fmax = F32_MAX if dtype == np.float32 else F64_MAX
+    rows = [r for r in ASTRONOMICAL_ROWS if len(r) == 2 and max(abs(v) for v in r) <= fmax]
+    rows += [[fmax, fmax], [-fmax, -fmax], [fmax, 0.0], [1e30, 1e30], [-1e30, 3.0]]
+    x = np.array(rows, dtype)
+    for xb, axis in ((x, 1), (np.ascontiguousarray(x.T), 0)):
+        y = fastsoftmax.logsumexp(xb, axis=axis, isa=isa)
+        assert y.dtype == dtype
+        assert_lse_accurate(y, xb, axis, f"{isa} axis={axis}")
+    np.testing.assert_array_equal(fastsoftmax.logsumexp(x, axis=1, isa=isa),
+                                  fastsoftmax.softmax_stats(x, isa=isa).logsumexp().astype(dtype))
 
 
 def test_return_sign_like_scipy():
@@ -301,3 +328,37 @@ def test_multi_axis_equals_flattened():
     np.testing.assert_array_equal(fastsoftmax.logsumexp(x, axis=(0, 2)),
                                   fastsoftmax.logsumexp(np.moveaxis(x, 1, 0).reshape(4, -1), axis=1))
     assert fastsoftmax.logsumexp(x) == fastsoftmax.logsumexp(x.reshape(-1))
+
+
+@pytest.mark.parametrize("isa", _core.compiled_isas())
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16], ids=lambda d: np.dtype(d).name)
+def test_long_strided_rows_same_bits_as_contiguous(dtype, isa):
+    """Rows longer than a chunk, strided, reversed, broadcast or in outer axes, read in
+    place chunk by chunk: the statistics (and so logsumexp) of a contiguous copy, bit for
+    bit, on 1 and 3 threads (few rows: chunks over the threads; many: rows), with rows on
+    the exact path too (NaN, +inf, a max beyond the fast range)."""
+    require_or_skip(isa)
+    rng = np.random.default_rng(7)
+    n = 2 * (1 << 16) + 5
+    base = (rng.standard_normal((4, 2 * n)) * 4).astype(dtype)
+    base[1, 10] = np.nan
+    base[2, 2 * n - 2] = np.inf
+    base[3, 4] = 65504.0 if dtype == np.float16 else 1e7  # float16 max: beyond the float32 fast range
+    views = {
+        "step 2": base[:, ::2],
+        "reversed": base[:, ::-2],
+        "one row": base[3, ::2],
+        "broadcast": np.broadcast_to(base[0, :1], (n,)),
+        "outer axes": base.reshape(2, 2, 2 * n)[:, :, 1::2],
+        "misaligned": np.frombuffer(b"\0" + base[0, :n].tobytes(), dtype, n, offset=1),
+        "many rows": np.broadcast_to(base[:1, ::2], (7, n)),  # >= 2 x 3 threads: rows over the threads
+    }
+    for name, v in views.items():
+        c = np.ascontiguousarray(v)
+        for threads in (1, 3):
+            got, want = (fastsoftmax.softmax_stats(a, threads=threads, isa=isa) for a in (v, c))
+            for f in ("m", "e", "shift"):
+                np.testing.assert_array_equal(getattr(got, f), getattr(want, f), err_msg=f"{name} {f} threads={threads}")
+            np.testing.assert_array_equal(fastsoftmax.logsumexp(v, axis=-1, threads=threads, isa=isa),
+                                          fastsoftmax.logsumexp(c, axis=-1, threads=1, isa=isa), err_msg=name)
+    assert fastsoftmax.softmax_stats(views["one row"], isa=isa).shift != 0  # the exact path, strided

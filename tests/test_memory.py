@@ -107,6 +107,53 @@ def test_peak_rss_is_the_output():
         assert extra <= limit, f"{kind} {name1} {name2} threads={threads}: peak RSS grew by {extra / MiB:.1f} MiB"
 
 
+@linux_only
+@not_under_asan
+def test_statistics_of_strided_rows_copy_no_row():
+    """logsumexp / softmax_stats of a strided or broadcast row read it where it lies: the
+    peak RSS grows by a chunk-sized buffer per thread at most, not by a copy of the row
+    (the issue: logsumexp(np.broadcast_to(np.float32(0), (2**28,))) peaked ~1 GiB higher).
+    One long row, 1-d and 2-d, a step of 2 and a zero stride, 1 and 2 threads; the values
+    are bitwise those of a contiguous copy."""
+    code = """
+        import numpy as np, fastsoftmax
+        def status(key):
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith(key):
+                        return int(line.split()[1]) * 1024
+        def peak_extra(call):
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # resets VmHWM to the current RSS
+            base = status("VmRSS")
+            res = call()
+            return status("VmHWM") - base, res
+        n = 1 << 25
+        base = np.random.default_rng(0).standard_normal(2 * n).astype(np.float32)  # 256 MiB
+        cases = {"step 2": base[::2], "broadcast": np.broadcast_to(np.float32(0.5), (n,)),
+                 "2-d step 2": base.reshape(1, -1)[:, ::2], "2-d broadcast": np.broadcast_to(np.float32(0.5), (2, n))}
+        for threads in (1, 2):  # warm up: worker threads and their buffers exist
+            fastsoftmax.logsumexp(base[:1 << 20][::2], threads=threads)
+        for name, v in cases.items():
+            want = fastsoftmax.logsumexp(np.ascontiguousarray(v), axis=-1)
+            for threads in (1, 2):
+                extra, got = peak_extra(lambda: fastsoftmax.logsumexp(v, axis=-1, threads=threads))
+                assert np.array_equal(got, want), (name, got, want)
+                print(f"{name.replace(' ', '_')} logsumexp {threads} {extra}")
+                extra, s = peak_extra(lambda: fastsoftmax.softmax_stats(v, axis=-1, threads=threads))
+                assert np.array_equal(s.logsumexp(), fastsoftmax.softmax_stats(np.ascontiguousarray(v)).logsumexp())
+                print(f"{name.replace(' ', '_')} stats {threads} {extra}")
+        print("row_bytes", n * 4)
+    """
+    proc = run_python(code, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line.split() for line in proc.stdout.splitlines()]
+    row_bytes = int(lines[-1][1])
+    for name, what, threads, extra in lines[:-1]:
+        assert int(extra) <= 8 * MiB, (f"{what} of a {name} row ({row_bytes / MiB:.0f} MiB), threads={threads}: "
+                                       f"peak RSS grew by {int(extra) / MiB:.1f} MiB")
+
+
 # ---- no growth over many calls ------------------------------------------------------------------
 
 @linux_only

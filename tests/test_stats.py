@@ -209,6 +209,9 @@ SPECIAL_PIECES = {
     "all -inf": [-np.inf, -np.inf],
     "huge": [1e5, 2e5],          # beyond the float32 fast range: exact statistics
     "tiny": [-1e5, -3e5],
+    "astronomical": [1e30, 5.0],  # sum(exp) beyond any float64 power of two: the shift form
+    "astronomically small": [-1e30, -3e30],
+    "beyond 2^20": [-1.1e6, -1.1e6 - 3.0],
     "ordinary": [0.5, -0.25],
     "empty": [],
 }
@@ -253,8 +256,10 @@ def test_stats_object():
     s = softmax_stats(x, axis=1)
     assert isinstance(s, SoftmaxStats)
     assert s.shape == (2, 4) and s.axes == (1,) and s.ndim == 3
-    assert s.m.dtype == s.e.dtype == np.float64 and s.m.flags.c_contiguous
-    assert not s.m.flags.writeable and not s.e.flags.writeable
+    assert s.m.dtype == s.e.dtype == s.shift.dtype == np.float64 and s.m.flags.c_contiguous
+    assert not s.m.flags.writeable and not s.e.flags.writeable and not s.shift.flags.writeable
+    np.testing.assert_array_equal(s.shift, 0.0)  # ordinary rows: the pair of pass 1
+    np.testing.assert_array_equal(SoftmaxStats(s.m, s.e, s.axes, s.ndim).shift, 0.0)  # shift left out
     assert "shape=(2, 4)" in repr(s)
     with pytest.raises(AttributeError):
         s.m = s.e  # frozen
@@ -428,3 +433,178 @@ def test_invalid_input_is_a_clear_error():
         SoftmaxStats(np.zeros(2), np.zeros(2), (1, 1), 2)
     with pytest.raises(ValueError, match="describe"):
         SoftmaxStats(np.zeros(2), np.zeros(2), (0, 1), 2)
+    with pytest.raises(ValueError, match="shift must have the shape"):
+        SoftmaxStats(np.ones(2), np.zeros(2), (1,), 2, np.zeros(3))
+    with pytest.raises(ValueError, match="e must be 0 wherever shift is not"):
+        SoftmaxStats(np.ones(2), np.ones(2), (1,), 2, np.array([0.0, 1e30]))
+    with pytest.raises(ValueError, match="finite"):
+        SoftmaxStats(np.ones(2), np.zeros(2), (1,), 2, np.array([0.0, np.nan]))
+
+
+# ---- rows far outside the fast range ----------------------------------------------------------
+# sum(exp(row)) of a row whose max is beyond the fast range (|max| > 2^20 in float64, 65536
+# in float32) up to the largest finite float: its log is the max to within log(n), but its
+# power-of-two exponent alone needs more than a float64 once |max| > 2^62 (and more than
+# float64 can hold above ~1.2457e308), and a residual mu - e ln2 needs ln2 to ~110 bits.
+# The statistics path must stay as accurate there as the max-based exact path.
+
+#: float64 magnitudes: just past 2^20, where e ln2 needs a 3-part ln2 (1e9 ... 1e18), where e
+#: is no longer every integer (> 2^53 ln2), around the shift form's 2^62, and up to float max.
+EXTREME_MAGNITUDES = {
+    np.float64: [1.06e6, 1e9, 1e12, 1e15, 1e16, 1e18, 2.0**62, 4.7e18, 1e19, 1e30, 1e100, 1e300, 1.25e308,
+                 float(np.finfo(np.float64).max)],
+    np.float32: [7e4, 1e6, 1e9, 1e12, 1e15, 1e18, 2.0**62, 4.7e18, 1e19, 1e30, float(np.finfo(np.float32).max)],
+}
+
+
+def extreme_rows(dtype, rng, n=9):
+    """One row per magnitude and sign: its max mu, mu minus offsets in [0, 30) (distinct
+    values where the spacing of floats allows, mu itself beyond), mu minus 3 spacings, and
+    a last element 0 (mu > 0: [1e30, 0] is the issue's row) or 2 mu (mu < 0; -inf for
+    -float max)."""
+    rows = []
+    for mag in EXTREME_MAGNITUDES[dtype]:
+        for sign in (1.0, -1.0):
+            mu = dtype(sign * mag)
+            with np.errstate(over="ignore"):
+                r = np.empty(n, dtype)
+                r[0] = mu
+                r[1:n - 2] = (np.float64(mu) - rng.uniform(0, 30, n - 3)).astype(dtype)
+                r[n - 2] = mu - 3 * np.spacing(mu) if sign > 0 else mu + 3 * np.spacing(mu)
+                r[n - 2] = min(r[n - 2], mu)
+                r[n - 1] = 0.0 if sign > 0 else dtype(2 * np.float64(mu))
+            rows.append(rng.permutation(r))
+    return np.stack(rows)
+
+
+def reference_log_softmax(x: np.ndarray) -> np.ndarray:
+    xl = x.astype(LD)
+    mx = np.max(xl, axis=-1, keepdims=True)
+    return (xl - mx) - np.log(np.sum(np.exp(xl - mx), axis=-1, keepdims=True))
+
+
+def assert_log_softmax_as_exact_path(y: np.ndarray, x: np.ndarray, what: str = "") -> None:
+    """|y - r| <= 4 eps max(1, |r|): the accuracy of the max-based exact path ((x - max) -
+    log sum, in long double). DESIGN section 4's bound 4 eps max(1, |x_i|, |lse|) is no
+    check at all for such rows (4 eps 1e30 ~ 1e15): the issue's [7.8e13, -1e30] met it."""
+    r = reference_log_softmax(x)
+    eps = float(np.finfo(x.dtype).eps)
+    fin = np.isfinite(r)
+    np.testing.assert_array_equal(y[~fin], r[~fin].astype(x.dtype), err_msg=what)
+    err = np.abs((y[fin].astype(LD) - r[fin]).astype(np.float64))
+    bound = 4 * eps * np.maximum(1.0, np.abs(r[fin].astype(np.float64)))
+    assert np.all(err <= bound), f"{what}: log_softmax off by {np.max(err / bound):.3g} x 4 eps max(1, |r|)"
+
+
+@pytest.mark.parametrize("isa", _core.compiled_isas())
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+def test_extreme_rows_through_their_own_statistics(dtype, isa):
+    """softmax_from_stats(x, softmax_stats(x)) at every magnitude up to float max, both signs:
+    within DESIGN section 4's softmax bound, log_softmax as accurate as the exact path, the
+    log-sum-exp within 4 eps, and bitwise what softmax(x, algorithm="two-pass") writes."""
+    require_or_skip(isa)
+    x = extreme_rows(dtype, np.random.default_rng(30))
+    s = softmax_stats(x, isa=isa)
+    y = softmax_from_stats(x, s, isa=isa)
+    assert_within_design_bounds("softmax", y, x, f"{isa} extreme rows")
+    ly = log_softmax_from_stats(x, s, isa=isa)
+    assert_log_softmax_as_exact_path(ly, x, f"{isa} extreme rows")
+    xl = x.astype(LD)
+    mx = np.max(xl, axis=-1)
+    ref_lse = mx + np.log(np.sum(np.exp(xl - mx[:, None]), axis=-1))
+    lse = s.logsumexp()
+    assert np.all(np.abs((lse.astype(LD) - ref_lse).astype(np.float64))
+                  <= 4 * np.finfo(np.float64).eps * np.maximum(1, np.abs(ref_lse.astype(np.float64)))), lse
+    for op, got in (("softmax", y), ("log_softmax", ly)):
+        np.testing.assert_array_equal(got, getattr(fastsoftmax, op)(x, axis=-1, algorithm="two-pass", isa=isa),
+                                      err_msg=f"{op}: not the two-pass bits")
+
+
+def test_issue_rows_exactly():
+    """The rows the issue names, against SciPy: [1e30, 0] gives [1, 0] and [0, -1e30]."""
+    for dtype in (np.float32, np.float64):
+        x = np.array([1e30, 0.0], dtype)
+        s = softmax_stats(x)
+        np.testing.assert_array_equal(softmax_from_stats(x, s), np.array([1.0, 0.0], dtype))
+        np.testing.assert_array_equal(log_softmax_from_stats(x, s), np.array([0.0, -1e30], dtype))
+        assert s.logsumexp() == np.float64(dtype(1e30))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+def test_extreme_rows_in_pieces_within_bounds(dtype):
+    """Pieces of extreme rows (each piece its own regime: some pieces hold only the small
+    values, some only the huge ones) merged in every order give the whole row's softmax."""
+    rng = np.random.default_rng(31)
+    x = extreme_rows(dtype, rng, n=12)
+    for cuts in ([1], [3, 7], [1, 2, 11], [6]):
+        bounds = split_points(x.shape[1], cuts)
+        for order in (None, list(range(len(bounds)))[::-1]):
+            y, merged = pieces_softmax("softmax", x, bounds, order)
+            assert_within_design_bounds("softmax", y, x, f"cuts {cuts}")
+            ly, _ = pieces_softmax("log_softmax", x, bounds, order)
+            assert_log_softmax_as_exact_path(ly, x, f"cuts {cuts}")
+            whole = softmax_stats(x).logsumexp()
+            assert np.all(np.abs(merged.logsumexp() - whole) <= 2 * np.finfo(np.float64).eps * np.abs(whole))
+
+
+@given(data=st.data())
+@settings(max_examples=100, deadline=None)
+def test_mixed_magnitudes_any_split_within_bounds(data):
+    """Rows mixing a huge (or hugely negative) part with ordinary values, split anywhere."""
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]), label="dtype")
+    mags = EXTREME_MAGNITUDES[dtype]
+    mu = data.draw(st.sampled_from(mags), label="magnitude") * data.draw(st.sampled_from([1.0, -1.0]), label="sign")
+    n = data.draw(st.integers(2, 300), label="n")
+    seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
+    rng = np.random.default_rng(seed)
+    with np.errstate(over="ignore"):
+        x = np.where(rng.random(n) < 0.5, mu - rng.uniform(0, 40, n), rng.standard_normal(n) * 10).astype(dtype)
+    x = x.reshape(1, n)
+    cuts = data.draw(st.lists(st.integers(0, n), max_size=6), label="cuts")
+    bounds = split_points(n, cuts)
+    order = data.draw(st.permutations(range(len(bounds))), label="merge order")
+    y, _ = pieces_softmax("softmax", x, bounds, order)
+    assert_within_design_bounds("softmax", y, x, f"splits {bounds}")
+    ly, _ = pieces_softmax("log_softmax", x, bounds, order)
+    if abs(float(np.max(x))) > (65536 if dtype == np.float32 else 2**20):  # beyond the fast range
+        assert_log_softmax_as_exact_path(ly, x, f"splits {bounds}")
+    else:  # the ordinary values dominate: a fast-range row
+        assert_within_design_bounds("log_softmax", ly, x, f"splits {bounds}")
+
+
+@pytest.mark.parametrize("isa", _core.compiled_isas())
+@pytest.mark.parametrize("mu", [-1.06e6, -1e9, -1e12, -1e15, 1.06e6, 1e9, 1e12, 1e15])
+def test_float64_rows_beyond_2_20_keep_full_accuracy(mu, isa):
+    """float64 rows whose max is beyond 2^20 (the issue: below -2^20 the statistics lost
+    5e-14 at -1.06e6, 1.4e-11 at -1e9, 1.5e-8 at -1e12): within DESIGN section 4's 2e-15
+    + |x_i - max| 2^-53, as softmax itself."""
+    require_or_skip(isa)
+    x = (mu - np.random.default_rng(32).uniform(0, 30, (3, 1000))).astype(np.float64)
+    s = softmax_stats(x, isa=isa)
+    assert_within_design_bounds("softmax", softmax_from_stats(x, s, isa=isa), x, f"mu={mu}")
+    assert_log_softmax_as_exact_path(log_softmax_from_stats(x, s, isa=isa), x, f"mu={mu}")
+    assert_within_design_bounds("softmax", fastsoftmax.softmax(x, axis=-1, isa=isa, algorithm="two-pass"), x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_pieces_across_the_fast_range_edge(dtype, sign):
+    """Rows around the edge of the fast range (|max| ~ 65156 in float32, ~1.0397e6 in float64),
+    cut so that some pieces keep the pair of pass 1 and others take the shift form, with
+    log-sums close enough that merging the two forms is no mere choice of the larger."""
+    edge = 94000 * np.log(2) if dtype == np.float32 else 1.5e6 * np.log(2)
+    rng = np.random.default_rng(34)
+    kinds = []
+    for _ in range(20):
+        x = (sign * edge + rng.uniform(-12, 12, (2, 64))).astype(dtype)
+        cuts = sorted(rng.integers(0, 64, 3).tolist())
+        bounds = split_points(64, cuts)
+        stats = [softmax_stats(x[:, a:b]) for a, b in bounds]
+        kinds.append({bool(k) for s in stats for k in (s.shift != 0)})
+        for op in ("softmax", "log_softmax"):
+            for order in (None, list(range(len(bounds)))[::-1]):
+                y, merged = pieces_softmax(op, x, bounds, order)
+                assert_within_design_bounds(op, y, x, f"cuts {cuts}")
+            whole = softmax_stats(x).logsumexp()  # float32 pairs: float32 arithmetic
+            assert np.all(np.abs(merged.logsumexp() - whole) <= 4 * np.finfo(dtype).eps * np.abs(whole))
+    assert any(k == {True, False} for k in kinds), "no row mixed the two forms"

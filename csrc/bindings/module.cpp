@@ -168,24 +168,26 @@ py::array_t<double> stats_array(const Geometry& g) {
   return py::array_t<double>(outer);
 }
 
-// Per-row two-pass statistics of x's last axis: (m, e), float64 arrays of x.shape[:-1].
+// Per-row two-pass statistics of x's last axis: (m, e, shift), float64 arrays of x.shape[:-1].
 py::tuple row_stats_py(const py::array& x, const py::object& isa, int threads) {
   const DType dt = dtype_of(x, "x");
   const Geometry g(x);
   const KernelEntry& k = resolve_kernel("softmax", "two-pass", dt, isa, static_cast<std::size_t>(g.shape[g.ndim - 1]));
-  py::array_t<double> m = stats_array(g), e = stats_array(g);
+  py::array_t<double> m = stats_array(g), e = stats_array(g), shift = stats_array(g);
   double* mp = m.mutable_data();
   double* ep = e.mutable_data();
+  double* sp = shift.mutable_data();
   const char* xp = static_cast<const char*>(x.data());
   {
     py::gil_scoped_release release;
-    row_stats(k, g.ndim, g.shape, xp, g.strides, mp, ep, threads);
+    row_stats(k, g.ndim, g.shape, xp, g.strides, mp, ep, sp, threads);
   }
-  return py::make_tuple(m, e);
+  return py::make_tuple(m, e, shift);
 }
 
 void from_stats_py(const std::string& op, const py::array& x, py::array& out, const py::array_t<double, py::array::c_style>& m,
-                   const py::array_t<double, py::array::c_style>& e, const py::object& isa, int threads) {
+                   const py::array_t<double, py::array::c_style>& e, const py::array_t<double, py::array::c_style>& shift,
+                   const py::object& isa, int threads) {
   const DType dt = dtype_of(x, "x");
   if (dtype_of(out, "out") != dt) throw py::type_error("x and out must have the same dtype");
   const Geometry gx(x), gy(out);
@@ -193,16 +195,18 @@ void from_stats_py(const std::string& op, const py::array& x, py::array& out, co
     throw py::value_error("x and out must have the same shape");
   std::size_t rows = 1;
   for (int d = 0; d + 1 < gx.ndim; ++d) rows *= static_cast<std::size_t>(gx.shape[d]);
-  if (static_cast<std::size_t>(m.size()) != rows || static_cast<std::size_t>(e.size()) != rows)
-    throw py::value_error("m and e must hold one value per row of x");
+  if (static_cast<std::size_t>(m.size()) != rows || static_cast<std::size_t>(e.size()) != rows ||
+      static_cast<std::size_t>(shift.size()) != rows)
+    throw py::value_error("m, e and shift must hold one value per row of x");
   require_no_self_overlap(out);
   const KernelEntry& k = resolve_kernel(op, "two-pass", dt, isa, static_cast<std::size_t>(gx.shape[gx.ndim - 1]));
   const char* xp = static_cast<const char*>(x.data());
   char* yp = static_cast<char*>(out.mutable_data());
   const double* mp = m.data();
   const double* ep = e.data();
+  const double* sp = shift.data();
   py::gil_scoped_release release;
-  rows_from_stats(k, gx.ndim, gx.shape, xp, gx.strides, yp, gy.strides, mp, ep, threads);
+  rows_from_stats(k, gx.ndim, gx.shape, xp, gx.strides, yp, gy.strides, mp, ep, sp, threads);
 }
 
 double run_pattern(const std::string& pattern, const py::array& x, py::array& out, const py::object& isa) {
@@ -425,10 +429,10 @@ PYBIND11_MODULE(_core, m) {
         py::arg("threads") = 0,
         "Run a kernel over the last axis of x into out (same shape and dtype, any strides); threads <= 0: default.");
   m.def("row_stats", &row_stats_py, py::arg("x"), py::arg("isa") = py::none(), py::arg("threads") = 0,
-        "Two-pass statistics of every row of x's last axis: (m, e) with sum(exp(row)) = m * 2**e.");
+        "Two-pass statistics of every row of x's last axis: (m, e, shift) with sum(exp(row)) = m * 2**e * exp(shift).");
   m.def("from_stats", &from_stats_py, py::arg("op"), py::arg("x"), py::arg("out"), py::arg("m"), py::arg("e"),
-        py::arg("isa") = py::none(), py::arg("threads") = 0,
-        "Pass 2 of softmax/log_softmax over x's last axis from per-row statistics (m, e).");
+        py::arg("shift"), py::arg("isa") = py::none(), py::arg("threads") = 0,
+        "Pass 2 of softmax/log_softmax over x's last axis from per-row statistics (m, e, shift).");
   for (PyMethodDef& def : fast_defs)
     m.add_object(def.ml_name, py::reinterpret_steal<py::object>(PyCFunction_NewEx(&def, nullptr, m.ptr())));
   m.def("overlaps_itself", &overlaps_itself, py::arg("a"),

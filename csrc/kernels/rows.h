@@ -59,6 +59,78 @@ class FlushDenormals {
 #endif
 };
 
+// ---- statistics of rows outside the fast range ---------------------------------------------
+// A row's statistics say sum of e^x = m * 2^e * e^shift. Fast-range rows have the pair
+// (m, e) of pass 1 and shift = 0; |e| <= 1.5e6. Rows outside it (NaN, inf, |max| beyond
+// the fast range) get theirs from the exact path: NaN and inf rows the special values of
+// RowRunner::stats; a finite row the shift form, shift = mu = max x, e = 0 and
+// m = sigma = sum of e^(x - mu), in [1, n], summed in long double. A pair cannot hold
+// such rows: log2 of the sum needs more than a float64 exponent once |mu| > 2^63 ln 2 (and
+// more than float64 itself beyond float max ln 2 ~ 1.2457e308), and m = sigma e^(mu - e ln2)
+// carries the rounding of mu - e ln2, which cancels all of mu's bits. In the shift form
+// x - log-sum-exp is (x - mu) - log m, with x - mu exact (Sterbenz) wherever the result is
+// above e^-745: pass 2 from the statistics is the max-based exact algorithm. Statistics
+// of a pair form that from_stats cannot hand to the fast pass (made by hand: any e) are
+// taken exactly too, with e ln 2 to 2^-100 (times_ln2).
+
+// ln 2 = kLn2[0] + kLn2[1] + kLn2[2] + O(2^-164).
+constexpr double kLn2[3] = {0x1.62e42fefa39efp-1, 0x1.abc9e3b39803fp-56, 0x1.7b57a079a1934p-111};
+
+// hi + lo, unevaluated (double-double): error-free sums and products.
+struct TwoDouble {
+  double hi, lo;
+};
+inline TwoDouble two_sum(double a, double b) {
+  const double s = a + b, bb = s - a;
+  return {s, (a - (s - bb)) + (b - bb)};
+}
+inline TwoDouble two_prod(double a, double b) {
+  const double p = a * b;
+  return {p, std::fma(a, b, -p)};
+}
+
+// e ln 2 = big + small.hi + small.lo, big = RN(e kLn2[0]), within 2^-100 for |e| < 2^63;
+// |small| < 2^10. (Pass 1's exponents are below 2^21; statistics made by hand may hold any.)
+struct ScaledLn2 {
+  double big;
+  TwoDouble small;
+};
+inline ScaledLn2 times_ln2(double e) {
+  const TwoDouble p1 = two_prod(e, kLn2[0]), p2 = two_prod(e, kLn2[1]);
+  const TwoDouble s = two_sum(p1.lo, p2.hi);
+  const TwoDouble small = two_sum(s.hi, s.lo + (p2.lo + e * kLn2[2]));
+  return {p1.hi, small};
+}
+
+// The row from the statistics' point of view: log-sum-exp = big + small.hi + small.lo +
+// log m, so that x - log-sum-exp = ((x - big) - small) - log m, where x - big is exact for
+// every x whose result is above e^-745 (x and big are within a factor of 2: Sterbenz).
+struct StatsShift {
+  double big;
+  TwoDouble small;
+};
+inline StatsShift stats_shift(double e, double shift) {
+  const ScaledLn2 t = times_ln2(e);
+  if (shift == 0) return {t.big, t.small};
+  // The shift form (e = 0: shift itself), or statistics made by hand.
+  const TwoDouble s = two_sum(t.big, t.small.hi);
+  return {shift, two_sum(s.hi, s.lo + t.small.lo)};
+}
+// x - big - small, as a long double; -inf stays -inf.
+inline long double shifted(double x, const StatsShift& s) {
+  const double t = x - s.big;
+  if (!(std::fabs(t) < std::numeric_limits<double>::infinity())) return t;
+  const TwoDouble z = two_sum(t, -s.small.hi);
+  return static_cast<long double>(z.hi) + (static_cast<long double>(z.lo) - s.small.lo);
+}
+
+// Where a row is read from: contiguous memory, or elements `step` bytes apart (the
+// statistics of a long strided row; each chunk gathered on its own, see RowRunner).
+struct StridedRow {
+  const char* x;
+  std::int64_t step;
+};
+
 // Runs chunks one after another.
 struct SerialChunks {
   template <class F>
@@ -127,69 +199,67 @@ class RowRunner {
 
   void exact(const S* x, S* y) const { p_.exact_row(n_, x, y, log_); }
 
+  // Rows outside the fast range take the statistics path (exact_stats, then from_stats):
+  // the statistics API computes what two-pass writes, bit for bit.
   void two_pass(const S* x, S* y) const {
     double sum, e_max;
-    if (!pair_stats(x, &sum, &e_max)) return exact(x, y);
+    if (!pair_stats(x, &sum, &e_max)) {
+      double shift;
+      exact_stats(x, &sum, &e_max, &shift);
+      return from_stats(x, y, sum, e_max, shift);
+    }
     write_from_pair(x, y, sum, e_max);
   }
 
  public:
-  // The row's two-pass statistics: sum of e^x = m * 2^e. Rows outside the fast range get
-  // them from the exact (long double) computation, with SciPy's logsumexp semantics:
-  // NaN -> m = NaN; max +inf -> m = inf, e = 0; all -inf -> m = 0, e = -inf.
-  void stats(const S* x, double* m, double* e) const {
+  // The row's two-pass statistics: sum of e^x = m * 2^e * e^shift (see above). Rows
+  // outside the fast range get them from the exact (long double) computation, with SciPy's
+  // logsumexp semantics: NaN -> m = NaN, e = 0; max +inf -> m = inf, e = 0; all -inf ->
+  // m = 0, e = -inf. x: a contiguous row, or a StridedRow.
+  template <class Src>
+  void stats(const Src& x, double* m, double* e, double* shift) const {
+    *shift = 0;
     if (pair_stats(x, m, e)) return;
-    using L = long double;
-    L mu = -std::numeric_limits<L>::infinity();
-    for (std::size_t i = 0; i < n_; ++i) {
-      const L v = St::widen(x[i]);
-      if (v != v) {
-        *m = std::numeric_limits<double>::quiet_NaN();
-        *e = 0;
-        return;
-      }
-      mu = std::max(mu, v);
-    }
-    if (mu == std::numeric_limits<L>::infinity() || mu == -std::numeric_limits<L>::infinity()) {
-      *m = mu > 0 ? std::numeric_limits<double>::infinity() : 0.0;
-      *e = mu > 0 ? 0.0 : -std::numeric_limits<double>::infinity();
-      return;
-    }
-    L sigma = 0;
-    for (std::size_t i = 0; i < n_; ++i) sigma += std::exp(St::widen(x[i]) - mu);
-    const L ln2 = 0.693147180559945309417232121458176568L;
-    // e rounded to double first, so that (m, e) is what is stored; for |max| beyond what
-    // long double resolves, mu - e*ln2 is clamped: m*2^e then still gives log-sum-exp to
-    // the precision of max itself.
-    *e = static_cast<double>(std::nearbyint(mu / ln2));
-    const L r = std::min(std::max(mu - L(*e) * ln2, L(-700)), L(700));
-    *m = static_cast<double>(sigma * std::exp(r));
+    exact_stats(x, m, e, shift);
   }
   // Pass 2 from statistics (possibly merged from other pieces of the row): the same
-  // arithmetic as two_pass for fast-range statistics, else the exact formula around
-  // log-sum-exp = log(m) + e*ln2.
-  void from_stats(const S* x, S* y, double m, double e) const {
-    if (m > 0 && m < std::numeric_limits<double>::infinity() && e >= FastRange<T>::kMinRowExponent &&
-        e <= FastRange<T>::kMaxRowExponent)
+  // arithmetic as two_pass for fast-range statistics; else y = e^(x - lse) or x - lse
+  // with lse = log m + e ln2 + shift, x - lse formed without cancellation (StatsShift).
+  void from_stats(const S* x, S* y, double m, double e, double shift) const {
+    constexpr double inf = std::numeric_limits<double>::infinity();
+    if (shift == 0 && m > 0 && m < inf && e >= FastRange<T>::kMinRowExponent && e <= FastRange<T>::kMaxRowExponent)
       return write_from_pair(x, y, m, e);
     using L = long double;
-    const L lse = std::log(L(m)) + L(e) * 0.693147180559945309417232121458176568L;
-    const bool nan_out = lse != lse || lse == std::numeric_limits<L>::infinity();
-    for (std::size_t i = 0; i < n_; ++i) {
-      const L v = St::widen(x[i]);
-      if (log_) y[i] = St::narrow(v - lse);
-      else y[i] = St::narrow(nan_out ? std::numeric_limits<L>::quiet_NaN() : std::exp(v - lse));
+    if (!(m > 0 && m < inf && std::fabs(e) < inf && std::fabs(shift) < inf)) {
+      // NaN, +inf or empty / all -inf statistics: y as SciPy's for such rows.
+      const L lse = std::log(L(m)) + L(e) * 0.693147180559945309417232121458176568L + L(shift);
+      const bool nan_out = lse != lse || lse == std::numeric_limits<L>::infinity();
+      for (std::size_t i = 0; i < n_; ++i) {
+        const L v = St::widen(x[i]);
+        if (log_) y[i] = St::narrow(v - lse);
+        else y[i] = St::narrow(nan_out ? std::numeric_limits<L>::quiet_NaN() : std::exp(v - lse));
+      }
+      return;
+    }
+    const StatsShift s = stats_shift(e, shift);
+    if (log_) {
+      const L log_m = std::log(L(m));
+      for (std::size_t i = 0; i < n_; ++i) y[i] = St::narrow(shifted(double(St::widen(x[i])), s) - log_m);
+    } else {
+      const L inv_m = L(1) / L(m);
+      for (std::size_t i = 0; i < n_; ++i) y[i] = St::narrow(std::exp(shifted(double(St::widen(x[i])), s)) * inv_m);
     }
   }
 
  private:
   // Pass 1 of two-pass over the chunks, merged exactly in chunk order. False: the row is
   // outside the fast range (NaN, inf, or a max beyond +-kHigh).
-  bool pair_stats(const S* x, double* sum_out, double* e_out) const {
+  template <class Src>
+  bool pair_stats(const Src& x, double* sum_out, double* e_out) const {
     Scratch<T> s(chunks_);
     T* m = s.data();
     T* e = m + chunks_;
-    each_chunk([&](std::size_t c) { p_.pair_sum(size(c), x + begin(c), &m[c], &e[c]); });
+    each_chunk([&](std::size_t c) { p_.pair_sum(size(c), chunk(x, c), &m[c], &e[c]); });
     double e_max = -std::numeric_limits<double>::infinity();
     for (std::size_t c = 0; c < chunks_; ++c) e_max = std::max(e_max, double(e[c]));
     double sum = 0;  // exact rescaling by powers of two, in chunk order
@@ -204,6 +274,52 @@ class RowRunner {
     // !(sum < inf) also catches NaN (a NaN or +inf input reaches the sum as NaN).
     return sum < std::numeric_limits<double>::infinity() && e_max >= FastRange<T>::kMinRowExponent &&
            e_max <= FastRange<T>::kMaxRowExponent;
+  }
+
+  // Chunk c of a row: in place, or (a strided row) gathered into this thread's buffer of
+  // kChunk elements -- a strided row is never copied whole, and pass 1 sees the same
+  // chunks, so the statistics are bitwise those of the row laid out contiguously.
+  const S* chunk(const S* x, std::size_t c) const { return x + begin(c); }
+  const S* chunk(const StridedRow& x, std::size_t c) const {
+    thread_local std::vector<S> buffer;
+    if (buffer.size() < kChunk) buffer.resize(kChunk);
+    const char* p = x.x + std::int64_t(begin(c)) * x.step;
+    for (std::size_t i = 0, n = size(c); i < n; ++i) std::memcpy(&buffer[i], p + std::int64_t(i) * x.step, sizeof(S));
+    return buffer.data();
+  }
+  static long double at(const S* x, std::size_t i) { return St::widen(x[i]); }
+  static long double at(const StridedRow& x, std::size_t i) {
+    S v;
+    std::memcpy(&v, x.x + std::int64_t(i) * x.step, sizeof(S));
+    return St::widen(v);
+  }
+
+  // The statistics of a row outside the fast range: the shift form, from its max and sum of
+  // e^(x - max) in long double (see "statistics of rows outside the fast range" above).
+  template <class Src>
+  void exact_stats(const Src& x, double* m, double* e, double* shift) const {
+    using L = long double;
+    *shift = 0;
+    L mu = -std::numeric_limits<L>::infinity();
+    for (std::size_t i = 0; i < n_; ++i) {
+      const L v = at(x, i);
+      if (v != v) {
+        *m = std::numeric_limits<double>::quiet_NaN();
+        *e = 0;
+        return;
+      }
+      mu = std::max(mu, v);
+    }
+    if (mu == std::numeric_limits<L>::infinity() || mu == -std::numeric_limits<L>::infinity()) {
+      *m = mu > 0 ? std::numeric_limits<double>::infinity() : 0.0;
+      *e = mu > 0 ? 0.0 : -std::numeric_limits<double>::infinity();
+      return;
+    }
+    L sigma = 0;  // x - mu is exact for every term above 2^-64 of the largest
+    for (std::size_t i = 0; i < n_; ++i) sigma += std::exp(at(x, i) - mu);
+    *m = static_cast<double>(sigma);
+    *e = 0;
+    *shift = static_cast<double>(mu);  // exact: mu is an element
   }
 
   void write_from_pair(const S* x, S* y, double sum, double e_max) const {

@@ -1,8 +1,9 @@
 """Mergeable softmax statistics, logsumexp, and softmax from (merged) statistics.
 
 Pass 1 of the two-pass algorithm reduces a row to a pair (m, e) with
-``sum(exp(row)) == m * 2**e``. The pair sum is associative: pieces of a row (chunks, shards,
-machines) can each compute theirs, merge them, and run pass 2 on their own piece.
+``sum(exp(row)) == m * 2**e`` (rows outside its fast range: ``m * exp(shift)``, shift their
+max). The pair sum is associative: pieces of a row (chunks, shards, machines) can each
+compute theirs, merge them, and run pass 2 on their own piece.
 """
 
 from __future__ import annotations
@@ -43,15 +44,21 @@ _MIN_SHIFT = -2000
 
 @dataclass(frozen=True, eq=False)
 class SoftmaxStats:
-    """Per-row softmax statistics: ``sum(exp(row)) == m * 2**e`` for every row.
+    """Per-row softmax statistics: ``sum(exp(row)) == m * 2**e * exp(shift)`` for every row.
 
-    ``m`` and ``e`` are float64 arrays of the row shape (the input's shape without
+    ``m``, ``e`` and ``shift`` are float64 arrays of the row shape (the input's shape without
     ``axes``), ``axes`` the (non-negative, sorted) axes the rows run along and ``ndim`` the
     number of dimensions of the input. Made by :func:`softmax_stats`, combined by
     :func:`merge_stats`, consumed by :func:`softmax_from_stats` /
-    :func:`log_softmax_from_stats`. Special rows: one with a NaN has ``m = nan, e = 0``; one
-    whose maximum is +inf ``m = inf, e = 0``; an empty or all -inf one ``m = 0, e = -inf``
-    (the identity of the merge).
+    :func:`log_softmax_from_stats`. Two forms: rows in the fast range of pass 1 (max within
+    about +-2^20 in float64, +-65000 in float32) have the pair of pass 1 -- ``e`` an
+    integer-valued exponent, ``shift = 0``; other finite rows have ``shift = max(row)``,
+    ``e = 0`` and ``m = sum(exp(row - max))``, which no pair can stand for exactly (their
+    log-sum can exceed float64 as a power of two; and ``x - max`` is exact where ``x - e ln 2``
+    cancels). ``shift`` may be left out (zeros); where it is not 0, ``e`` must be 0.
+    Special rows: one with a NaN has ``m = nan, e = 0``; one whose maximum is +inf
+    ``m = inf, e = 0``; an empty or all -inf one ``m = 0, e = -inf`` (the identity of the
+    merge); ``shift = 0``.
 
     >>> import numpy as np, fastsoftmax
     >>> s = fastsoftmax.softmax_stats(np.array([[0.0, 0.0], [1.0, 1.0]]))
@@ -65,12 +72,23 @@ class SoftmaxStats:
     e: np.ndarray
     axes: Tuple[int, ...]
     ndim: int
+    shift: Optional[np.ndarray] = None
 
     def __post_init__(self):
         m = np.asarray(self.m, dtype=np.float64, order="C")
         e = np.asarray(self.e, dtype=np.float64, order="C")
         if m.shape != e.shape:
             raise ValueError(f"m and e must have the same shape, got {m.shape} and {e.shape}")
+        if self.shift is None:
+            shift, shifted = np.zeros(m.shape), False
+            shift.setflags(write=False)
+        else:
+            shift = np.asarray(self.shift, dtype=np.float64, order="C")
+            if shift.shape != m.shape:
+                raise ValueError(f"shift must have the shape of m and e, {m.shape}, got {shift.shape}")
+            shifted = bool(shift.any())
+            if shifted and (not np.isfinite(shift).all() or (e[shift != 0] != 0).any()):
+                raise ValueError("shift must be finite, and e must be 0 wherever shift is not")
         ndim = self.ndim
         if isinstance(ndim, (bool, np.bool_)) or not isinstance(ndim, (int, np.integer)) or ndim < 0:
             raise TypeError(f"ndim must be a non-negative int, got {ndim!r}")
@@ -81,6 +99,8 @@ class SoftmaxStats:
             raise ValueError(f"statistics of shape {m.shape} over axes {axes} do not describe a {ndim}-d array")
         object.__setattr__(self, "m", m)
         object.__setattr__(self, "e", e)
+        object.__setattr__(self, "shift", shift)
+        object.__setattr__(self, "_shifted", shifted)  # any row in the shift form (merge_stats' shortcut)
         object.__setattr__(self, "axes", axes)
         object.__setattr__(self, "ndim", int(ndim))
 
@@ -96,7 +116,7 @@ class SoftmaxStats:
         >>> float(fastsoftmax.softmax_stats(np.zeros(4)).logsumexp())  # log 4
         1.3862943611198906
         """
-        r = _lse(self.m, self.e)
+        r = _lse(self.m, self.e, self.shift)
         return r[()] if r.ndim == 0 else r
 
     def merge(self, *others: "SoftmaxStats") -> "SoftmaxStats":
@@ -107,39 +127,71 @@ class SoftmaxStats:
         return f"SoftmaxStats(shape={self.shape}, axes={self.axes}, ndim={self.ndim})"
 
 
-def _make(m: np.ndarray, e: np.ndarray, axes, ndim) -> SoftmaxStats:
-    m.setflags(write=False)  # fresh arrays: the frozen object owns them
-    e.setflags(write=False)
-    return SoftmaxStats(m, e, axes, ndim)
+def _make(m: np.ndarray, e: np.ndarray, shift: np.ndarray, axes, ndim) -> SoftmaxStats:
+    for a in (m, e, shift):
+        a.setflags(write=False)  # fresh arrays: the frozen object owns them
+    return SoftmaxStats(m, e, axes, ndim, shift)
 
 
-def _lse(m: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """log(m) + e*ln2 in float64; m = 0, e = -inf gives -inf, m = inf gives inf, NaN NaN."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.asarray(e * _LN2_HI + (np.log(m) + e * _LN2_LO), dtype=np.float64)
+def _lse(m: np.ndarray, e: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """log(m) + e*ln2 + shift in float64; m = 0, e = -inf gives -inf, m = inf gives inf, NaN NaN.
 
-
-def _reduce_pairs(m: np.ndarray, e: np.ndarray, axis, keepdims: bool = False):
-    """Merge the pairs (m, e) along `axis` (an int or a tuple): E = max e, M = sum m * 2^(e - E).
-
-    The scaling by powers of two is exact (ldexp), so the only rounding is that of the sum.
-    Special pieces: (0, -inf) is the identity; a NaN anywhere gives (nan, 0); otherwise an
-    inf gives (inf, 0) -- what row_stats gives for the whole row.
+    Nothing overflows: pairs have |e| < 2^21, and the shift form is its max plus log(m) <= log(n).
     """
-    with np.errstate(invalid="ignore", over="ignore"):
-        E = np.max(e, axis=axis, keepdims=True)
-        d = e - E  # <= 0; NaN where both are -inf (then m is 0) or where E is inf
-        d = np.where(e == E, 0.0, d)
-        d = np.where(d >= _MIN_SHIFT, d, _MIN_SHIFT)  # also maps NaN to _MIN_SHIFT
-        M = np.sum(np.ldexp(m, d.astype(np.intc)), axis=axis, keepdims=True)
-        M = np.where(np.isnan(E), np.nan, M)  # a NaN exponent (never made by the core) poisons too
-        special = ~np.isfinite(M)  # NaN or inf: (M, 0), as the core writes them
-        if special.any():
-            E = np.where(special, 0.0, E)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(e * _LN2_HI + (np.log(m) + e * _LN2_LO) + shift, dtype=np.float64)
+
+
+def _reduce_pairs(m: np.ndarray, e: np.ndarray, shift: Optional[np.ndarray], axis, keepdims: bool = False):
+    """Merge the statistics (m, e, shift) along `axis` (an int or a tuple); shift None: all 0.
+
+    Pairs (shift 0): E = max e, M = sum m * 2^(e - E); the scaling by powers of two is exact
+    (ldexp), so the only rounding is that of the sum. Shift-form pieces: C = max shift,
+    M = sum m * exp(shift - C) (shift - C is exact: Sterbenz). When both kinds are there,
+    the one with the larger log-sum keeps its form and takes the other's sum scaled by
+    exp(C - E ln 2) or its inverse (E ln 2 in two parts, the first exact: |E| < 2^21).
+    Special pieces: (0, -inf, 0) is the identity; a NaN anywhere gives (nan, 0, 0);
+    otherwise an inf gives (inf, 0, 0) -- what row_stats gives for the whole row.
+    """
+    def red(fn, a):
+        return fn(a, axis=axis, keepdims=True)
+
+    with np.errstate(all="ignore"):
+        if shift is None or not shift.any():  # pairs only (the common case)
+            E = red(np.max, e)
+            d = e - E  # <= 0; NaN where both are -inf (then m is 0) or where E is inf
+            d = np.where(e == E, 0.0, d)
+            d = np.where(d >= _MIN_SHIFT, d, _MIN_SHIFT)  # also maps NaN to _MIN_SHIFT
+            M = red(np.sum, np.ldexp(m, d.astype(np.intc)))
+            M = np.where(np.isnan(E), np.nan, M)  # a NaN exponent (never made by the core) poisons too
+            special = ~np.isfinite(M)  # NaN or inf: (M, 0), as the core writes them
+            if special.any():
+                E = np.where(special, 0.0, E)
+            C = np.zeros_like(M)
+        else:
+            live = m > 0  # not the identity (nor NaN)
+            pair, shifted = live & (shift == 0), live & (shift != 0)
+            E = red(np.max, np.where(pair, e, -np.inf))
+            d = np.where(pair, e - E, 0.0)
+            d = np.where(d >= _MIN_SHIFT, d, _MIN_SHIFT)
+            M = red(np.sum, np.where(pair, np.ldexp(m, d.astype(np.intc)), 0.0))
+            C = red(np.max, np.where(shifted, shift, -np.inf))
+            Mc = red(np.sum, np.where(shifted, m * np.exp(shift - C), 0.0))
+            both = (M > 0) & (Mc > 0)
+            g = np.where(both, (C - E * _LN2_HI) - E * _LN2_LO, 0.0)  # log(2^-E e^C) where both
+            keep_pair = (M > 0) & (np.log(M) >= np.log(Mc) + g)
+            M, E, C = (np.where(keep_pair, M + np.where(both, Mc * np.exp(g), 0.0),
+                                Mc + np.where(both, M * np.exp(-g), 0.0)),
+                       np.where(keep_pair, E, 0.0), np.where(keep_pair, 0.0, C))
+            nan = red(np.any, np.isnan(m) | np.isnan(e))
+            inf = red(np.any, m == np.inf)
+            M = np.where(nan, np.nan, np.where(inf, np.inf, M))
+            E, C = np.where(nan | inf, 0.0, E), np.where(nan | inf, 0.0, C)
+            E, C = np.where(M == 0, -np.inf, E), np.where(M == 0, 0.0, C)  # identities only
         if not keepdims:
-            M = np.squeeze(M, axis=axis)
-            E = np.squeeze(E, axis=axis)
-    return np.asarray(M, dtype=np.float64, order="C"), np.asarray(E, dtype=np.float64, order="C")
+            M, E, C = np.squeeze(M, axis=axis), np.squeeze(E, axis=axis), np.squeeze(C, axis=axis)
+    return (np.asarray(M, dtype=np.float64, order="C"), np.asarray(E, dtype=np.float64, order="C"),
+            np.asarray(C, dtype=np.float64, order="C"))
 
 
 # ---- input handling ----------------------------------------------------------------------
@@ -180,12 +232,12 @@ def _row_shape(shape, axes) -> Tuple[int, ...]:
 
 
 def _raw_stats(xc: np.ndarray, axes: Tuple[int, ...], isa, nthreads: int):
-    """(m, e) of the rows of xc (float32/float64) along axes: C-contiguous, the row shape."""
+    """(m, e, shift) of the rows of xc (float32/float64) along axes: C-contiguous, the row shape."""
     rows = _row_shape(xc.shape, axes)
     if xc.size == 0:  # empty rows are the identity of the merge (and no rows is no rows)
-        return np.zeros(rows), np.full(rows, -np.inf)
-    m, e = _core.row_stats(_rows_view(xc, axes), isa, nthreads)
-    return np.asarray(m), np.asarray(e)
+        return np.zeros(rows), np.full(rows, -np.inf), np.zeros(rows)
+    m, e, shift = _core.row_stats(_rows_view(xc, axes), isa, nthreads)
+    return np.asarray(m), np.asarray(e), np.asarray(shift)
 
 
 def _options(isa, threads) -> int:
@@ -219,8 +271,9 @@ def softmax_stats(x, axis: AxisLike = -1, *, isa: Optional[str] = None,
     Returns
     -------
     SoftmaxStats
-        float64 ``m``, ``e`` of shape ``x.shape`` without ``axis``, with
-        ``sum(exp(row)) == m * 2**e``.
+        float64 ``m``, ``e``, ``shift`` of shape ``x.shape`` without ``axis``, with
+        ``sum(exp(row)) == m * 2**e * exp(shift)`` (``shift`` is 0 but for finite rows
+        outside the fast range, which take a second read: see :class:`SoftmaxStats`).
 
     Examples
     --------
@@ -235,8 +288,8 @@ def softmax_stats(x, axis: AxisLike = -1, *, isa: Optional[str] = None,
     x = _as_real_array(x, "softmax_stats")
     _, compute = _stats_dtypes(x.dtype, "softmax_stats")
     axes = tuple(sorted(_normalize_axes(axis, x.ndim)))
-    m, e = _raw_stats(x.astype(compute, copy=False), axes, isa, nthreads)
-    return _make(m, e, axes, x.ndim)
+    m, e, shift = _raw_stats(x.astype(compute, copy=False), axes, isa, nthreads)
+    return _make(m, e, shift, axes, x.ndim)
 
 
 def merge_stats(a: SoftmaxStats, b: SoftmaxStats, *more: SoftmaxStats) -> SoftmaxStats:
@@ -244,9 +297,12 @@ def merge_stats(a: SoftmaxStats, b: SoftmaxStats, *more: SoftmaxStats) -> Softma
 
     Row by row, ``E = max(e_a, e_b)``, ``M = m_a 2^(e_a - E) + m_b 2^(e_b - E)``: the scaling
     is exact (powers of two), so merging rounds once per merge, in float64, and the order of
-    merges changes results by float64 ulps only. Empty / all -inf pieces are the identity, a
-    NaN piece makes the row NaN, a +inf piece makes it +inf (as SciPy's logsumexp). Takes
-    two or more statistics with the same ``axes``, ``ndim`` and row shape.
+    merges changes results by float64 ulps only. Pieces in the shift form (rows outside the
+    fast range; see :class:`SoftmaxStats`) merge by ``C = max(shift)``,
+    ``M = sum(m exp(shift - C))``, and with pairs by scaling the smaller log-sum's ``M`` to
+    the other's form by a real ``exp`` (one more rounding). Empty / all -inf pieces are the
+    identity, a NaN piece makes the row NaN, a +inf piece makes it +inf (as SciPy's
+    logsumexp). Takes two or more statistics with the same ``axes``, ``ndim`` and row shape.
 
     Examples
     --------
@@ -269,8 +325,9 @@ def merge_stats(a: SoftmaxStats, b: SoftmaxStats, *more: SoftmaxStats) -> Softma
         if s.shape != a.shape:
             raise ValueError(f"cannot merge statistics of different row shapes: argument 0 has {a.shape}, "
                              f"argument {i} has {s.shape}")
-    m, e = _reduce_pairs(np.stack([s.m for s in items]), np.stack([s.e for s in items]), axis=0)
-    return _make(m, e, a.axes, a.ndim)
+    shifts = np.stack([s.shift for s in items]) if any(getattr(s, "_shifted", True) for s in items) else None
+    m, e, shift = _reduce_pairs(np.stack([s.m for s in items]), np.stack([s.e for s in items]), shifts, axis=0)
+    return _make(m, e, shift, a.axes, a.ndim)
 
 
 def _from_stats(op: str, x, stats, out, isa, threads):
@@ -296,7 +353,7 @@ def _from_stats(op: str, x, stats, out, isa, threads):
         return out if out is not None else np.empty(x.shape, result_dtype)
 
     xc = x.astype(compute, copy=False)
-    m, e = stats.m.reshape(-1), stats.e.reshape(-1)
+    m, e, shift = stats.m.reshape(-1), stats.e.reshape(-1), stats.shift.reshape(-1)
     direct = out is not None and out.dtype == compute
     target = out if direct else np.empty(x.shape, compute)
     xm = _rows_view(xc, axes)
@@ -306,12 +363,12 @@ def _from_stats(op: str, x, stats, out, isa, threads):
         tm = _merge_trailing_view(tmv, k)
         if tm is None:  # the axes of `target` cannot be viewed as one: compute aside, then copy
             tmp = np.empty(xm.shape, compute)
-            _core.from_stats(op, xm, tmp, m, e, isa, nthreads)
+            _core.from_stats(op, xm, tmp, m, e, shift, isa, nthreads)
             tmv[...] = tmp.reshape(tmv.shape)
         else:
-            _core.from_stats(op, xm, tm, m, e, isa, nthreads)
+            _core.from_stats(op, xm, tm, m, e, shift, isa, nthreads)
     else:
-        _core.from_stats(op, xm, _rows_view(target, axes), m, e, isa, nthreads)
+        _core.from_stats(op, xm, _rows_view(target, axes), m, e, shift, isa, nthreads)
 
     if out is not None:
         if not direct:  # float16 result: round the float32 result once
@@ -323,14 +380,15 @@ def _from_stats(op: str, x, stats, out, isa, threads):
 
 def softmax_from_stats(x, stats: SoftmaxStats, *, out: Optional[np.ndarray] = None, isa: Optional[str] = None,
                        threads: Optional[int] = None):
-    """Pass 2 of the softmax: ``exp(x) / (m 2^e)`` for each row, from (merged) statistics.
+    """Pass 2 of the softmax: ``exp(x) / (m 2^e e^shift)`` for each row, from (merged) statistics.
 
     ``x`` is a piece of the rows ``stats`` describe: the same number of dimensions and,
     without ``stats.axes``, the same shape; its length along those axes is free. The result
     of each piece is that piece's part of the softmax of the whole row, so the pieces'
     results side by side equal ``softmax(whole, axis)`` (within the documented accuracy
     bounds; with the statistics of ``x`` itself, bitwise ``softmax(x, axis,
-    algorithm="two-pass")``). Result dtype, ``out=`` and non-finite rows as
+    algorithm="two-pass")`` -- also for rows outside the fast range, which two-pass
+    computes through these very statistics). Result dtype, ``out=`` and non-finite rows as
     :func:`fastsoftmax.softmax` (a row whose statistics are NaN or +inf is all NaN).
 
     Examples
@@ -349,7 +407,7 @@ def softmax_from_stats(x, stats: SoftmaxStats, *, out: Optional[np.ndarray] = No
 
 def log_softmax_from_stats(x, stats: SoftmaxStats, *, out: Optional[np.ndarray] = None, isa: Optional[str] = None,
                            threads: Optional[int] = None):
-    """Pass 2 of the log-softmax: ``x - log(m 2^e)`` for each row, from (merged) statistics.
+    """Pass 2 of the log-softmax: ``x - log(m 2^e e^shift)`` for each row, from (merged) statistics.
 
     The arguments are those of :func:`softmax_from_stats`.
 
@@ -398,7 +456,10 @@ def logsumexp(x, axis: AxisLike = None, *, keepdims: bool = False, out: Optional
     float32 and rounded once), and handling of ±inf, NaN, empty and 0-d input (a row with a
     NaN gives NaN, with +inf gives +inf, all -inf or empty gives -inf). It is pass 1 of the
     two-pass softmax (:func:`softmax_stats`): the row's sum as an exact (mantissa, power
-    of two) pair, no max pass, so it runs at about the speed of reading ``x``.
+    of two) pair, no max pass, so it runs at about the speed of reading ``x``. Rows outside
+    the fast range (max beyond about +-2^20 in float64, +-65000 in float32) take a second
+    read: their max plus the log of the sum of ``exp(x - max)``, in long double, which holds
+    up to the float maximum.
 
     Parameters
     ----------
@@ -450,8 +511,8 @@ def logsumexp(x, axis: AxisLike = None, *, keepdims: bool = False, out: Optional
     elif result_dtype == _LD:
         lse = _longdouble_lse(x, axes)
     else:
-        m, e = _core.row_stats(_rows_view(x.astype(compute, copy=False), axes), isa, nthreads)
-        lse = _cast(_lse(m, e), result_dtype)
+        m, e, shift = _core.row_stats(_rows_view(x.astype(compute, copy=False), axes), isa, nthreads)
+        lse = _cast(_lse(m, e, shift), result_dtype)
     lse = np.asarray(lse).reshape(res_shape)
 
     sign = None

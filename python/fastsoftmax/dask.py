@@ -36,16 +36,17 @@ from ._api import AxisLike
 
 __all__ = ["softmax", "log_softmax", "logsumexp"]
 
-#: One record per row: the pair (m, e) with sum(exp(row)) = m * 2**e.
-STATS_DTYPE = np.dtype([("m", "<f8"), ("e", "<f8")])
+#: One record per row: (m, e, shift) with sum(exp(row)) = m * 2**e * exp(shift) (see SoftmaxStats).
+STATS_DTYPE = np.dtype([("m", "<f8"), ("e", "<f8"), ("shift", "<f8")])
 
 
 # ---- block functions (module level, so that worker processes can unpickle them) -----------
 
-def _pack(m: np.ndarray, e: np.ndarray) -> np.ndarray:
+def _pack(m: np.ndarray, e: np.ndarray, shift: np.ndarray) -> np.ndarray:
     r = np.empty(np.shape(m), STATS_DTYPE)
     r["m"] = m
     r["e"] = e
+    r["shift"] = shift
     return r
 
 
@@ -53,8 +54,7 @@ def _chunk_stats(xb, axis, keepdims, compute, threads):
     """da.reduction chunk: the statistics of this block's pieces of the rows."""
     axis = tuple(axis)
     xb = np.asarray(xb).astype(compute, copy=False)
-    m, e = _stats._raw_stats(xb, axis, None, _api._check_threads(threads))
-    r = _pack(m, e)
+    r = _pack(*_stats._raw_stats(xb, axis, None, _api._check_threads(threads)))
     return np.expand_dims(r, axis) if keepdims else r
 
 
@@ -62,21 +62,21 @@ def _combine_stats(s, axis, keepdims):
     """da.reduction combine/aggregate: merge the statistics along the reduced axes."""
     axis = tuple(axis)
     s = np.asarray(s)
-    m, e = _stats._reduce_pairs(s["m"], s["e"], axis, keepdims=keepdims)
-    return _pack(m, e)
+    return _pack(*_stats._reduce_pairs(s["m"], s["e"], s["shift"], axis, keepdims=keepdims))
 
 
 def _stats_to_lse(sb, axes, keepdims, result):
-    """map_blocks over the merged statistics: log(m) + e ln 2, in the result dtype."""
+    """map_blocks over the merged statistics: log(m) + e ln 2 + shift, in the result dtype."""
     sb = np.asarray(sb)
-    lse = _stats._lse(sb["m"], sb["e"]).astype(result)
+    lse = _stats._lse(sb["m"], sb["e"], sb["shift"]).astype(result)
     return lse if keepdims else np.squeeze(lse, axes)
 
 
 def _block_from_stats(xb, sb, op, axes, threads):
     """map_blocks: pass 2 of this block from the merged statistics of its rows."""
     sb = np.asarray(sb)
-    st = _stats.SoftmaxStats(np.squeeze(sb["m"], axes), np.squeeze(sb["e"], axes), axes, xb.ndim)
+    st = _stats.SoftmaxStats(np.squeeze(sb["m"], axes), np.squeeze(sb["e"], axes), axes, xb.ndim,
+                             np.squeeze(sb["shift"], axes))
     return _stats._from_stats(op, xb, st, None, None, threads)
 
 
