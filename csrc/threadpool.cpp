@@ -13,6 +13,7 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <sstream>
 #include <system_error>
 #include <thread>
@@ -132,12 +133,19 @@ class ThreadPool {
     helpers = std::min(helpers, max_pool_threads() - 1);
     std::lock_guard<std::mutex> lk(slots_mu_);
     while (static_cast<int>(slots_.size()) < helpers) {
-      slots_.push_back(std::make_unique<Slot>());
+      try {
+        slots_.push_back(std::make_unique<Slot>());
+      } catch (const std::bad_alloc&) {
+        break;  // no memory for a slot: carry on with the workers we have
+      }
       Slot* s = slots_.back().get();
       try {
         std::thread([this, s] { worker(s); }).detach();
       } catch (const std::system_error&) {
         slots_.pop_back();  // the OS refused a thread (limits, memory): carry on with those we have
+        break;
+      } catch (const std::bad_alloc&) {
+        slots_.pop_back();
         break;
       }
     }
