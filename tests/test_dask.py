@@ -187,6 +187,26 @@ def test_result_dtypes_as_the_numpy_calls(dtype):
 
 
 @needs_dask
+def test_bfloat16_like_the_numpy_calls():
+    """fastsoftmax.softmax takes bfloat16 arrays; so does the Dask version (it once rejected
+    them as 'not real numbers')."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    x = (np.random.default_rng(4).standard_normal((4, 10)) * 3).astype(ml_dtypes.bfloat16)
+    for chunks in ((2, 10), (2, 3)):
+        dx = da.from_array(x, chunks=chunks)
+        for op in OPS:
+            want = OPS[op][0](x, axis=1)
+            got = getattr(fsd, op)(dx, axis=1)
+            assert got.dtype == want.dtype
+            np.testing.assert_allclose(compute(got).astype(np.float64), want.astype(np.float64), rtol=1e-2,
+                                       atol=1e-2)
+        want = fastsoftmax.logsumexp(x, axis=1)
+        got = fsd.logsumexp(dx, axis=1)
+        assert got.dtype == want.dtype
+        np.testing.assert_allclose(compute(got).astype(np.float64), want.astype(np.float64), rtol=1e-2)
+
+
+@needs_dask
 def test_special_values_across_chunks():
     x = np.random.default_rng(3).standard_normal((6, 40))
     x[0, 5] = np.nan
