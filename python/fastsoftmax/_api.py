@@ -174,6 +174,9 @@ def _check_isa(isa) -> None:
         raise ValueError(f"unknown isa {isa!r} (this build has: {', '.join(compiled)})")
     if not _core.isa_runnable(isa):
         raise ValueError(f"isa {isa!r} is compiled in but this CPU (or OS) cannot run it")
+    cap = _core.isa_cap()  # the operator's cap binds isa= too
+    if cap in compiled and compiled.index(isa) < compiled.index(cap):
+        raise ValueError(f"isa {isa!r} is above the cap FASTSOFTMAX_ISA={cap!r} set for this process")
 
 
 _ALGORITHM_SET = frozenset(ALGORITHMS)
@@ -334,7 +337,8 @@ def softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, dtype
         The algorithm; ``"auto"`` picks by row length against the cache sizes.
     isa : {None, "scalar", "avx2", "avx512"}
         Force an instruction-set tier (default: the best this CPU runs, capped by
-        ``FASTSOFTMAX_ISA``).
+        ``FASTSOFTMAX_ISA``). A tier above that cap is a ``ValueError``: the operator's
+        cap binds.
     threads : int, optional
         At most this many threads for this call, from 1 to :data:`MAX_THREADS` (None or
         0: :func:`get_num_threads`). Rows are spread over threads, and a long row is
