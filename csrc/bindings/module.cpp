@@ -290,6 +290,21 @@ void extent(const py::detail::PyArray_Proxy* a, std::size_t itemsize, std::uintp
   *hi = reinterpret_cast<std::uintptr_t>(a->data) + last + itemsize;
 }
 
+// PyArray_NewLikeArray(x, NPY_KEEPORDER, NULL, 0): an uninitialised base-class array of
+// x's shape and dtype in x's memory order. (Slot 277 of NumPy's C API table, stable since
+// NumPy 1.6; pybind11's npy_api does not list it.)
+PyObject* new_like(PyObject* x) {
+  using NewLike = PyObject* (*)(PyObject*, int, PyObject*, int);
+  static const NewLike fn = [] {
+    const py::module_ m = py::detail::import_numpy_core_submodule("multiarray");
+    void** api = static_cast<void**>(PyCapsule_GetPointer(m.attr("_ARRAY_API").ptr(), nullptr));
+    if (!api) throw py::error_already_set();
+    return reinterpret_cast<NewLike>(api[277]);
+  }();
+  constexpr int kKeepOrder = 2;  // NPY_KEEPORDER
+  return fn(x, kKeepOrder, nullptr, 0);
+}
+
 PyObject* fast_call(bool log, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 7) {
     PyErr_SetString(PyExc_TypeError, "fast path: 7 arguments expected");
@@ -333,8 +348,9 @@ PyObject* fast_call(bool log, PyObject* const* args, Py_ssize_t nargs) {
   try {
     py::object result;
     if (out == Py_None) {
-      std::vector<py::ssize_t> shape(xa->dimensions, xa->dimensions + xa->nd);
-      result = py::array(py::reinterpret_borrow<py::dtype>(xa->descr), shape);
+      // NumPy's order="K": x's memory order (Fortran in, Fortran out), as np.exp(x).
+      result = py::reinterpret_steal<py::object>(new_like(x));
+      if (!result) return nullptr;
     } else {
       if (Py_TYPE(out) != api.PyArray_Type_) return not_here();
       const auto* oa = py::detail::array_proxy(out);

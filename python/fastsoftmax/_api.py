@@ -252,10 +252,10 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
         return _cast(res, result_dtype)[0]
 
     if x.size == 0:
-        return out if out is not None else np.empty(x.shape, result_dtype)
+        return out if out is not None else np.empty_like(x, result_dtype, subok=False)
 
     if not axes:  # axis=(): every element is its own row (SciPy gives 1, or 0 for log)
-        target = out if out is not None and out.dtype == compute_dtype else np.empty(x.shape, compute_dtype)
+        target = out if out is not None and out.dtype == compute_dtype else np.empty_like(xc, subok=False)
         _core.run(op, algorithm, xc[..., np.newaxis], target[..., np.newaxis], isa, nthreads)
         if out is not None and target is not out:
             out[...] = _cast(target, out.dtype)
@@ -269,10 +269,18 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
         xm = xm.reshape(xm.shape[: x.ndim - k] + (-1,))  # copies only if the axes cannot merge
 
     direct = out is not None and out.dtype == compute_dtype
-    target = out if direct else np.empty(x.shape, compute_dtype)
+    # A new result keeps x's memory order (NumPy's order="K", as np.exp(x)): Fortran in,
+    # Fortran out. (xc has x's order too: astype keeps it, and so does _cast below.)
+    target = out if direct else np.empty_like(xc, subok=False)
     tm = np.moveaxis(target, axes, dest)
     if k > 1:
         merged = _merge_trailing_view(tm, k)
+        if merged is None and not direct and not target.flags.c_contiguous:
+            # x's order would cost a copy of the result here (its reduced axes do not merge
+            # into one): C order, as before, and no copy.
+            target = np.empty(x.shape, compute_dtype)
+            tm = np.moveaxis(target, axes, dest)
+            merged = _merge_trailing_view(tm, k)
         if merged is None:  # the reduced axes of `target` cannot be viewed as one axis
             tmp = np.empty(xm.shape, compute_dtype)
             _core.run(op, algorithm, xm, tmp, isa, nthreads)
@@ -349,6 +357,9 @@ def softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, dtype
     Returns
     -------
     ndarray (or a NumPy scalar for 0-d input)
+        ``out`` if given; else a new array in ``x``'s memory order where NumPy's
+        ``order="K"`` keeps it (Fortran in, Fortran out; over several axes that do not
+        merge into one row in that order, C order).
 
     Examples
     --------
