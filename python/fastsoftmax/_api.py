@@ -52,16 +52,17 @@ def _is_bfloat16(dtype: np.dtype) -> bool:
     return False
 
 
-def _result_dtype(dtype: np.dtype) -> np.dtype:
-    """SciPy's result dtype (that of np.exp on the input), or a TypeError."""
+def _result_dtype(dtype: np.dtype, op: str = "softmax") -> np.dtype:
+    """SciPy's result dtype (that of np.exp on the input), or a TypeError naming op (the
+    function called)."""
     if _is_bfloat16(dtype):
         return dtype
     if dtype.kind == "b":
-        raise TypeError("softmax of a boolean array is not supported (as in SciPy); convert it to a float dtype first")
+        raise TypeError(f"{op} of a boolean array is not supported (as in SciPy); convert it to a float dtype first")
     if dtype.kind == "c":
-        raise TypeError(f"softmax of complex input ({dtype}) is not supported: fastsoftmax computes real softmax only")
+        raise TypeError(f"{op} of complex input ({dtype}) is not supported: fastsoftmax computes real {op} only")
     if dtype.kind not in "iuf":
-        raise TypeError(f"softmax needs real numbers, got an array of dtype {dtype!r}")
+        raise TypeError(f"{op} needs real numbers, got an array of dtype {dtype!r}")
     if dtype.kind == "f":
         return np.dtype(dtype.char)  # native byte order, as NumPy's results
     return np.exp(np.zeros(1, dtype)).dtype  # int8/uint8 -> float16, int16 -> float32, wider -> float64
@@ -211,8 +212,8 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
     nthreads = check_threads(threads)
     x = np.asarray(x)
     if x.dtype.hasobject or (x.dtype.kind in ("O", "S", "U", "V", "M", "m") and not _is_bfloat16(x.dtype)):
-        raise TypeError(f"softmax needs real numbers, got an array of dtype {x.dtype!r}")
-    input_dtype = _result_dtype(x.dtype)
+        raise TypeError(f"{op} needs real numbers, got an array of dtype {x.dtype!r}")
+    input_dtype = _result_dtype(x.dtype, op)
     result_dtype = input_dtype
     if dtype is not None:
         result_dtype = _requested_dtype(dtype)
@@ -224,7 +225,7 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
             raise ValueError("out partially overlaps x; pass out=x for an in-place call, or a separate array")
     if any(x.shape[a] == 0 for a in axes):
         raise ValueError("zero-size array to reduction operation maximum which has no identity "
-                         "(softmax over an empty axis is undefined, as in SciPy)")
+                         f"({op} over an empty axis is undefined, as in SciPy)")
 
     compute_dtype = _compute_dtype(input_dtype, result_dtype)
     if compute_dtype == _LD:
