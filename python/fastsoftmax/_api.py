@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import operator
-from typing import Optional, Sequence, Tuple, Union
+from typing import Any, Literal, Optional, SupportsIndex, Tuple, Union, get_args, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import _core
 from ._threads import MAX_THREADS, check_threads, get_num_threads, set_num_threads
 
-__all__ = ["softmax", "log_softmax", "set_num_threads", "get_num_threads", "ALGORITHMS"]
+__all__ = ["softmax", "log_softmax", "set_num_threads", "get_num_threads", "ALGORITHMS", "AxisLike", "Algorithm",
+           "Tier"]
 
+#: The values of ``algorithm=`` (for type checkers).
+Algorithm = Literal["auto", "two-pass", "three-pass-reload", "three-pass-recompute", "online"]
+#: The instruction-set tiers ``isa=`` and ``FASTSOFTMAX_ISA`` may name (a build compiles some
+#: of them: :func:`kernels`, ``python -m fastsoftmax``).
+Tier = Literal["scalar", "avx2", "avx512"]
 #: Accepted values of ``algorithm=``.
-ALGORITHMS = ("auto", "two-pass", "three-pass-reload", "three-pass-recompute", "online")
+ALGORITHMS: Tuple[Algorithm, ...] = get_args(Algorithm)
 
-AxisLike = Union[None, int, Sequence[int]]
+#: ``axis=``: None (every axis), an int, or a tuple of ints -- as NumPy's reductions (and so
+#: SciPy) take it: no list, no bool. Anything with ``__index__`` counts as an int.
+AxisLike = Union[None, SupportsIndex, Tuple[SupportsIndex, ...]]
+
+# What a 0-d input may be, for which the result is a NumPy scalar.
+_Scalar = Union[float, np.floating[Any], np.integer[Any]]
 
 _AxisError = np.exceptions.AxisError if hasattr(np, "exceptions") else np.AxisError
 
@@ -315,8 +327,18 @@ def _merge_trailing_view(a: np.ndarray, k: int):
         return None
 
 
-def softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, dtype=None, algorithm: str = "auto",
-            isa: Optional[str] = None, threads: Optional[int] = None):
+@overload
+def softmax(x: _Scalar, axis: AxisLike = None, *, out: None = None,  # type: ignore[overload-overlap]
+            dtype: DTypeLike = None, algorithm: Algorithm = "auto", isa: Optional[Tier] = None,
+            threads: Optional[int] = None) -> np.floating[Any]: ...
+@overload
+def softmax(x: ArrayLike, axis: AxisLike = None, *, out: Optional[NDArray[Any]] = None, dtype: DTypeLike = None,
+            algorithm: Algorithm = "auto", isa: Optional[Tier] = None,
+            threads: Optional[int] = None) -> NDArray[np.floating[Any]]: ...
+
+
+def softmax(x: ArrayLike, axis: AxisLike = None, *, out: Optional[NDArray[Any]] = None, dtype: DTypeLike = None,
+            algorithm: Algorithm = "auto", isa: Optional[Tier] = None, threads: Optional[int] = None) -> Any:
     """Softmax of ``x`` along ``axis``: ``exp(x) / sum(exp(x), axis)``, without overflow.
 
     A drop-in replacement for :func:`scipy.special.softmax`: same results (within the
@@ -331,7 +353,8 @@ def softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, dtype
         (NumPy's result type), wider integers in float64.
     axis : None, int or tuple of ints
         Axes over which the softmax is taken; ``None`` (the default, as in SciPy) means
-        the whole array.
+        the whole array. As for NumPy's reductions (and SciPy), a list is a ``TypeError``:
+        pass a tuple (:data:`AxisLike`).
     out : ndarray, optional
         Where to write the result: ``x``'s shape, writable, any floating dtype (float16,
         bfloat16, float32, float64, longdouble). ``out=x`` computes in place; any other
@@ -357,7 +380,7 @@ def softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, dtype
 
     Returns
     -------
-    ndarray (or a NumPy scalar for 0-d input)
+    ndarray (a NumPy floating scalar for a Python or NumPy scalar, or any 0-d input)
         ``out`` if given; else a new array in ``x``'s memory order where NumPy's
         ``order="K"`` keeps it (Fortran in, Fortran out; over several axes that do not
         merge into one row in that order, C order).
@@ -376,8 +399,18 @@ def softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, dtype
     return r if r is not NotImplemented else _compute("softmax", x, axis, out, algorithm, isa, threads, dtype)
 
 
-def log_softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, dtype=None,
-                algorithm: str = "auto", isa: Optional[str] = None, threads: Optional[int] = None):
+@overload
+def log_softmax(x: _Scalar, axis: AxisLike = None, *, out: None = None,  # type: ignore[overload-overlap]
+                dtype: DTypeLike = None, algorithm: Algorithm = "auto", isa: Optional[Tier] = None,
+                threads: Optional[int] = None) -> np.floating[Any]: ...
+@overload
+def log_softmax(x: ArrayLike, axis: AxisLike = None, *, out: Optional[NDArray[Any]] = None, dtype: DTypeLike = None,
+                algorithm: Algorithm = "auto", isa: Optional[Tier] = None,
+                threads: Optional[int] = None) -> NDArray[np.floating[Any]]: ...
+
+
+def log_softmax(x: ArrayLike, axis: AxisLike = None, *, out: Optional[NDArray[Any]] = None, dtype: DTypeLike = None,
+                algorithm: Algorithm = "auto", isa: Optional[Tier] = None, threads: Optional[int] = None) -> Any:
     """Logarithm of the softmax, ``x - logsumexp(x, axis)``, computed without forming the softmax.
 
     A drop-in replacement for :func:`scipy.special.log_softmax`; the arguments are those
