@@ -33,7 +33,11 @@ def required_isas() -> Tuple[str, ...]:
 
 def require_or_skip(isa: str) -> None:
     """Skip the calling test when this CPU cannot run `isa`; fail instead if it is required."""
-    if isa in _core.compiled_isas() and _core.isa_runnable(isa):
+    cap = _core.isa_cap()  # FASTSOFTMAX_ISA: isa= above it is refused (a cap binds)
+    compiled = _core.compiled_isas()
+    if cap in compiled and isa in compiled and compiled.index(isa) < compiled.index(cap):
+        pytest.skip(f"{isa} is above the cap FASTSOFTMAX_ISA={cap}")
+    if isa in compiled and _core.isa_runnable(isa):
         return
     why = (f"CPU lacks {isa}" if isa in _core.compiled_isas()
            else f"CPU lacks {isa} (tier not compiled into this build)")

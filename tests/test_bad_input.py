@@ -202,3 +202,21 @@ def test_bool_input_with_out_leaves_out_untouched(op):
     with pytest.raises(TypeError):
         FUNCS[op](np.ones((2, 3), bool), axis=1, out=out)
     assert_untouched(out)
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_error_messages_name_the_function_called(op):
+    """log_softmax's errors say log_softmax, not softmax (the shared checks take the name)."""
+    fn = getattr(fastsoftmax, op)
+    cases = [
+        (np.array([True, False]), {}, TypeError, f"^{op} of a boolean array is not supported"),
+        (np.array([1 + 1j]), {}, TypeError, f"^{op} of complex input"),
+        (np.array(["a"]), {}, TypeError, f"^{op} needs real numbers"),
+        (np.array([None]), {}, TypeError, f"^{op} needs real numbers"),
+        (np.ones((2, 0)), {"axis": 1}, ValueError, rf"\({op} over an empty axis"),
+    ]
+    for x, kw, exc, pattern in cases:
+        with pytest.raises(exc, match=pattern):
+            fn(x, **kw)
+        with pytest.raises(exc, match=pattern):  # also with out= (the same checks, before any write)
+            fn(x, out=np.zeros(x.shape), **kw)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -221,30 +222,78 @@ def test_fastsoftmax_isa_env_caps_the_tier(tier):
         assert np.allclose(got, theirs, rtol=rtol, atol=0), f"{op}/{dtype}/{alg} under FASTSOFTMAX_ISA={tier}"
 
 
-def test_fastsoftmax_isa_bogus_is_an_error():
+@pytest.mark.parametrize("value", ["bogus", "sse2", "AVX2"])
+def test_fastsoftmax_isa_bogus_fails_at_import(value):
+    """An unknown FASTSOFTMAX_ISA is refused by import (naming the variable and its value),
+    not by the first call; python -m fastsoftmax exits non-zero."""
+    proc = run_python("import fastsoftmax", isa_env=value)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("ValueError: FASTSOFTMAX_ISA=") and repr(value) in last, proc.stderr
+    proc = run_python("fastsoftmax", isa_env=value, module=True)
+    assert proc.returncode != 0 and repr(value) in proc.stderr
+    # The native core refuses it on its own too (for code that imports _core directly).
     code = """
+    from fastsoftmax import _core
+    import numpy as np
+    for f in (lambda: _core.active_isa(), lambda: _core.run("softmax", "auto", np.ones(3), np.ones(3))):
+        try:
+            f()
+        except ValueError as e:
+            print("ValueError", e)
+    """
+    load_core = ("import importlib.machinery, importlib.util\n"
+                 f"path = {_core.__file__!r}\n"
+                 "loader = importlib.machinery.ExtensionFileLoader('fastsoftmax._core', path)\n"
+                 "spec = importlib.util.spec_from_file_location('fastsoftmax._core', path, loader=loader)\n"
+                 "_core = importlib.util.module_from_spec(spec); loader.exec_module(_core)")
+    proc = run_python(textwrap.dedent(code).replace("from fastsoftmax import _core", load_core), isa_env=value)
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith("ValueError") and "FASTSOFTMAX_ISA" in line for line in lines), (
+        proc.stdout + proc.stderr)
+
+
+def cap_and_higher_tier():
+    """A runnable tier and a better runnable one, or a skip."""
+    runnable = [i for i in _core.compiled_isas() if _core.isa_runnable(i)]
+    if len(runnable) < 2:
+        pytest.skip("this CPU runs one tier only")
+    return runnable[1], runnable[0]
+
+
+def test_fastsoftmax_isa_is_a_cap_that_binds_isa():
+    """isa= above FASTSOFTMAX_ISA is a ValueError naming both, on every path that takes isa=:
+    the kernels, empty and long double input (no kernel), the stats functions, the core."""
+    cap, higher = cap_and_higher_tier()
+    code = f"""
     import numpy as np, fastsoftmax
     from fastsoftmax import _core
-    for fn in (fastsoftmax.softmax, fastsoftmax.log_softmax):
+    calls = [
+        lambda: fastsoftmax.softmax(np.ones(4), isa={higher!r}),
+        lambda: fastsoftmax.log_softmax(np.ones((2, 3), np.float32), axis=0, isa={higher!r}),
+        lambda: fastsoftmax.softmax(np.ones((0, 3)), isa={higher!r}),
+        lambda: fastsoftmax.softmax(np.ones(3, np.longdouble), isa={higher!r}),
+        lambda: fastsoftmax.logsumexp(np.ones(3), isa={higher!r}),
+        lambda: fastsoftmax.softmax_stats(np.ones(3), isa={higher!r}),
+        lambda: _core.run("softmax", "auto", np.ones(3), np.ones(3), {higher!r}),
+        lambda: _core.row_stats(np.ones(3), {higher!r}),
+        lambda: _core.kernel_name("softmax", "auto", "float32", {higher!r}),
+    ]
+    for f in calls:
         try:
-            fn(np.ones(4))
-        except ValueError as e:
-            print("ValueError", str(e).replace(chr(10), " "))
-        else:
+            f()
             print("no error")
-    try:
-        _core.active_isa()
-    except ValueError as e:
-        print("active ValueError")
-    fastsoftmax.show_runtime()
+        except ValueError as e:
+            print("ValueError", e)
+    print("ok", fastsoftmax.softmax(np.ones(2), isa={cap!r}).tolist())
     """
-    proc = run_python(code, isa_env="bogus")
+    proc = run_python(code, isa_env=cap)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith("ValueError") and "FASTSOFTMAX_ISA" in lines[0] and "bogus" in lines[0]
-    assert lines[1].startswith("ValueError") and "FASTSOFTMAX_ISA" in lines[1]
-    assert lines[2] == "active ValueError"
-    assert "bogus" in proc.stdout[proc.stdout.index("active ValueError"):]  # show_runtime reports it
+    assert len(lines) == 10
+    for line in lines[:-1]:
+        assert line.startswith("ValueError") and repr(higher) in line and f"FASTSOFTMAX_ISA={cap!r}" in line, line
+    assert lines[-1] == "ok [0.5, 0.5]"
 
 
 # ---- show_runtime / python -m fastsoftmax ---------------------------------------------------
@@ -272,6 +321,53 @@ def test_python_m_fastsoftmax():
     proc = run_python("fastsoftmax", isa_env=os.environ.get("FASTSOFTMAX_ISA"), module=True)
     assert proc.returncode == 0, proc.stderr
     assert f"active tier: {_core.active_isa()}" in proc.stdout
+
+
+def test_python_m_fastsoftmax_json_version_help():
+    cmd = [sys.executable, "-m", "fastsoftmax"]
+    proc = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    here = json.loads(json.dumps(fastsoftmax.runtime_info()))
+    assert set(info) == set(here)
+    # (num_threads, threads and ftz_daz describe this process's state, which tests change.)
+    for key in ("fastsoftmax", "cpu_features", "cache_sizes", "compiled_isas", "runnable_isas", "FASTSOFTMAX_ISA",
+                "active_isa", "error", "auto_kernels", "avx512_bf16_rounding"):
+        assert info[key] == here[key], key
+    assert info["active_isa"] == _core.active_isa() and info["error"] is None
+    proc = subprocess.run(cmd + ["--version"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"fastsoftmax {fastsoftmax.__version__}"
+    proc = subprocess.run(cmd + ["--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "--json" in proc.stdout and "exit status" in proc.stdout.lower()
+    proc = subprocess.run(cmd + ["--bogus"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "unrecognized arguments" in proc.stderr
+
+
+def test_runtime_info_is_public():
+    info = fastsoftmax.runtime_info()
+    assert "runtime_info" in fastsoftmax.__all__
+    assert info["active_isa"] == _core.active_isa()
+    assert info["runnable_isas"] == [i for i in _core.compiled_isas() if _core.isa_runnable(i)]
+    assert info["FASTSOFTMAX_ISA"] == (os.environ.get("FASTSOFTMAX_ISA") or None)
+
+
+def test_python_m_fastsoftmax_fails_for_a_cap_this_cpu_cannot_run(monkeypatch, capsys):
+    """FASTSOFTMAX_ISA naming a compiled tier this CPU lacks: import works (a cap above the
+    CPU caps nothing), but the report says so and the exit status is 1 (a health check sees it).
+    Faked in process: no CPU here lacks what it has."""
+    from fastsoftmax import __main__ as cli
+    top = _core.compiled_isas()[0]
+    real = _core.isa_runnable
+    monkeypatch.setattr(_core, "isa_cap", lambda: top)
+    monkeypatch.setattr(_core, "isa_runnable", lambda isa: isa != top and real(isa))
+    monkeypatch.setattr(_core, "active_isa", lambda: "scalar")
+    assert cli.main(["--json"]) == 1
+    info = json.loads(capsys.readouterr().out)
+    assert f"FASTSOFTMAX_ISA={top!r}" in info["error"] and "cannot run" in info["error"]
+    assert cli.main([]) == 1
+    assert "ERROR: FASTSOFTMAX_ISA" in capsys.readouterr().out
+    monkeypatch.setattr(_core, "isa_runnable", real)
+    assert cli.main(["--json"]) == 0
 
 
 # ---- FASTSOFTMAX_REQUIRE_ISA and the skip/fail rule ----------------------------------------

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -48,6 +49,23 @@ DType dtype_named(const std::string& name) {
   return d;
 }
 
+// FASTSOFTMAX_ISA as read once per process (as active_isa() reads it); empty when unset.
+const std::string& isa_cap() {
+  static const std::string cap = [] {
+    const char* env = std::getenv("FASTSOFTMAX_ISA");
+    return env ? std::string(env) : std::string();
+  }();
+  return cap;
+}
+
+// Position in compiled_isas() (best first), or -1.
+int isa_position(const std::string& isa) {
+  const auto& isas = compiled_isas();
+  for (std::size_t j = 0; j < isas.size(); ++j)
+    if (isas[j] == isa) return static_cast<int>(j);
+  return -1;
+}
+
 std::string resolve_isa(const py::object& isa) {
   if (isa.is_none()) return active_isa();
   const std::string name = isa.cast<std::string>();
@@ -58,6 +76,12 @@ std::string resolve_isa(const py::object& isa) {
   }
   if (!isa_runnable(name, cpu_features()))
     throw py::value_error("isa " + quoted(name) + " is compiled in but this CPU (or OS) cannot run it");
+  // The operator's cap binds an explicit isa= too (a bad cap: active_isa() throws).
+  const std::string& cap = isa_cap();
+  if (!cap.empty() && isa_position(cap) >= 0 && isa_position(name) < isa_position(cap))
+    throw py::value_error("isa " + quoted(name) + " is above the cap FASTSOFTMAX_ISA=" + quoted(cap) +
+                          " set for this process");
+  if (!cap.empty()) active_isa();  // an unknown cap: its error, never a silent pass
   return name;
 }
 
@@ -270,6 +294,21 @@ void extent(const py::detail::PyArray_Proxy* a, std::size_t itemsize, std::uintp
   *hi = reinterpret_cast<std::uintptr_t>(a->data) + last + itemsize;
 }
 
+// PyArray_NewLikeArray(x, NPY_KEEPORDER, NULL, 0): an uninitialised base-class array of
+// x's shape and dtype in x's memory order. (Slot 277 of NumPy's C API table, stable since
+// NumPy 1.6; pybind11's npy_api does not list it.)
+PyObject* new_like(PyObject* x) {
+  using NewLike = PyObject* (*)(PyObject*, int, PyObject*, int);
+  static const NewLike fn = [] {
+    const py::module_ m = py::detail::import_numpy_core_submodule("multiarray");
+    void** api = static_cast<void**>(PyCapsule_GetPointer(m.attr("_ARRAY_API").ptr(), nullptr));
+    if (!api) throw py::error_already_set();
+    return reinterpret_cast<NewLike>(api[277]);
+  }();
+  constexpr int kKeepOrder = 2;  // NPY_KEEPORDER
+  return fn(x, kKeepOrder, nullptr, 0);
+}
+
 PyObject* fast_call(bool log, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 7) {
     PyErr_SetString(PyExc_TypeError, "fast path: 7 arguments expected");
@@ -313,8 +352,9 @@ PyObject* fast_call(bool log, PyObject* const* args, Py_ssize_t nargs) {
   try {
     py::object result;
     if (out == Py_None) {
-      std::vector<py::ssize_t> shape(xa->dimensions, xa->dimensions + xa->nd);
-      result = py::array(py::reinterpret_borrow<py::dtype>(xa->descr), shape);
+      // NumPy's order="K": x's memory order (Fortran in, Fortran out), as np.exp(x).
+      result = py::reinterpret_steal<py::object>(new_like(x));
+      if (!result) return nullptr;
     } else {
       if (Py_TYPE(out) != api.PyArray_Type_) return not_here();
       const auto* oa = py::detail::array_proxy(out);
@@ -500,6 +540,9 @@ PYBIND11_MODULE(_core, m) {
           } catch (const std::invalid_argument& e) { throw py::value_error(e.what()); }
         }, py::arg("features"), py::arg("cap") = py::none());
   m.def("isa_runnable", [](const std::string& isa) { return isa_runnable(isa, cpu_features()); });
+  m.def("isa_cap", []() -> py::object {
+    return isa_cap().empty() ? py::object(py::none()) : py::object(py::str(isa_cap()));
+  }, "FASTSOFTMAX_ISA as this process read it (None: not set); isa= above it is refused");
   m.def("cache_sizes", [] {
     const CacheSizes& c = cache_sizes();
     py::dict d;

@@ -8,19 +8,22 @@ online algorithms, as AVX-512, AVX2+FMA and portable kernels chosen at run time.
 array([0.5, 0.5])
 """
 
-from ._api import ALGORITHMS, log_softmax, softmax
+from ._api import ALGORITHMS, Algorithm, AxisLike, Tier, log_softmax, softmax
 from ._threads import (MAX_THREADS, check_environment as _check_environment, get_num_threads,
                        register_threadpoolctl as _register_threadpoolctl, set_num_threads, threads)
-from ._runtime import get_cmake_dir, get_include, get_library, kernels, show_runtime
+from ._runtime import (check_environment as _check_isa_environment, get_cmake_dir, get_include, get_library, kernels,
+                       runtime_info, show_runtime)
 from ._stats import (SoftmaxStats, log_softmax_from_stats, logsumexp, merge_stats, softmax_from_stats,
                      softmax_stats)
 
 from ._version import __version__
 
-__all__ = ["softmax", "log_softmax", "set_num_threads", "get_num_threads", "threads", "MAX_THREADS", "kernels", "show_runtime",
+__all__ = ["softmax", "log_softmax", "set_num_threads", "get_num_threads", "threads", "MAX_THREADS", "kernels",
+           "show_runtime", "runtime_info",
            "get_include", "get_cmake_dir", "get_library", "ALGORITHMS", "__version__",
            "logsumexp", "softmax_stats", "merge_stats", "softmax_from_stats", "log_softmax_from_stats",
-           "SoftmaxStats"]
+           "SoftmaxStats", "AxisLike", "Algorithm", "Tier"]
 
 _check_environment()
+_check_isa_environment()
 _register_threadpoolctl()

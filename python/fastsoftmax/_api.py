@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import operator
-from typing import Optional, Sequence, Tuple, Union
+from typing import Any, Literal, Optional, SupportsIndex, Tuple, Union, get_args, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import _core
 from ._threads import MAX_THREADS, check_threads, get_num_threads, set_num_threads
 
-__all__ = ["softmax", "log_softmax", "set_num_threads", "get_num_threads", "ALGORITHMS"]
+__all__ = ["softmax", "log_softmax", "set_num_threads", "get_num_threads", "ALGORITHMS", "AxisLike", "Algorithm",
+           "Tier"]
 
+#: The values of ``algorithm=`` (for type checkers).
+Algorithm = Literal["auto", "two-pass", "three-pass-reload", "three-pass-recompute", "online"]
+#: The instruction-set tiers ``isa=`` and ``FASTSOFTMAX_ISA`` may name (a build compiles some
+#: of them: :func:`kernels`, ``python -m fastsoftmax``).
+Tier = Literal["scalar", "avx2", "avx512"]
 #: Accepted values of ``algorithm=``.
-ALGORITHMS = ("auto", "two-pass", "three-pass-reload", "three-pass-recompute", "online")
+ALGORITHMS: Tuple[Algorithm, ...] = get_args(Algorithm)
 
-AxisLike = Union[None, int, Sequence[int]]
+#: ``axis=``: None (every axis), an int, or a tuple of ints -- as NumPy's reductions (and so
+#: SciPy) take it: no list, no bool. Anything with ``__index__`` counts as an int.
+AxisLike = Union[None, SupportsIndex, Tuple[SupportsIndex, ...]]
+
+# What a 0-d input may be, for which the result is a NumPy scalar.
+_Scalar = Union[float, np.floating[Any], np.integer[Any]]
 
 _AxisError = np.exceptions.AxisError if hasattr(np, "exceptions") else np.AxisError
 
@@ -52,16 +64,17 @@ def _is_bfloat16(dtype: np.dtype) -> bool:
     return False
 
 
-def _result_dtype(dtype: np.dtype) -> np.dtype:
-    """SciPy's result dtype (that of np.exp on the input), or a TypeError."""
+def _result_dtype(dtype: np.dtype, op: str = "softmax") -> np.dtype:
+    """SciPy's result dtype (that of np.exp on the input), or a TypeError naming op (the
+    function called)."""
     if _is_bfloat16(dtype):
         return dtype
     if dtype.kind == "b":
-        raise TypeError("softmax of a boolean array is not supported (as in SciPy); convert it to a float dtype first")
+        raise TypeError(f"{op} of a boolean array is not supported (as in SciPy); convert it to a float dtype first")
     if dtype.kind == "c":
-        raise TypeError(f"softmax of complex input ({dtype}) is not supported: fastsoftmax computes real softmax only")
+        raise TypeError(f"{op} of complex input ({dtype}) is not supported: fastsoftmax computes real {op} only")
     if dtype.kind not in "iuf":
-        raise TypeError(f"softmax needs real numbers, got an array of dtype {dtype!r}")
+        raise TypeError(f"{op} needs real numbers, got an array of dtype {dtype!r}")
     if dtype.kind == "f":
         return np.dtype(dtype.char)  # native byte order, as NumPy's results
     return np.exp(np.zeros(1, dtype)).dtype  # int8/uint8 -> float16, int16 -> float32, wider -> float64
@@ -174,6 +187,9 @@ def _check_isa(isa) -> None:
         raise ValueError(f"unknown isa {isa!r} (this build has: {', '.join(compiled)})")
     if not _core.isa_runnable(isa):
         raise ValueError(f"isa {isa!r} is compiled in but this CPU (or OS) cannot run it")
+    cap = _core.isa_cap()  # the operator's cap binds isa= too
+    if cap in compiled and compiled.index(isa) < compiled.index(cap):
+        raise ValueError(f"isa {isa!r} is above the cap FASTSOFTMAX_ISA={cap!r} set for this process")
 
 
 _ALGORITHM_SET = frozenset(ALGORITHMS)
@@ -208,8 +224,8 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
     nthreads = check_threads(threads)
     x = np.asarray(x)
     if x.dtype.hasobject or (x.dtype.kind in ("O", "S", "U", "V", "M", "m") and not _is_bfloat16(x.dtype)):
-        raise TypeError(f"softmax needs real numbers, got an array of dtype {x.dtype!r}")
-    input_dtype = _result_dtype(x.dtype)
+        raise TypeError(f"{op} needs real numbers, got an array of dtype {x.dtype!r}")
+    input_dtype = _result_dtype(x.dtype, op)
     result_dtype = input_dtype
     if dtype is not None:
         result_dtype = _requested_dtype(dtype)
@@ -221,7 +237,7 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
             raise ValueError("out partially overlaps x; pass out=x for an in-place call, or a separate array")
     if any(x.shape[a] == 0 for a in axes):
         raise ValueError("zero-size array to reduction operation maximum which has no identity "
-                         "(softmax over an empty axis is undefined, as in SciPy)")
+                         f"({op} over an empty axis is undefined, as in SciPy)")
 
     compute_dtype = _compute_dtype(input_dtype, result_dtype)
     if compute_dtype == _LD:
@@ -249,10 +265,10 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
         return _cast(res, result_dtype)[0]
 
     if x.size == 0:
-        return out if out is not None else np.empty(x.shape, result_dtype)
+        return out if out is not None else np.empty_like(x, result_dtype, subok=False)
 
     if not axes:  # axis=(): every element is its own row (SciPy gives 1, or 0 for log)
-        target = out if out is not None and out.dtype == compute_dtype else np.empty(x.shape, compute_dtype)
+        target = out if out is not None and out.dtype == compute_dtype else np.empty_like(xc, subok=False)
         _core.run(op, algorithm, xc[..., np.newaxis], target[..., np.newaxis], isa, nthreads)
         if out is not None and target is not out:
             out[...] = _cast(target, out.dtype)
@@ -266,10 +282,18 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
         xm = xm.reshape(xm.shape[: x.ndim - k] + (-1,))  # copies only if the axes cannot merge
 
     direct = out is not None and out.dtype == compute_dtype
-    target = out if direct else np.empty(x.shape, compute_dtype)
+    # A new result keeps x's memory order (NumPy's order="K", as np.exp(x)): Fortran in,
+    # Fortran out. (xc has x's order too: astype keeps it, and so does _cast below.)
+    target = out if direct else np.empty_like(xc, subok=False)
     tm = np.moveaxis(target, axes, dest)
     if k > 1:
         merged = _merge_trailing_view(tm, k)
+        if merged is None and not direct and not target.flags.c_contiguous:
+            # x's order would cost a copy of the result here (its reduced axes do not merge
+            # into one): C order, as before, and no copy.
+            target = np.empty(x.shape, compute_dtype)
+            tm = np.moveaxis(target, axes, dest)
+            merged = _merge_trailing_view(tm, k)
         if merged is None:  # the reduced axes of `target` cannot be viewed as one axis
             tmp = np.empty(xm.shape, compute_dtype)
             _core.run(op, algorithm, xm, tmp, isa, nthreads)
@@ -303,8 +327,18 @@ def _merge_trailing_view(a: np.ndarray, k: int):
         return None
 
 
-def softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, dtype=None, algorithm: str = "auto",
-            isa: Optional[str] = None, threads: Optional[int] = None):
+@overload
+def softmax(x: _Scalar, axis: AxisLike = None, *, out: None = None,  # type: ignore[overload-overlap]
+            dtype: DTypeLike = None, algorithm: Algorithm = "auto", isa: Optional[Tier] = None,
+            threads: Optional[int] = None) -> np.floating[Any]: ...
+@overload
+def softmax(x: ArrayLike, axis: AxisLike = None, *, out: Optional[NDArray[Any]] = None, dtype: DTypeLike = None,
+            algorithm: Algorithm = "auto", isa: Optional[Tier] = None,
+            threads: Optional[int] = None) -> NDArray[np.floating[Any]]: ...
+
+
+def softmax(x: ArrayLike, axis: AxisLike = None, *, out: Optional[NDArray[Any]] = None, dtype: DTypeLike = None,
+            algorithm: Algorithm = "auto", isa: Optional[Tier] = None, threads: Optional[int] = None) -> Any:
     """Softmax of ``x`` along ``axis``: ``exp(x) / sum(exp(x), axis)``, without overflow.
 
     A drop-in replacement for :func:`scipy.special.softmax`: same results (within the
@@ -319,7 +353,8 @@ def softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, dtype
         (NumPy's result type), wider integers in float64.
     axis : None, int or tuple of ints
         Axes over which the softmax is taken; ``None`` (the default, as in SciPy) means
-        the whole array.
+        the whole array. As for NumPy's reductions (and SciPy), a list is a ``TypeError``:
+        pass a tuple (:data:`AxisLike`).
     out : ndarray, optional
         Where to write the result: ``x``'s shape, writable, any floating dtype (float16,
         bfloat16, float32, float64, longdouble). ``out=x`` computes in place; any other
@@ -334,7 +369,8 @@ def softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, dtype
         The algorithm; ``"auto"`` picks by row length against the cache sizes.
     isa : {None, "scalar", "avx2", "avx512"}
         Force an instruction-set tier (default: the best this CPU runs, capped by
-        ``FASTSOFTMAX_ISA``).
+        ``FASTSOFTMAX_ISA``). A tier above that cap is a ``ValueError``: the operator's
+        cap binds.
     threads : int, optional
         At most this many threads for this call, from 1 to :data:`MAX_THREADS` (None or
         0: :func:`get_num_threads`). Rows are spread over threads, and a long row is
@@ -344,7 +380,10 @@ def softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, dtype
 
     Returns
     -------
-    ndarray (or a NumPy scalar for 0-d input)
+    ndarray (a NumPy floating scalar for a Python or NumPy scalar, or any 0-d input)
+        ``out`` if given; else a new array in ``x``'s memory order where NumPy's
+        ``order="K"`` keeps it (Fortran in, Fortran out; over several axes that do not
+        merge into one row in that order, C order).
 
     Examples
     --------
@@ -360,8 +399,18 @@ def softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, dtype
     return r if r is not NotImplemented else _compute("softmax", x, axis, out, algorithm, isa, threads, dtype)
 
 
-def log_softmax(x, axis: AxisLike = None, *, out: Optional[np.ndarray] = None, dtype=None,
-                algorithm: str = "auto", isa: Optional[str] = None, threads: Optional[int] = None):
+@overload
+def log_softmax(x: _Scalar, axis: AxisLike = None, *, out: None = None,  # type: ignore[overload-overlap]
+                dtype: DTypeLike = None, algorithm: Algorithm = "auto", isa: Optional[Tier] = None,
+                threads: Optional[int] = None) -> np.floating[Any]: ...
+@overload
+def log_softmax(x: ArrayLike, axis: AxisLike = None, *, out: Optional[NDArray[Any]] = None, dtype: DTypeLike = None,
+                algorithm: Algorithm = "auto", isa: Optional[Tier] = None,
+                threads: Optional[int] = None) -> NDArray[np.floating[Any]]: ...
+
+
+def log_softmax(x: ArrayLike, axis: AxisLike = None, *, out: Optional[NDArray[Any]] = None, dtype: DTypeLike = None,
+                algorithm: Algorithm = "auto", isa: Optional[Tier] = None, threads: Optional[int] = None) -> Any:
     """Logarithm of the softmax, ``x - logsumexp(x, axis)``, computed without forming the softmax.
 
     A drop-in replacement for :func:`scipy.special.log_softmax`; the arguments are those

@@ -60,15 +60,46 @@ def kernels() -> List[Dict[str, Any]]:
     return _core.kernels()
 
 
+def check_environment() -> None:
+    """At import: a FASTSOFTMAX_ISA that names no tier of this build is an error (as a
+    malformed FASTSOFTMAX_NUM_THREADS), never a silent fallback nor a later surprise."""
+    try:
+        _core.active_isa()
+    except ValueError:
+        compiled = ", ".join(_core.compiled_isas())
+        raise ValueError(f"FASTSOFTMAX_ISA={_core.isa_cap()!r} is not an instruction-set tier of this build "
+                         f"(it has: {compiled}); unset it or name one of those") from None
+
+
 def runtime_info() -> Dict[str, Any]:
-    """The facts show_runtime() prints, as a dict."""
+    """What :func:`show_runtime` prints (and ``python -m fastsoftmax --json``), as a dict.
+
+    Keys: ``fastsoftmax`` (the version), ``python``, ``platform``, ``cpu``,
+    ``cpu_features``, ``cache_sizes``, ``compiled_isas``, ``runnable_isas``,
+    ``FASTSOFTMAX_ISA`` (the cap this process read, or None), ``active_isa``,
+    ``auto_kernels`` (the kernel ``algorithm="auto"`` picks per op/dtype for a short and a
+    long row), ``ftz_daz``, ``avx512_bf16_rounding``, ``threads``, ``num_threads``, and
+    ``error``: None, or why the configuration is not what was asked for (a
+    ``FASTSOFTMAX_ISA`` naming a tier this CPU cannot run; ``python -m fastsoftmax`` then
+    exits with status 1).
+
+    >>> import fastsoftmax
+    >>> info = fastsoftmax.runtime_info()
+    >>> info["active_isa"] in info["runnable_isas"]
+    True
+    """
     from . import __version__
 
+    cap = _core.isa_cap()
+    runnable = [i for i in _core.compiled_isas() if _core.isa_runnable(i)]
     try:
         active = _core.active_isa()
         error = None
-    except ValueError as e:  # a bad FASTSOFTMAX_ISA
+    except ValueError as e:  # a bad FASTSOFTMAX_ISA (import refuses it first)
         active, error = None, str(e)
+    if active is not None and cap and cap not in runnable:
+        error = (f"FASTSOFTMAX_ISA={cap!r} asks for a tier this CPU (or OS) cannot run; "
+                 f"calls use {active} instead")
     selected = {}
     if active is not None:
         for dtype in ("float32", "float64", "float16", "bfloat16"):
@@ -85,8 +116,8 @@ def runtime_info() -> Dict[str, Any]:
         "cpu_features": _core.cpu_features(),
         "cache_sizes": _core.cache_sizes(),
         "compiled_isas": _core.compiled_isas(),
-        "runnable_isas": [i for i in _core.compiled_isas() if _core.isa_runnable(i)],
-        "FASTSOFTMAX_ISA": os.environ.get("FASTSOFTMAX_ISA"),
+        "runnable_isas": runnable,
+        "FASTSOFTMAX_ISA": cap,
         "active_isa": active,
         "error": error,
         "auto_kernels": selected,
@@ -116,6 +147,7 @@ def show_runtime() -> None:
     print(f"FASTSOFTMAX_ISA: {cap if cap else '(not set)'}")
     if info["error"]:
         print(f"ERROR: {info['error']}")
+    if info["active_isa"] is None:
         return
     print(f"active tier: {info['active_isa']}")
     for key, names in info["auto_kernels"].items():

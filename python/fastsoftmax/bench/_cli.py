@@ -142,9 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "(NumPy, SciPy, PyTorch, ONNX Runtime) and memory-only roofline kernels, at one or "
                     "more thread counts.",
         epilog="Writes results.json, results.csv and softmax-throughput.png into --out. "
-               "--quick is the README's default run (a few minutes at most on 2 cores). "
+               "How long: --quick (the README's run) takes a few minutes at most on 2 cores (57 s measured "
+               "on a 2-core VM with 3 tiers); the default run without options (17 sizes up to 2^26, every "
+               "algorithm on every tier, all peers, 3 rounds of at least 0.5 s per measurement) has about "
+               "13 times as much to measure: about 15 minutes where --quick takes one, more with PyTorch "
+               "and ONNX Runtime installed -- narrow it with --sizes, --algorithms, --isa, --peers. "
                "Exit status 1 when a fastsoftmax result fails validation (a peer's failure is reported "
                "and marked '!', but does not change the exit status).")
+    from .. import __version__
+
+    p.add_argument("--version", action="version", version=f"fastsoftmax-bench (fastsoftmax {__version__})")
     p.add_argument("--quick", action="store_true",
                    help=f"short run: sizes {QUICK_SIZES} (in and out of cache), float32 softmax, the active "
                         "tier, peers, the (new output) rows and rooflines, 0.25 s per measurement")

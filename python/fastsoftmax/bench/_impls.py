@@ -615,6 +615,16 @@ class OrtPeer(Peer):
 
 PEER_CLASSES = {"numpy": NumpyPeer, "scipy": ScipyPeer, "torch": TorchPeer, "onnxruntime": OrtPeer}
 
+#: What pip installs for a peer that is not importable (the extras: "bench" brings ONNX
+#: Runtime and onnx, which builds its one-node model; "peers" PyTorch, being large).
+PEER_PACKAGES = {"onnxruntime": ("onnxruntime", "onnx"), "torch": ("torch",)}
+
+
+def install_command(missing: List[str]) -> str:
+    """The one pip command that adds the peers named in `missing` (in PEER_PACKAGES)."""
+    packages = [pkg for name in PEER_PACKAGES if name in missing for pkg in PEER_PACKAGES[name]]
+    return "pip install " + " ".join(packages)
+
 
 #: Sum check (float32, float64): every row of a softmax (the exp of a log-softmax) sums to 1 within this.
 SUM_TOLERANCE = 1e-3

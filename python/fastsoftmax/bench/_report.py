@@ -141,6 +141,11 @@ def footer(doc: Dict[str, Any]) -> str:
                 parts.append(f"N={s['n'] if isinstance(s['n'], str) else fmt_n(s['n'])}")
             where = " ".join(parts)
             lines.append(f"  {s['impl']}{' (' + where + ')' if where else ''}: {s['reason']}")
+    missing = doc.get("missing_peers") or []
+    if missing:
+        from ._impls import install_command
+        lines.append(f"peers not measured (not installed): {', '.join(missing)}; add them with: "
+                     f"{install_command(missing)}")
     bad = [r for r in doc["rows"] if r.get("validated") is False]
     for r in bad:
         what = "WARNING" if r["kind"] == "fastsoftmax" else "peer result off"

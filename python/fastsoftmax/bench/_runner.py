@@ -217,6 +217,7 @@ def run_benchmark(cfg: BenchConfig, out: TextIO = sys.stdout) -> Dict[str, Any]:
     active = machine["active_isa"] or "scalar"
     runnable = machine["runnable_isas"]
     isas = cfg.isas or [active]
+    cap = _core.isa_cap()
     skipped: List[Dict[str, str]] = []
     tiers = []
     for isa in isas:
@@ -224,17 +225,23 @@ def run_benchmark(cfg: BenchConfig, out: TextIO = sys.stdout) -> Dict[str, Any]:
             skipped.append({"impl": f"*@{isa}", "reason": f"tier {isa!r} is not compiled into this build"})
         elif isa not in runnable:
             skipped.append({"impl": f"*@{isa}", "reason": f"this CPU (or OS) cannot run tier {isa!r}"})
+        elif cap in machine["compiled_isas"] and (machine["compiled_isas"].index(isa)
+                                                  < machine["compiled_isas"].index(cap)):
+            skipped.append({"impl": f"*@{isa}", "reason": f"tier {isa!r} is above the cap FASTSOFTMAX_ISA={cap!r}"})
         elif isa not in tiers:
             tiers.append(isa)
     roofline_isa = active
 
     peers: List[_impls.Peer] = []
+    missing_peers: List[str] = []
     for name in cfg.peers:
         peer = _impls.PEER_CLASSES[name](threads[0])
         try:
             peer.load()
         except _impls.Skip as e:
             skipped.append({"impl": name, "reason": str(e)})
+            if name in _impls.PEER_PACKAGES:
+                missing_peers.append(name)
             continue
         peers.append(peer)
         if not peer.multithreaded and threads != [1]:
@@ -288,6 +295,7 @@ def run_benchmark(cfg: BenchConfig, out: TextIO = sys.stdout) -> Dict[str, Any]:
         "write_allocate_counted": False,
         "rows": [],
         "skipped": skipped,
+        "missing_peers": missing_peers,
     }
     rows: List[Dict[str, Any]] = doc["rows"]
     print(_report.header(doc), file=out, flush=True)
