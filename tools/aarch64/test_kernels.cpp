@@ -137,7 +137,8 @@ RowRef reference(DType d, const double* x, std::size_t n) {
     ref.soft[i] = double(soft);
     ref.log[i] = double(R(x[i]) - mx - log_s);
     ref.gap[i] = double(gap);
-    ref.soft_b[i] = double(soft * (R(rel_base(d)) + gap * R(gap_coef(d))) * R(1 + 1e-12) + R(tiny(d)));
+    // soft = 0 (x = -inf): gap = inf, and 0 * inf would make the bound NaN.
+    ref.soft_b[i] = soft == 0 ? tiny(d) : double(soft * (R(rel_base(d)) + gap * R(gap_coef(d))) * R(1 + 1e-12) + R(tiny(d)));
     const double scale = std::fmax(std::fmax(1.0, std::fabs(x[i])), std::fabs(lse));
     ref.log_b[i] = 4 * eps(d) * scale;
   }
