@@ -100,7 +100,7 @@ py::dict features_dict(const CpuFeatures& f) {
   d["avx"] = f.avx; d["fma"] = f.fma; d["f16c"] = f.f16c; d["avx2"] = f.avx2;
   d["avx512f"] = f.avx512f; d["avx512dq"] = f.avx512dq; d["avx512bw"] = f.avx512bw;
   d["avx512vl"] = f.avx512vl; d["avx512_bf16"] = f.avx512_bf16; d["avx512_fp16"] = f.avx512_fp16;
-  d["os_ymm"] = f.os_ymm; d["os_zmm"] = f.os_zmm;
+  d["os_ymm"] = f.os_ymm; d["os_zmm"] = f.os_zmm; d["neon"] = f.neon;
   return d;
 }
 
@@ -110,11 +110,11 @@ CpuFeatures features_from_dict(const py::dict& d) {
   f.avx = get("avx"); f.fma = get("fma"); f.f16c = get("f16c"); f.avx2 = get("avx2");
   f.avx512f = get("avx512f"); f.avx512dq = get("avx512dq"); f.avx512bw = get("avx512bw");
   f.avx512vl = get("avx512vl"); f.avx512_bf16 = get("avx512_bf16"); f.avx512_fp16 = get("avx512_fp16");
-  f.os_ymm = get("os_ymm"); f.os_zmm = get("os_zmm");
+  f.os_ymm = get("os_ymm"); f.os_zmm = get("os_zmm"); f.neon = get("neon");
   for (auto item : d) {
     const std::string key = item.first.cast<std::string>();
     static const char* known[] = {"avx", "fma", "f16c", "avx2", "avx512f", "avx512dq", "avx512bw",
-                                  "avx512vl", "avx512_bf16", "avx512_fp16", "os_ymm", "os_zmm"};
+                                  "avx512vl", "avx512_bf16", "avx512_fp16", "os_ymm", "os_zmm", "neon"};
     bool ok = false;
     for (const char* k : known) ok = ok || key == k;
     if (!ok) throw py::key_error("unknown CPU feature " + quoted(key));

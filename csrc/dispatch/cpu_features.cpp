@@ -54,6 +54,9 @@ CpuFeatures detect() {
     if (l7.a >= 1) f.avx512_bf16 = (cpuid(7, 1).a >> 5) & 1;
   }
 #endif
+#if defined(__aarch64__) || defined(_M_ARM64)
+  f.neon = true;  // Advanced SIMD is mandatory in ARMv8-A (and the OS must save it to run at all)
+#endif
   return f;
 }
 

@@ -101,6 +101,7 @@ bool isa_runnable(const std::string& isa, const CpuFeatures& f) {
   if (!isa_known(isa)) return false;
   if (isa == "avx2") return can_run_avx2(f);
   if (isa == "avx512") return can_run_avx512(f);
+  if (isa == "neon") return can_run_neon(f);
   return false;
 }
 
@@ -145,7 +146,9 @@ int isa_index(const std::string& isa) {
 }
 const char* const kAlgorithmNames[] = {"two-pass", "three-pass-reload", "three-pass-recompute", "online",
                                        "read", "copy"};
-constexpr int kNames = 6, kIsas = 3;
+#define FSM_COUNT_ISA(isa, isa_name) +1
+constexpr int kNames = 6, kIsas = 0 FASTSOFTMAX_FOR_EACH_ISA(FSM_COUNT_ISA);
+#undef FSM_COUNT_ISA
 }  // namespace
 
 const KernelEntry* find_kernel(const std::string& isa, DType dtype, const std::string& op,

@@ -18,7 +18,7 @@ __all__ = ["softmax", "log_softmax", "set_num_threads", "get_num_threads", "ALGO
 Algorithm = Literal["auto", "two-pass", "three-pass-reload", "three-pass-recompute", "online"]
 #: The instruction-set tiers ``isa=`` and ``FASTSOFTMAX_ISA`` may name (a build compiles some
 #: of them: :func:`kernels`, ``python -m fastsoftmax``).
-Tier = Literal["scalar", "avx2", "avx512"]
+Tier = Literal["scalar", "avx2", "avx512", "neon"]
 #: Accepted values of ``algorithm=``.
 ALGORITHMS: Tuple[Algorithm, ...] = get_args(Algorithm)
 

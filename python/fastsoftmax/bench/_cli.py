@@ -232,7 +232,7 @@ def make_config(args: argparse.Namespace, argv: Optional[List[str]]):
     elif isa_spec == "active":
         isas = [_core.active_isa()]
     else:
-        isas = _list(isa_spec, ("scalar", "avx2", "avx512"), "isa")
+        isas = _list(isa_spec, tuple(_core.compiled_isas()), "isa")
     if args.repeat is not None and args.repeat < 1:
         raise ValueError("--repeat must be >= 1")
     threads = parse_threads(args.threads)
