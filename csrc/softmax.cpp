@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "threadpool.h"
+#include "workspace.h"
 
 #define FASTSOFTMAX_ROWS_NS generic
 #include "kernels/rows.h"
@@ -80,7 +81,8 @@ Plan plan(const RowsJob& job, int threads) {
 // Calls fn(runner, r, x_row, y_row) for every row of the job through the generic
 // RowRunner: many rows (or short ones) -> whole rows per thread; few long rows -> one row
 // at a time, its chunks spread over the threads. Each row is computed the same way either
-// way, so the result does not depend on the thread count.
+// way, so the result does not depend on the thread count. The scratch of every thread that
+// runs rows is allocated first (Workspace: std::bad_alloc before anything is written).
 template <class T, class Fn>
 void drive(const Primitives<T>& p, const RowsJob& job, const Plan& pl, Fn&& fn) {
   const bool by_rows = pl.rows >= std::size_t(2 * pl.threads) || pl.n <= generic::kChunk;
@@ -92,13 +94,18 @@ void drive(const Primitives<T>& p, const RowsJob& job, const Plan& pl, Fn&& fn) 
     });
   };
   using Runner = generic::RowRunner<T, Primitives<T>, decltype(chunks)>;
-  const Runner runner(p, chunks, job.op, job.algorithm, pl.n, job.stream);
+  const bool serial = !by_rows || pl.threads <= 1;
+  const std::size_t tasks = serial ? 1 : std::min(pl.rows, std::size_t(pl.threads) * 4);
+  const generic::ScratchLayout layout = generic::scratch_layout<T>(job);
+  Workspace ws(workspace_blocks(tasks, pl.threads), layout.bytes());
   const auto rows_of = [&](std::size_t r0, std::size_t r1) {
     generic::FlushDenormals ftz;
-    generic::for_rows<T>(job, r0, r1, [&](std::size_t r, const T* xr, T* yr) { fn(runner, r, xr, yr); });
+    const Workspace::Lease block(ws);
+    const Runner runner(p, chunks, job.op, job.algorithm, pl.n, job.stream,
+                        generic::runner_scratch<T>(block.get(), layout, pl.n));
+    generic::for_rows<T>(job, r0, r1, block.get(), [&](std::size_t r, const T* xr, T* yr) { fn(runner, r, xr, yr); });
   };
-  if (!by_rows || pl.threads <= 1) return rows_of(0, pl.rows);
-  const std::size_t tasks = std::min(pl.rows, std::size_t(pl.threads) * 4);
+  if (serial) return rows_of(0, pl.rows);
   parallel_for(tasks, pl.threads, [&](std::size_t t) { rows_of(pl.rows * t / tasks, pl.rows * (t + 1) / tasks); });
 }
 
@@ -112,8 +119,11 @@ void run_rows_typed(const KernelEntry& k, int ndim, const std::int64_t* shape, c
   const Primitives<T>& p = *static_cast<const Primitives<T>*>(k.prims);
   if (pl.n <= generic::kChunk) {  // short rows: the whole per-row work inside the tier
     const std::size_t tasks = std::min(pl.rows, std::size_t(pl.threads) * 4);
-    return parallel_for(tasks, pl.threads,
-                        [&](std::size_t t) { p.rows(job, pl.rows * t / tasks, pl.rows * (t + 1) / tasks); });
+    Workspace ws(workspace_blocks(tasks, pl.threads), p.rows_scratch_bytes(job));  // before any row is written
+    return parallel_for(tasks, pl.threads, [&](std::size_t t) {
+      const Workspace::Lease block(ws);
+      p.rows(job, pl.rows * t / tasks, pl.rows * (t + 1) / tasks, block.get());
+    });
   }
   drive<T>(p, job, pl, [](const auto& runner, std::size_t, const T* xr, T* yr) { runner.row(xr, yr); });
 }
