@@ -15,8 +15,8 @@
 #include <xmmintrin.h>
 #endif
 
-#include "dispatch/cpu_features.h"
 #include "bindings/release_gil.h"
+#include "dispatch/cpu_features.h"
 #include "dispatch/registry.h"
 #include "kernels/kernels.inc"
 #include "softmax.h"
