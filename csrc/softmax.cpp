@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "threadpool.h"
+#include "workspace.h"
 
 #define FASTSOFTMAX_ROWS_NS generic
 #include "kernels/rows.h"
@@ -77,7 +78,8 @@ Plan plan(const RowsJob& job, int threads) {
 // Calls fn(runner, r, x_row, y_row) for every row of the job through the generic
 // RowRunner: many rows (or short ones) -> whole rows per thread; few long rows -> one row
 // at a time, its chunks spread over the threads. Each row is computed the same way either
-// way, so the result does not depend on the thread count.
+// way, so the result does not depend on the thread count. The scratch of every thread that
+// runs rows is allocated first (Workspace: std::bad_alloc before anything is written).
 template <class T, class Fn>
 void drive(const Primitives<T>& p, const RowsJob& job, const Plan& pl, Fn&& fn) {
   const bool by_rows = pl.rows >= std::size_t(2 * pl.threads) || pl.n <= generic::kChunk;
@@ -85,17 +87,22 @@ void drive(const Primitives<T>& p, const RowsJob& job, const Plan& pl, Fn&& fn) 
   const auto chunks = [chunk_threads](std::size_t count, auto& f) {
     parallel_for(count, chunk_threads, [&](std::size_t c) {
       generic::FlushDenormals ftz;
-      f(c);
+      f(c, nullptr);  // no StridedRow here: no gather buffer
     });
   };
   using Runner = generic::RowRunner<T, Primitives<T>, decltype(chunks)>;
-  const Runner runner(p, chunks, job.op, job.algorithm, pl.n, job.stream);
+  const bool serial = !by_rows || pl.threads <= 1;
+  const std::size_t tasks = serial ? 1 : std::min(pl.rows, std::size_t(pl.threads) * 4);
+  const generic::ScratchLayout layout = generic::scratch_layout<T>(job);
+  Workspace ws(workspace_blocks(tasks, pl.threads), layout.bytes());
   const auto rows_of = [&](std::size_t r0, std::size_t r1) {
     generic::FlushDenormals ftz;
-    generic::for_rows<T>(job, r0, r1, [&](std::size_t r, const T* xr, T* yr) { fn(runner, r, xr, yr); });
+    const Workspace::Lease block(ws);
+    const Runner runner(p, chunks, job.op, job.algorithm, pl.n, job.stream,
+                        generic::runner_scratch<T>(block.get(), layout, pl.n));
+    generic::for_rows<T>(job, r0, r1, block.get(), [&](std::size_t r, const T* xr, T* yr) { fn(runner, r, xr, yr); });
   };
-  if (!by_rows || pl.threads <= 1) return rows_of(0, pl.rows);
-  const std::size_t tasks = std::min(pl.rows, std::size_t(pl.threads) * 4);
+  if (serial) return rows_of(0, pl.rows);
   parallel_for(tasks, pl.threads, [&](std::size_t t) { rows_of(pl.rows * t / tasks, pl.rows * (t + 1) / tasks); });
 }
 
@@ -109,8 +116,11 @@ void run_rows_typed(const KernelEntry& k, int ndim, const std::int64_t* shape, c
   const Primitives<T>& p = *static_cast<const Primitives<T>*>(k.prims);
   if (pl.n <= generic::kChunk) {  // short rows: the whole per-row work inside the tier
     const std::size_t tasks = std::min(pl.rows, std::size_t(pl.threads) * 4);
-    return parallel_for(tasks, pl.threads,
-                        [&](std::size_t t) { p.rows(job, pl.rows * t / tasks, pl.rows * (t + 1) / tasks); });
+    Workspace ws(workspace_blocks(tasks, pl.threads), p.rows_scratch_bytes(job));  // before any row is written
+    return parallel_for(tasks, pl.threads, [&](std::size_t t) {
+      const Workspace::Lease block(ws);
+      p.rows(job, pl.rows * t / tasks, pl.rows * (t + 1) / tasks, block.get());
+    });
   }
   drive<T>(p, job, pl, [](const auto& runner, std::size_t, const T* xr, T* yr) { runner.row(xr, yr); });
 }
@@ -132,7 +142,9 @@ void run_stats_typed(const KernelEntry& k, int ndim, const std::int64_t* shape, 
 // are adjacent in memory together, within kTileBytes): each chunk is gathered on its own
 // instead (RowRunner over a StridedRow), so no row is ever copied whole -- the statistics
 // of a strided or broadcast row of 2^28 elements would otherwise allocate a 1 GiB buffer.
-// The chunks are those of a contiguous row: the same bits. False: not such rows.
+// The chunks are those of a contiguous row: the same bits. False: not such rows. The chunk
+// statistics and gather buffers come from Workspaces allocated before any row is read
+// (strided_stats_layout), like the scratch of the other calls.
 template <class S>
 bool strided_row_stats(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x,
                        const std::int64_t* xs, double* m, double* e, double* shift, int threads) {
@@ -155,20 +167,34 @@ bool strided_row_stats(const KernelEntry& k, int ndim, const std::int64_t* shape
   };
   const Primitives<S>& p = *static_cast<const Primitives<S>*>(k.prims);
   if (pl.rows >= std::size_t(2 * pl.threads)) {  // rows over the threads, each row's chunks in turn
-    const generic::RowRunner<S, Primitives<S>, generic::SerialChunks> runner(p, {}, job.op, job.algorithm, n, false);
+    // Each thread: the chunk statistics and the gather buffer of the row it is on.
+    const generic::ScratchLayout layout = generic::strided_stats_layout<S>(n, true);
+    Workspace ws(workspace_blocks(pl.rows, pl.threads), layout.bytes());
     parallel_for(pl.rows, pl.threads, [&](std::size_t r) {
       generic::FlushDenormals ftz;
+      const Workspace::Lease block(ws);
+      const generic::RowRunner<S, Primitives<S>, generic::SerialChunks> runner(
+          p, {}, job.op, job.algorithm, n, false, generic::runner_scratch<S>(block.get(), layout, n));
       runner.stats(row_at(r), &m[r], &e[r], &shift[r]);
     });
     return true;
   }
-  const auto chunks = [&](std::size_t count, auto& f) {  // few rows: each row's chunks over the threads
+  // Few rows: each row's chunks over the threads. The row's chunk statistics (one block,
+  // this thread's), and a gather buffer for each thread that runs chunks at once.
+  const std::size_t chunk_count = (n + generic::kChunk - 1) / generic::kChunk;
+  const generic::ScratchLayout layout = generic::strided_stats_layout<S>(n, false);
+  Workspace stats_ws(1, layout.bytes());
+  Workspace gather_ws(workspace_blocks(chunk_count, pl.threads), generic::gather_bytes<S>());
+  const auto chunks = [&](std::size_t count, auto& f) {
     parallel_for(count, pl.threads, [&](std::size_t c) {
       generic::FlushDenormals ftz;
-      f(c);
+      const Workspace::Lease buffer(gather_ws);
+      f(c, buffer.get());
     });
   };
-  const generic::RowRunner<S, Primitives<S>, decltype(chunks)> runner(p, chunks, job.op, job.algorithm, n, false);
+  const Workspace::Lease block(stats_ws);
+  const generic::RowRunner<S, Primitives<S>, decltype(chunks)> runner(p, chunks, job.op, job.algorithm, n, false,
+                                                                       generic::runner_scratch<S>(block.get(), layout, n));
   generic::FlushDenormals ftz;
   for (std::size_t r = 0; r < pl.rows; ++r) runner.stats(row_at(r), &m[r], &e[r], &shift[r]);
   return true;

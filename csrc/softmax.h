@@ -11,7 +11,9 @@ namespace fastsoftmax {
 // Runs kernel k over every row of an ndim-dimensional array (ndim >= 1) whose LAST axis is
 // the row. Strides are in bytes and may be negative or zero; x and y may be the same array
 // (in place). Rows that are not contiguous go through a per-thread row buffer. threads <= 0:
-// get_num_threads(). The result does not depend on the thread count.
+// get_num_threads(). The result does not depend on the thread count. Throws std::bad_alloc
+// when the scratch memory of the call's threads cannot be had -- before writing anything
+// (all of it is allocated first); row_stats and rows_from_stats likewise.
 void run_rows(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x,
               const std::int64_t* x_strides, char* y, const std::int64_t* y_strides, int threads);
 

@@ -286,6 +286,79 @@ def test_native_allocation_failure_is_a_memory_error():
     assert proc.stdout.split("\n")[:3] == ["MemoryError MemoryError", "untouched True", "after True True"], proc.stdout
 
 
+# A call needs scratch memory on each of its threads (the row buffer of strided rows, the
+# tile of a non-last axis, the chunk statistics of long rows, 16-bit reload's middle row).
+# The address space is capped with room for one thread's block only: with threads=2 the
+# call must fail before writing anything (it used to write the rows of the thread that got
+# its block, then raise), and with threads=1 the same cap must let it run.
+SCRATCH_FOR_ONE_THREAD = """
+    import resource, sys, numpy as np, fastsoftmax
+    def vmsize():
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize"):
+                    return int(line.split()[1]) * 1024
+    MiB = 1 << 20
+    rng = np.random.default_rng(0)
+    case = sys.argv[1]
+    if case.startswith("long rows"):  # the generic row runner, strided out rows
+        rows, n = 4, 1 << 22
+        half = case.endswith("float16")
+        dtype = np.float16 if half else np.float32
+        x = rng.standard_normal((rows, n)).astype(dtype)
+        holder = np.full((rows, 2 * n), -3.5, dtype)
+        out = holder[:, ::2]
+        # float16 three-pass reload: the gathered row (n x 2 bytes) and its float32 middle row.
+        kw = dict(axis=-1, algorithm="three-pass-reload") if half else dict(axis=-1)
+        block = n * 6 if half else n * 4
+    else:  # a non-last axis of a C-order array: tiles of 128 rows, 2 MiB a thread
+        x = rng.standard_normal((4096, 1024)).astype(np.float32)
+        holder = out = np.full(x.shape, -3.5, np.float32)
+        # two-pass: the transposing tile walk; auto (three-pass): the column kernel, whose
+        # copy shares the tile's memory.
+        kw = dict(axis=0, algorithm="two-pass" if case == "tiles" else "auto")
+        block = 2 * MiB
+    # The planner's hand-off cost fixed as in the suite (conftest.py), so that threads=2
+    # really splits the call (a measured cost on a loaded machine may keep it on one).
+    fastsoftmax._core.set_handoff_costs(5000.0, 5000.0)
+    # The pool's threads exist; a contiguous call needs no scratch, so none is cached yet.
+    fastsoftmax.softmax(np.ones((8, 1 << 17), np.float32), axis=1, threads=2)
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (vmsize() + block * 3 // 2, hard))
+    for threads in (2, 1):
+        try:
+            fastsoftmax.softmax(x, out=out, threads=threads, **kw)
+            result = "ok"
+        except MemoryError:
+            result = "MemoryError"
+        except BaseException as e:
+            result = type(e).__name__
+        untouched = holder.min() == holder.max() == -3.5  # (no temporary array: under the cap)
+        print(threads, result, "untouched" if untouched else "written")
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    want = fastsoftmax.softmax(x, threads=1, **kw)
+    again = fastsoftmax.softmax(x, threads=2, **kw)
+    print("same", bool(np.array_equal(out, want)), bool(np.array_equal(again, want)))
+"""
+
+
+@linux_only
+@not_under_asan
+def test_scratch_of_every_thread_is_allocated_before_anything_is_written():
+    """With room for one thread's scratch block, a two-thread call raises MemoryError and
+    leaves out untouched; a one-thread call under the same limit computes the result (so
+    the limit really was one block); afterwards two threads give the same bits. Long rows
+    with strided out rows (float32 two-pass, float16 three-pass reload: the probe's case,
+    4 x 2^22 instead of 8 x 2^24), and a non-last axis (tile walk, column kernel)."""
+    cases = ["long rows", "long rows float16", "tiles", "columns"]
+    procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(SCRATCH_FOR_ONE_THREAD), case],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for case in cases]
+    for case, p in zip(cases, procs):
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, f"{case}: exit {p.returncode}\n{err}"
+        assert out.split("\n")[:3] == ["2 MemoryError untouched", "1 ok written", "same True True"], (case, out)
+
+
 THREAD_CREATION_FAILURE = """
     import resource, numpy as np, fastsoftmax
     def vmsize():

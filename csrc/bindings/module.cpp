@@ -1,4 +1,6 @@
-// pybind11 bindings: argument plumbing only. The GIL is released around every kernel call.
+// pybind11 bindings: argument plumbing only. The GIL is released around every kernel call,
+// by without_gil (release_gil.h: not pybind11's gil_scoped_release, which aborts the process
+// when a daemon thread is inside a call at interpreter exit).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -14,6 +16,7 @@
 #include <xmmintrin.h>
 #endif
 
+#include "bindings/release_gil.h"
 #include "dispatch/cpu_features.h"
 #include "dispatch/registry.h"
 #include "kernels/kernels.inc"
@@ -169,8 +172,7 @@ void run(const std::string& op, const std::string& algorithm, const py::array& x
   const KernelEntry& k = resolve_kernel(op, algorithm, dt, isa, static_cast<std::size_t>(shape[ndim - 1]));
   const char* xp = static_cast<const char*>(x.data());
   char* yp = static_cast<char*>(out.mutable_data());
-  py::gil_scoped_release release;
-  run_rows(k, ndim, shape, xp, xs, yp, ys, threads);
+  without_gil([&] { run_rows(k, ndim, shape, xp, xs, yp, ys, threads); });
 }
 
 // Shapes and byte strides of an array, for the row walkers.
@@ -202,10 +204,7 @@ py::tuple row_stats_py(const py::array& x, const py::object& isa, int threads) {
   double* ep = e.mutable_data();
   double* sp = shift.mutable_data();
   const char* xp = static_cast<const char*>(x.data());
-  {
-    py::gil_scoped_release release;
-    row_stats(k, g.ndim, g.shape, xp, g.strides, mp, ep, sp, threads);
-  }
+  without_gil([&] { row_stats(k, g.ndim, g.shape, xp, g.strides, mp, ep, sp, threads); });
   return py::make_tuple(m, e, shift);
 }
 
@@ -229,8 +228,7 @@ void from_stats_py(const std::string& op, const py::array& x, py::array& out, co
   const double* mp = m.data();
   const double* ep = e.data();
   const double* sp = shift.data();
-  py::gil_scoped_release release;
-  rows_from_stats(k, gx.ndim, gx.shape, xp, gx.strides, yp, gy.strides, mp, ep, sp, threads);
+  without_gil([&] { rows_from_stats(k, gx.ndim, gx.shape, xp, gx.strides, yp, gy.strides, mp, ep, sp, threads); });
 }
 
 double run_pattern(const std::string& pattern, const py::array& x, py::array& out, const py::object& isa) {
@@ -247,8 +245,7 @@ double run_pattern(const std::string& pattern, const py::array& x, py::array& ou
   const std::size_t n = static_cast<std::size_t>(x.size());
   const void* xp = x.data();
   void* yp = out.mutable_data();
-  py::gil_scoped_release release;
-  return k->fn(n, xp, yp);
+  return without_gil([&] { return k->fn(n, xp, yp); });
 }
 
 // ---- the small-call fast path -------------------------------------------------------------
@@ -395,8 +392,7 @@ PyObject* fast_call(bool log, PyObject* const* args, Py_ssize_t nargs) {
     const KernelEntry& k =
         resolve_kernel(log ? "log_softmax" : "softmax", alg, dt, py::none(), std::size_t(shape[nd - 1]));
     if (size >= kReleaseGilElements) {
-      py::gil_scoped_release release;
-      run_rows(k, nd, shape, xa->data, xs, ya->data, ys, int(nthreads));
+      without_gil([&] { run_rows(k, nd, shape, xa->data, xs, ya->data, ys, int(nthreads)); });
     } else {
       run_rows(k, nd, shape, xa->data, xs, ya->data, ys, int(nthreads));
     }
@@ -465,6 +461,10 @@ extern "C" FSM_EXPORT int fastsoftmax_py_set_num_threads(int n) {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fastsoftmax native core (use the functions of the fastsoftmax package)";
+  // NumPy's C API table, looked up now rather than at the first call (it imports NumPy's
+  // core module): a first call made while the interpreter finalizes -- from a __del__ --
+  // cannot import anything, and the fast path reads the table outside its try block.
+  py::detail::npy_api::get();
   m.def("run", &run, py::arg("op"), py::arg("algorithm"), py::arg("x"), py::arg("out"), py::arg("isa") = py::none(),
         py::arg("threads") = 0,
         "Run a kernel over the last axis of x into out (same shape and dtype, any strides); threads <= 0: default.");

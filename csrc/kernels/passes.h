@@ -27,7 +27,6 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <memory>
 #include <type_traits>
 
 #include "kernels/primitives.h"
@@ -733,42 +732,31 @@ struct Passes {
     }
   };
 
+  // Scratch bytes of a call over `strips` strips of n-long columns (see below).
+  static std::size_t column_levels(std::size_t n) {
+    return 66 - std::size_t(__builtin_clzll(n / B + 1));  // bit width of the block count + 1
+  }
+  static std::size_t column_scratch_bytes(std::size_t n, std::size_t strips) {
+    const std::size_t copy = n * strips, slots = U * strips, level = (column_levels(n) + 1) * N * strips;  // vectors
+    return (copy + slots + level) * sizeof(R);
+  }
+
   // Three-pass softmax / log_softmax of the strips * N columns (n <= kChunk: one chunk, as
   // the row kernels see such rows). Pass 1 reads the columns once from x (max, range
   // check) into a contiguous copy -- x's rows are usually a multiple of 4 KiB apart, and
   // walked in place they would all fall into a few cache sets -- so that passes 2 and 3
   // run in cache and x and y are each touched once. Returns false, having written
   // nothing, when a column needs the exact path (NaN, +inf, |x| beyond kHigh, or a max
-  // below -kHigh).
+  // below -kHigh). scratch: column_scratch_bytes(n, strips) bytes, 64-byte aligned (the
+  // thread's scratch block, allocated before the call wrote anything: rows.h).
   static bool prim_three_pass_columns(std::size_t n, const void* xv, std::int64_t xs, void* yv, std::int64_t ys,
-                                      std::size_t strips, bool log, bool reload) {
+                                      std::size_t strips, bool log, bool reload, void* scratch_bytes) {
     if constexpr (!std::is_same<S, T>::value) {
       return false;
     } else {
-      const std::size_t blocks = n / B + 1;
-      const std::size_t levels = 66 - std::size_t(__builtin_clzll(blocks));  // bit width + 1
-      const std::size_t copy = n * strips, slots = U * strips, level = (levels + 1) * N * strips;  // vectors
-      // Kept per thread up to the group's bound (one allocation, warm pages); more (one
-      // strip of a very long column) is the call's own. Raw bytes, aligned by hand: a
-      // container of vector types would instantiate its inline members with this tier's
-      // instructions outside the tier's namespace (tools/check_isa_leaks.py).
-      constexpr std::size_t kKeepBytes = kColumnCopyBytes + (std::size_t{1} << 18);
-      const std::size_t bytes = (copy + slots + level) * sizeof(R) + 64;
-      thread_local std::unique_ptr<unsigned char[]> kept;
-      thread_local std::size_t kept_bytes = 0;
-      std::unique_ptr<unsigned char[]> own;
-      unsigned char* raw;
-      if (bytes <= kKeepBytes) {
-        if (kept_bytes < bytes) {
-          kept.reset(new unsigned char[kKeepBytes]);
-          kept_bytes = kKeepBytes;
-        }
-        raw = kept.get();
-      } else {
-        own.reset(new unsigned char[bytes]);
-        raw = own.get();
-      }
-      T* scratch = reinterpret_cast<T*>((reinterpret_cast<std::uintptr_t>(raw) + 63) & ~std::uintptr_t{63});
+      const std::size_t levels = column_levels(n);
+      const std::size_t copy = n * strips, slots = U * strips;  // vectors
+      T* scratch = static_cast<T*>(scratch_bytes);
       ColumnWalk c;
       c.n = n;
       c.strips = strips;
@@ -867,20 +855,24 @@ struct Passes {
     static constexpr std::size_t kColumnStrips = Passes::kColumnStrips;
     static constexpr std::size_t kColumnCopyBytes = Passes::kColumnCopyBytes;
     static bool three_pass_columns(std::size_t n, const void* x, std::int64_t xs, void* y, std::int64_t ys,
-                                   std::size_t strips, bool log, bool reload) {
-      return prim_three_pass_columns(n, x, xs, y, ys, strips, log, reload);
+                                   std::size_t strips, bool log, bool reload, void* scratch) {
+      return prim_three_pass_columns(n, x, xs, y, ys, strips, log, reload, scratch);
+    }
+    static std::size_t column_scratch_bytes(std::size_t n, std::size_t strips) {
+      return Passes::column_scratch_bytes(n, strips);
     }
   };
-  static void prim_rows(const RowsJob& job, std::size_t r0, std::size_t r1) {
-    run_short_rows<S>(Direct{}, job, r0, r1, Layout{});
+  static void prim_rows(const RowsJob& job, std::size_t r0, std::size_t r1, unsigned char* scratch) {
+    run_short_rows<S>(Direct{}, job, r0, r1, scratch, Layout{});
   }
+  static std::size_t prim_rows_scratch_bytes(const RowsJob& job) { return scratch_layout<S, Layout>(job).bytes(); }
 
   static const Primitives<S>& primitives() {
     static const Primitives<S> p = {&prim_pair_sum,      &prim_online_sum,       &prim_max,
                                     &prim_sum_exp,       &prim_store_exp,        &prim_store_shifted,
                                     &prim_write_pair,    &prim_write_exp_scaled, &prim_write_sub,
                                     &prim_reload_scale,  &prim_reload_sub,       &exact_row,
-                                    &prim_rows};
+                                    &prim_rows,          &prim_rows_scratch_bytes};
     return p;
   }
 

@@ -67,8 +67,10 @@ struct Primitives {
   // Rows outside the fast path's range, with SciPy's semantics (long double).
   void (*exact_row)(std::size_t n, const S* x, S* y, bool log);
   // Rows [r0, r1) of a job whose rows are short (one chunk): the whole per-row algorithm
-  // inside the tier, so that no call crosses between SSE and AVX code per row.
-  void (*rows)(const RowsJob& job, std::size_t r0, std::size_t r1);
+  // inside the tier, so that no call crosses between SSE and AVX code per row. scratch:
+  // rows_scratch_bytes(job) bytes, 64-byte aligned, for this thread alone (null if 0).
+  void (*rows)(const RowsJob& job, std::size_t r0, std::size_t r1, unsigned char* scratch);
+  std::size_t (*rows_scratch_bytes)(const RowsJob& job);
 };
 
 // The memory-only patterns of one dtype (kernels.inc): double fn(n, const S* x, S* y).

@@ -12,9 +12,7 @@
 #include <cstddef>
 #include <cstring>
 #include <limits>
-#include <memory>
 #include <type_traits>
-#include <vector>
 
 #if defined(FASTSOFTMAX_X86)
 #include <xmmintrin.h>  // _mm_getcsr/_mm_setcsr: SSE, part of the x86-64 baseline
@@ -131,11 +129,27 @@ struct StridedRow {
   std::int64_t step;
 };
 
+// The scratch memory RowRunner needs for rows longer than one chunk, or for 16-bit reload
+// rows (see ScratchLayout): given to it, never allocated by it.
+template <class T>
+struct RunnerScratch {
+  T* stats = nullptr;   // two per chunk (the chunks' statistics)
+  char* bad = nullptr;  // one per chunk (three-pass: the chunk needs the exact path)
+  T* reload = nullptr;  // n: three-pass reload's middle row when S is not T
+  // kChunk elements of S: where one chunk of a StridedRow is gathered (its statistics),
+  // for the chunks run by an executor that gives them no buffer of their own.
+  unsigned char* gather = nullptr;
+};
+
+// A chunk executor runs f(c, scratch) for every chunk c in [0, chunks), where scratch is a
+// buffer of its own for the thread that runs c (at least kChunk elements of the row's
+// storage type, 64-byte aligned), or null: then the chunk uses RunnerScratch::gather. Only
+// the chunks of a StridedRow use it; executors that never see one pass null.
 // Runs chunks one after another.
 struct SerialChunks {
   template <class F>
   void operator()(std::size_t chunks, F& f) const {
-    for (std::size_t c = 0; c < chunks; ++c) f(c);
+    for (std::size_t c = 0; c < chunks; ++c) f(c, nullptr);
   }
 };
 
@@ -148,14 +162,16 @@ class RowRunner {
   using St = Storage<S>;
 
  public:
-  RowRunner(const P& p, Chunks chunks, Op op, Algorithm alg, std::size_t n, bool stream)
+  // scratch: what scratch_layout() sized for the job (unused parts null).
+  RowRunner(const P& p, Chunks chunks, Op op, Algorithm alg, std::size_t n, bool stream, RunnerScratch<T> scratch)
       : p_(p),
         chunks_exec_(chunks),
         log_(op == Op::log_softmax),
         alg_(alg),
         n_(n),
         chunks_((n + kChunk - 1) / kChunk),
-        stream_(stream) {}
+        stream_(stream),
+        scratch_(scratch) {}
 
   // Up to kRowBatch rows at once: the same operations as row() on each (so the same bits),
   // phase by phase, so that the short dependency chains of one-chunk rows -- horizontal
@@ -181,20 +197,27 @@ class RowRunner {
   std::size_t begin(std::size_t c) const { return c * kChunk; }
   std::size_t size(std::size_t c) const { return std::min(kChunk, n_ - c * kChunk); }
 
+  // f(c) for every chunk; each_chunk_scratch: f(c, buffer), buffer the executor's for the
+  // thread that runs c or else the runner's gather buffer (see SerialChunks).
   template <class F>
   void each_chunk(F&& f) const {
     if (chunks_ == 1) return f(std::size_t{0});
-    chunks_exec_(chunks_, f);
+    auto g = [&f](std::size_t c, unsigned char*) { f(c); };
+    chunks_exec_(chunks_, g);
   }
-  // Small per-row scratch without heap traffic for the common one-chunk row.
-  template <class U>
-  struct Scratch {
-    U one[2];
-    std::vector<U> many;
-    explicit Scratch(std::size_t count) {
-      if (count > 1) many.resize(2 * count);
-    }
-    U* data() { return many.empty() ? one : many.data(); }
+  template <class F>
+  void each_chunk_scratch(F&& f) const {
+    auto g = [this, &f](std::size_t c, unsigned char* buffer) { f(c, buffer ? buffer : scratch_.gather); };
+    if (chunks_ == 1) return g(std::size_t{0}, nullptr);
+    chunks_exec_(chunks_, g);
+  }
+  // Two statistics per chunk: on the stack for the common one-chunk row, else in the
+  // thread's scratch.
+  struct ChunkStats {
+    T one[2];
+    T* p;
+    explicit ChunkStats(const RowRunner& r) : p(r.chunks_ > 1 ? r.scratch_.stats : one) {}
+    T* data() { return p; }
   };
 
   void exact(const S* x, S* y) const { p_.exact_row(n_, x, y, log_); }
@@ -256,10 +279,11 @@ class RowRunner {
   // outside the fast range (NaN, inf, or a max beyond +-kHigh).
   template <class Src>
   bool pair_stats(const Src& x, double* sum_out, double* e_out) const {
-    Scratch<T> s(chunks_);
+    ChunkStats s(*this);
     T* m = s.data();
     T* e = m + chunks_;
-    each_chunk([&](std::size_t c) { p_.pair_sum(size(c), chunk(x, c), &m[c], &e[c]); });
+    each_chunk_scratch(
+        [&](std::size_t c, unsigned char* buffer) { p_.pair_sum(size(c), chunk(x, c, buffer), &m[c], &e[c]); });
     double e_max = -std::numeric_limits<double>::infinity();
     for (std::size_t c = 0; c < chunks_; ++c) e_max = std::max(e_max, double(e[c]));
     double sum = 0;  // exact rescaling by powers of two, in chunk order
@@ -276,16 +300,16 @@ class RowRunner {
            e_max <= FastRange<T>::kMaxRowExponent;
   }
 
-  // Chunk c of a row: in place, or (a strided row) gathered into this thread's buffer of
-  // kChunk elements -- a strided row is never copied whole, and pass 1 sees the same
+  // Chunk c of a row: in place, or (a strided row) gathered into `buffer`, kChunk elements
+  // of the scratch of the thread that runs the chunk (allocated before the call, see
+  // each_chunk_scratch) -- a strided row is never copied whole, and pass 1 sees the same
   // chunks, so the statistics are bitwise those of the row laid out contiguously.
-  const S* chunk(const S* x, std::size_t c) const { return x + begin(c); }
-  const S* chunk(const StridedRow& x, std::size_t c) const {
-    thread_local std::vector<S> buffer;
-    if (buffer.size() < kChunk) buffer.resize(kChunk);
+  const S* chunk(const S* x, std::size_t c, unsigned char*) const { return x + begin(c); }
+  const S* chunk(const StridedRow& x, std::size_t c, unsigned char* buffer) const {
+    S* b = reinterpret_cast<S*>(buffer);
     const char* p = x.x + std::int64_t(begin(c)) * x.step;
-    for (std::size_t i = 0, n = size(c); i < n; ++i) std::memcpy(&buffer[i], p + std::int64_t(i) * x.step, sizeof(S));
-    return buffer.data();
+    for (std::size_t i = 0, n = size(c); i < n; ++i) std::memcpy(&b[i], p + std::int64_t(i) * x.step, sizeof(S));
+    return b;
   }
   static long double at(const S* x, std::size_t i) { return St::widen(x[i]); }
   static long double at(const StridedRow& x, std::size_t i) {
@@ -333,7 +357,7 @@ class RowRunner {
   }
 
   void online(const S* x, S* y) const {
-    Scratch<T> s(chunks_);
+    ChunkStats s(*this);
     T* mu = s.data();
     T* sigma = mu + chunks_;
     each_chunk([&](std::size_t c) { p_.online_sum(size(c), x + begin(c), &mu[c], &sigma[c]); });
@@ -348,12 +372,11 @@ class RowRunner {
   }
 
   void three_pass(const S* x, S* y) const {
-    Scratch<T> s(chunks_);
+    ChunkStats s(*this);
     T* mu = s.data();
     T* sigma = mu + chunks_;
-    std::vector<char> bad_many(chunks_ > 1 ? chunks_ : 0);
     char bad_one = 0;
-    char* bad = chunks_ > 1 ? bad_many.data() : &bad_one;
+    char* bad = chunks_ > 1 ? scratch_.bad : &bad_one;
     each_chunk([&](std::size_t c) { bad[c] = p_.max(size(c), x + begin(c), &mu[c]); });
     T mu_max = -std::numeric_limits<T>::infinity();
     bool any_bad = false;
@@ -362,13 +385,11 @@ class RowRunner {
       any_bad = any_bad || bad[c];
     }
     if (any_bad || !(mu_max >= -FastRange<T>::kHigh)) return exact(x, y);
-    ReloadBuffer w(alg_ == Algorithm::three_pass_reload ? n_ : 0, y);
-    each_chunk([&](std::size_t c) {
-      sigma[c] = exp_pass(size(c), x + begin(c), w.data ? w.data + begin(c) : nullptr, mu_max);
-    });
+    T* w = reload_row(y);
+    each_chunk([&](std::size_t c) { sigma[c] = exp_pass(size(c), x + begin(c), w ? w + begin(c) : nullptr, mu_max); });
     double sum = 0;
     for (std::size_t c = 0; c < chunks_; ++c) sum += double(sigma[c]);
-    finish_three_pass(x, y, w.data, mu_max, sum);
+    finish_three_pass(x, y, w, mu_max, sum);
   }
 
   // Pass 2 of three-pass over n elements: sum of e^(x - mu); reload also stores e^(x - mu)
@@ -413,30 +434,14 @@ class RowRunner {
   }
 
   // Where three-pass reload keeps e^(x - mu) (or x - mu) between its passes: y itself when
-  // y holds the compute type (the paper's algorithm), else a float32 row, so that 16-bit
-  // outputs are rounded once (n == 0: not needed, null). Short rows reuse one buffer per thread.
-  // (Longer rows allocate it per call, uninitialised: 4 extra bytes written and read per
-  // element, plus the page faults of fresh memory -- auto never picks reload for them.)
-  struct ReloadBuffer {
-    T* data = nullptr;
-    std::unique_ptr<T[]> own;
-    ReloadBuffer(std::size_t n, S* y) {
-      if constexpr (std::is_same<S, T>::value) {
-        data = y;
-      } else if (n == 0) {
-        // recompute: no middle row
-      } else if (n <= kChunk) {
-        thread_local std::vector<T> shared;
-        if (shared.size() < n) shared.resize(kChunk);
-        data = shared.data();
-      } else {
-        own.reset(new T[n]);
-        data = own.get();
-      }
-      (void)n;
-      (void)y;
-    }
-  };
+  // y holds the compute type (the paper's algorithm), else a float32 row of the thread's
+  // scratch, so that 16-bit outputs are rounded once (4 extra bytes written and read per
+  // element). Null for three-pass recompute, which has no middle row.
+  T* reload_row(S* y) const {
+    if (alg_ != Algorithm::three_pass_reload) return nullptr;
+    if constexpr (std::is_same<S, T>::value) return y;
+    else return scratch_.reload;
+  }
 
   // y = e^(x - mu) / sum, or y = x - (mu + log sum).
   void finish_max_based(const S* x, S* y, T mu, double sum) const {
@@ -451,6 +456,7 @@ class RowRunner {
   const Algorithm alg_;
   const std::size_t n_, chunks_;
   const bool stream_;
+  const RunnerScratch<T> scratch_;
 };
 
 // Calls row(r, x_row, y_row) for rows [r0, r1) of the job, each pointing at n contiguous
@@ -490,43 +496,147 @@ struct ColumnWidth : std::integral_constant<std::size_t, 0> {};
 template <class Tr>
 struct ColumnWidth<Tr, decltype(void(Tr::kColumnWidth))> : std::integral_constant<std::size_t, Tr::kColumnWidth> {};
 
-// Batch: nullptr, or batch(count, xs, ys) taking up to kRowBatch contiguous rows at once (in order).
-template <class T, class RowFn, class Tr = NoBlockTranspose, class Batch = std::nullptr_t>
-void for_rows(const RowsJob& job, std::size_t r0, std::size_t r1, RowFn&& row, Tr = {}, Batch batch = nullptr) {
-  const int nd = job.ndim;
-  const std::size_t n = static_cast<std::size_t>(job.shape[nd - 1]);
-  const std::int64_t x_step = job.x_strides[nd - 1], y_step = job.y_strides[nd - 1];
-  const bool read_only = job.y == nullptr;
+// How for_rows walks the rows of a job (T: their storage type), and the scratch it needs.
+template <class T, class Tr = NoBlockTranspose>
+struct RowWalk {
+  static constexpr std::size_t W = ColumnWidth<Tr>::value;
+  std::size_t n, inner, tile, pitch;
+  bool read_only, x_contig, y_contig, tiles, columns;
+  std::size_t buffer;         // elements of the tile (or strided-row) buffer; 0: not used
+  std::size_t column_strips;  // the most strips one column-kernel call takes; 0: none
+
+  explicit RowWalk(const RowsJob& job) {
+    const int nd = job.ndim;
+    n = static_cast<std::size_t>(job.shape[nd - 1]);
+    read_only = job.y == nullptr;
+    x_contig = job.x_strides[nd - 1] == std::int64_t(sizeof(T)) && aligned(nd, job.x, job.x_strides);
+    y_contig = !read_only && job.y_strides[nd - 1] == std::int64_t(sizeof(T)) && aligned(nd, job.y, job.y_strides);
+    inner = nd >= 2 ? static_cast<std::size_t>(job.shape[nd - 2]) : 1;
+    tiles = !x_contig && (read_only || !y_contig) && nd >= 2 && job.x_strides[nd - 2] == std::int64_t(sizeof(T)) &&
+            (read_only || job.y_strides[nd - 2] == std::int64_t(sizeof(T)));
+    tile = tiles ? std::max<std::size_t>(1, std::min(kTile, kTileBytes / (n * sizeof(T)))) : 1;
+    // Tile rows sit `pitch` elements apart, an odd number of cache lines: with a pitch of a
+    // multiple of 4 KiB (n = 1024, 3072, ...) the gather's stores would all hit one L1 set.
+    pitch = n;
+    if (tile > 1) {
+      const std::size_t lines = (n * sizeof(T) + 63) / 64;
+      pitch = (lines | 1) * 64 / sizeof(T);
+    }
+    // Contiguous rows are used in place; a strided row read into a contiguous y row is
+    // gathered there; others (and tiles) go through the buffer.
+    const bool in_place = (x_contig && (y_contig || read_only)) || (tile == 1 && y_contig);
+    buffer = in_place ? 0 : pitch * (tile - 1) + n;
+    // Three-pass rows of a tile (auto's choice for rows that fit the cache) go to the column
+    // kernel, strips of W columns; other algorithms, 16-bit storage, misaligned arrays,
+    // rows longer than a chunk and the columns left over take the transposing tile walk.
+    columns = W > 0 && tiles && !read_only && n <= kChunk &&
+              (job.algorithm == Algorithm::three_pass_reload || job.algorithm == Algorithm::three_pass_recompute) &&
+              aligned(nd, job.x, job.x_strides) && aligned(nd, job.y, job.y_strides);
+    column_strips = 0;
+    if constexpr (W > 0) {
+      if (columns) column_strips = std::min({inner / W, Tr::kColumnStrips, column_fit(n)});
+    }
+  }
+
+  // Strips of a column-kernel call whose copy stays within Tr::kColumnCopyBytes (at least 1).
+  static std::size_t column_fit(std::size_t n) {
+    if constexpr (W > 0) return std::max<std::size_t>(1, Tr::kColumnCopyBytes / (n * W * sizeof(T)));
+    else return 0;
+  }
+
+  // Bytes of for_rows' scratch: the buffer, which the column kernel's copy shares.
+  std::size_t scratch_bytes() const {
+    std::size_t b = buffer * sizeof(T);
+    if constexpr (W > 0) {
+      if (column_strips) b = std::max(b, Tr::column_scratch_bytes(n, column_strips));
+    }
+    return b;
+  }
+
   // Rows the kernels may read as T*: contiguous and aligned to T (NumPy allows misaligned
   // arrays; dereferencing them is undefined behaviour). Others are gathered with memcpy.
-  const auto aligned = [nd](const char* base, const std::int64_t* strides) {
+  static bool aligned(int nd, const char* base, const std::int64_t* strides) {
     bool ok = reinterpret_cast<std::uintptr_t>(base) % alignof(T) == 0;
     for (int d = 0; d < nd; ++d) ok = ok && strides[d] % std::int64_t(alignof(T)) == 0;
     return ok;
-  };
-  const bool x_contig = x_step == std::int64_t(sizeof(T)) && aligned(job.x, job.x_strides);
-  const bool y_contig = !read_only && y_step == std::int64_t(sizeof(T)) && aligned(job.y, job.y_strides);
-  const std::size_t inner = nd >= 2 ? static_cast<std::size_t>(job.shape[nd - 2]) : 1;
-  const bool tiles = !x_contig && (read_only || !y_contig) && nd >= 2 &&
-                     job.x_strides[nd - 2] == std::int64_t(sizeof(T)) &&
-                     (read_only || job.y_strides[nd - 2] == std::int64_t(sizeof(T)));
-  const std::size_t tile = tiles ? std::max<std::size_t>(1, std::min(kTile, kTileBytes / (n * sizeof(T)))) : 1;
-  // Tile rows sit `pitch` elements apart, an odd number of cache lines: with a pitch of a
-  // multiple of 4 KiB (n = 1024, 3072, ...) the gather's stores would all hit one L1 set.
-  std::size_t pitch = n;
-  if (tile > 1) {
-    const std::size_t lines = (n * sizeof(T) + 63) / 64;
-    pitch = (lines | 1) * 64 / sizeof(T);
   }
-  std::vector<T> buffer;  // the tile (or one strided row), allocated at its first use
-  const std::size_t buffer_size = x_contig && (y_contig || read_only) ? 0 : pitch * (tile - 1) + n;
-  // Three-pass rows of a tile (auto's choice for rows that fit the cache) go to the column
-  // kernel, strips of W columns; other algorithms, 16-bit storage, misaligned arrays,
-  // rows longer than a chunk and the columns left over take the transposing tile walk.
-  constexpr std::size_t W = ColumnWidth<Tr>::value;
-  const bool columns = W > 0 && tiles && !read_only && n <= kChunk &&
-                       (job.algorithm == Algorithm::three_pass_reload || job.algorithm == Algorithm::three_pass_recompute) &&
-                       aligned(job.x, job.x_strides) && aligned(job.y, job.y_strides);
+};
+
+inline std::size_t round_up64(std::size_t bytes) { return (bytes + 63) / 64 * 64; }
+
+// The scratch memory one thread needs for rows of a job (S: their storage type), in 64-byte
+// multiples, one after another in one block: for_rows' tile (or strided-row) buffer, which
+// the column kernel's copy shares (they are never in use at once); then the statistics of
+// the chunks of a row longer than one chunk; then three-pass reload's middle row where y
+// cannot hold it (16-bit storage); then, for the statistics of a long strided row read in
+// place (strided_stats_layout), the buffer one chunk of it is gathered into. softmax.cpp
+// allocates a block for every thread of a call before the call writes anything; nothing
+// here allocates.
+struct ScratchLayout {
+  std::size_t walk = 0, chunks = 0, reload = 0, gather = 0;
+  std::size_t bytes() const { return walk + chunks + reload + gather; }
+};
+
+// The buffer one chunk of a StridedRow of storage type S is gathered into.
+template <class S>
+constexpr std::size_t gather_bytes() {
+  return (kChunk * sizeof(S) + 63) / 64 * 64;
+}
+
+template <class S, class Tr = NoBlockTranspose>
+ScratchLayout scratch_layout(const RowsJob& job) {
+  using T = compute_t<S>;
+  const std::size_t n = static_cast<std::size_t>(job.shape[job.ndim - 1]);
+  const std::size_t chunks = (n + kChunk - 1) / kChunk;
+  ScratchLayout l;
+  l.walk = round_up64(RowWalk<S, Tr>(job).scratch_bytes());
+  if (chunks > 1) l.chunks = round_up64(chunks * (2 * sizeof(T) + 1));
+  if (!std::is_same<S, T>::value && job.algorithm == Algorithm::three_pass_reload) l.reload = round_up64(n * sizeof(T));
+  return l;
+}
+
+// The scratch of the thread that computes the statistics of n-long StridedRows (n > kChunk;
+// softmax.cpp's strided_row_stats): the chunk statistics, and with `gather` the buffer for
+// the chunks that this thread runs itself (rows spread over the threads, each row's chunks
+// in turn). When a row's chunks are spread over the threads instead, each of those threads
+// gets a gather_bytes<S>() block of its own (the chunk executor passes it).
+template <class S>
+ScratchLayout strided_stats_layout(std::size_t n, bool gather) {
+  using T = compute_t<S>;
+  ScratchLayout l;
+  l.chunks = round_up64(((n + kChunk - 1) / kChunk) * (2 * sizeof(T) + 1));
+  if (gather) l.gather = gather_bytes<S>();
+  return l;
+}
+
+// RowRunner's part of a scratch block laid out by l.
+template <class S>
+RunnerScratch<compute_t<S>> runner_scratch(unsigned char* block, const ScratchLayout& l, std::size_t n) {
+  using T = compute_t<S>;
+  RunnerScratch<T> s;
+  if (l.chunks) {
+    s.stats = reinterpret_cast<T*>(block + l.walk);
+    s.bad = reinterpret_cast<char*>(s.stats + 2 * ((n + kChunk - 1) / kChunk));
+  }
+  if (l.reload) s.reload = reinterpret_cast<T*>(block + l.walk + l.chunks);
+  if (l.gather) s.gather = block + l.walk + l.chunks + l.reload;
+  return s;
+}
+
+// scratch: the walk part of a block laid out by scratch_layout (64-byte aligned; may be
+// null when that part is empty). Batch: nullptr, or batch(count, xs, ys) taking up to
+// kRowBatch contiguous rows at once (in order).
+template <class T, class RowFn, class Tr = NoBlockTranspose, class Batch = std::nullptr_t>
+void for_rows(const RowsJob& job, std::size_t r0, std::size_t r1, unsigned char* scratch, RowFn&& row, Tr = {},
+              Batch batch = nullptr) {
+  const RowWalk<T, Tr> walk(job);
+  const int nd = job.ndim;
+  const std::size_t n = walk.n, inner = walk.inner, tile = walk.tile, pitch = walk.pitch;
+  const std::int64_t x_step = job.x_strides[nd - 1], y_step = job.y_strides[nd - 1];
+  const bool read_only = walk.read_only, x_contig = walk.x_contig, y_contig = walk.y_contig;
+  T* const buffer = reinterpret_cast<T*>(scratch);
+  constexpr std::size_t W = RowWalk<T, Tr>::W;
+  const bool columns = walk.columns;
   constexpr bool kBatched = !std::is_same<Batch, std::nullptr_t>::value;
   const T* bx[kRowBatch];
   T* by[kRowBatch];
@@ -571,11 +681,12 @@ void for_rows(const RowsJob& job, std::size_t r0, std::size_t r1, RowFn&& row, T
       const std::size_t gc = columns ? std::min(inner - r % inner, r1 - r) : 0;
       if (gc >= W) {
         const bool log = job.op == Op::log_softmax, reload = job.algorithm == Algorithm::three_pass_reload;
-        const std::size_t fit = std::max<std::size_t>(1, Tr::kColumnCopyBytes / (n * W * sizeof(T)));
+        const std::size_t fit = walk.column_fit(n);
         std::size_t done = 0;  // columns done; a group that needs the exact path stops here
         while (gc - done >= W) {
           const std::size_t strips = std::min({(gc - done) / W, Tr::kColumnStrips, fit});
-          if (!Tr::three_pass_columns(n, xr + done * sizeof(T), x_step, yr + done * sizeof(T), y_step, strips, log, reload))
+          if (!Tr::three_pass_columns(n, xr + done * sizeof(T), x_step, yr + done * sizeof(T), y_step, strips, log, reload,
+                                      scratch))
             break;
           done += strips * W;
         }
@@ -585,8 +696,7 @@ void for_rows(const RowsJob& job, std::size_t r0, std::size_t r1, RowFn&& row, T
         }
       }
     }
-    if (!(g == 1 && y_contig) && buffer.empty()) buffer.resize(buffer_size);
-    T* work = g == 1 && y_contig ? reinterpret_cast<T*>(yr) : buffer.data();
+    T* work = g == 1 && y_contig ? reinterpret_cast<T*>(yr) : buffer;
     const std::int64_t pitch_bytes = std::int64_t(pitch * sizeof(T));
     constexpr std::size_t kB = Tr::kBlock;
     // Whole kB x kB blocks of (axis position, row of the tile) in registers; the rest below.
@@ -637,12 +747,15 @@ void for_rows(const RowsJob& job, std::size_t r0, std::size_t r1, RowFn&& row, T
 }
 
 // Rows [r0, r1) of a job of short rows (n <= kChunk), one after another.
+// scratch: a block laid out by scratch_layout<S, Tr>(job); null when that is empty.
 template <class S, class P, class Tr = NoBlockTranspose>
-void run_short_rows(const P& p, const RowsJob& job, std::size_t r0, std::size_t r1, Tr tr = {}) {
+void run_short_rows(const P& p, const RowsJob& job, std::size_t r0, std::size_t r1, unsigned char* scratch, Tr tr = {}) {
   FlushDenormals ftz;
   const std::size_t n = static_cast<std::size_t>(job.shape[job.ndim - 1]);
-  const RowRunner<S, P, SerialChunks> runner(p, SerialChunks{}, job.op, job.algorithm, n, job.stream);
-  for_rows<S>(job, r0, r1, [&](std::size_t, const S* x, S* y) { runner.row(x, y); }, tr,
+  const RowRunner<S, P, SerialChunks> runner(
+      p, SerialChunks{}, job.op, job.algorithm, n, job.stream,
+      scratch ? runner_scratch<S>(scratch, scratch_layout<S, Tr>(job), n) : RunnerScratch<compute_t<S>>{});
+  for_rows<S>(job, r0, r1, scratch, [&](std::size_t, const S* x, S* y) { runner.row(x, y); }, tr,
              [&](int count, const S* const* xs, S* const* ys) { runner.rows(count, xs, ys); });
 }
 
