@@ -32,6 +32,24 @@ not_under_asan = pytest.mark.skipif("address" in SANITIZED, reason="not meaningf
 as_strided = np.lib.stride_tricks.as_strided
 
 
+# For child processes: peak_extra(call) is how much a call raised the peak RSS (VmHWM,
+# reset through /proc/self/clear_refs), and its result (indented as the tests' code).
+PEAK_RSS = """
+        import numpy as np, fastsoftmax
+        def status(key):
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith(key):
+                        return int(line.split()[1]) * 1024
+        def peak_extra(call):
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # resets VmHWM to the current RSS
+            base = status("VmRSS")
+            res = call()
+            return status("VmHWM") - base, res
+"""
+
+
 def run_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """Runs `code` in a fresh interpreter; fails the test on a crash (a signal)."""
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
@@ -70,19 +88,7 @@ def test_peak_rss_is_the_output():
     """The same in resident memory, which also sees what C++ allocates: the peak RSS of a
     call (VmHWM, reset through /proc/self/clear_refs) grows by the output alone, and by
     nothing with out=, for contiguous input on one or several threads."""
-    code = """
-        import numpy as np, fastsoftmax
-        def status(key):
-            with open("/proc/self/status") as f:
-                for line in f:
-                    if line.startswith(key):
-                        return int(line.split()[1]) * 1024
-        def peak_extra(call):
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # resets VmHWM to the current RSS
-            base = status("VmRSS")
-            res = call()
-            return status("VmHWM") - base, res
+    code = PEAK_RSS + """
         x = np.random.default_rng(0).standard_normal((256, 1 << 16)).astype(np.float32)  # 64 MiB
         out = np.empty_like(x)
         for threads in (1, 2):  # warm up: worker threads exist, out's pages are resident
@@ -115,19 +121,7 @@ def test_statistics_of_strided_rows_copy_no_row():
     (the issue: logsumexp(np.broadcast_to(np.float32(0), (2**28,))) peaked ~1 GiB higher).
     One long row, 1-d and 2-d, a step of 2 and a zero stride, 1 and 2 threads; the values
     are bitwise those of a contiguous copy."""
-    code = """
-        import numpy as np, fastsoftmax
-        def status(key):
-            with open("/proc/self/status") as f:
-                for line in f:
-                    if line.startswith(key):
-                        return int(line.split()[1]) * 1024
-        def peak_extra(call):
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # resets VmHWM to the current RSS
-            base = status("VmRSS")
-            res = call()
-            return status("VmHWM") - base, res
+    code = PEAK_RSS + """
         n = 1 << 25
         base = np.random.default_rng(0).standard_normal(2 * n).astype(np.float32)  # 256 MiB
         cases = {"step 2": base[::2], "broadcast": np.broadcast_to(np.float32(0.5), (n,)),
