@@ -294,16 +294,20 @@ void extent(const py::detail::PyArray_Proxy* a, std::size_t itemsize, std::uintp
 // PyArray_NewLikeArray(x, NPY_KEEPORDER, NULL, 0): an uninitialised base-class array of
 // x's shape and dtype in x's memory order. (Slot 277 of NumPy's C API table, stable since
 // NumPy 1.6; pybind11's npy_api does not list it.)
-PyObject* new_like(PyObject* x) {
-  using NewLike = PyObject* (*)(PyObject*, int, PyObject*, int);
+using NewLike = PyObject* (*)(PyObject*, int, PyObject*, int);
+NewLike new_like_function() {
   static const NewLike fn = [] {
     const py::module_ m = py::detail::import_numpy_core_submodule("multiarray");
     void** api = static_cast<void**>(PyCapsule_GetPointer(m.attr("_ARRAY_API").ptr(), nullptr));
     if (!api) throw py::error_already_set();
     return reinterpret_cast<NewLike>(api[277]);
   }();
+  return fn;
+}
+
+PyObject* new_like(PyObject* x) {
   constexpr int kKeepOrder = 2;  // NPY_KEEPORDER
-  return fn(x, kKeepOrder, nullptr, 0);
+  return new_like_function()(x, kKeepOrder, nullptr, 0);
 }
 
 PyObject* fast_call(bool log, PyObject* const* args, Py_ssize_t nargs) {
@@ -465,6 +469,7 @@ PYBIND11_MODULE(_core, m) {
   // core module): a first call made while the interpreter finalizes -- from a __del__ --
   // cannot import anything, and the fast path reads the table outside its try block.
   py::detail::npy_api::get();
+  new_like_function();  // likewise
   m.def("run", &run, py::arg("op"), py::arg("algorithm"), py::arg("x"), py::arg("out"), py::arg("isa") = py::none(),
         py::arg("threads") = 0,
         "Run a kernel over the last axis of x into out (same shape and dtype, any strides); threads <= 0: default.");
