@@ -11,6 +11,7 @@ array([0.5, 0.5])
 from ._api import ALGORITHMS, log_softmax, softmax
 from ._threads import (MAX_THREADS, check_environment as _check_environment, get_num_threads,
                        register_threadpoolctl as _register_threadpoolctl, set_num_threads, threads)
+from ._sampling import sample
 from ._runtime import get_cmake_dir, get_include, get_library, kernels, show_runtime
 from ._stats import (SoftmaxStats, log_softmax_from_stats, logsumexp, merge_stats, softmax_from_stats,
                      softmax_stats)
@@ -20,7 +21,7 @@ from ._version import __version__
 __all__ = ["softmax", "log_softmax", "set_num_threads", "get_num_threads", "threads", "MAX_THREADS", "kernels", "show_runtime",
            "get_include", "get_cmake_dir", "get_library", "ALGORITHMS", "__version__",
            "logsumexp", "softmax_stats", "merge_stats", "softmax_from_stats", "log_softmax_from_stats",
-           "SoftmaxStats"]
+           "SoftmaxStats", "sample"]
 
 _check_environment()
 _register_threadpoolctl()
