@@ -86,8 +86,15 @@ constexpr int kBuckets = 2048;
 // branch-free so that the loops calling it vectorize; 0 below -87.33 (where exp(y) is
 // no longer a normal float) and for y = -inf. exp(0) = 1 exactly.
 inline float exp_nonpositive(float y) {
-  const bool under = !(y >= -87.33654f);
-  const float yc = under ? -87.33654f : y;
+  // Masks instead of branches (GCC does not if-convert float selects here).
+  const std::int32_t keep = -std::int32_t(y >= -87.33654f);  // all ones, or 0 (also for NaN)
+  std::int32_t yb, lob;
+  const float lo = -87.33654f;
+  std::memcpy(&yb, &y, 4);
+  std::memcpy(&lob, &lo, 4);
+  const std::int32_t ycb = (yb & keep) | (lob & ~keep);
+  float yc;
+  std::memcpy(&yc, &ycb, 4);
   const float n = (yc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
   float r = yc - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
@@ -99,12 +106,72 @@ inline float exp_nonpositive(float y) {
   q = q * r + 5.0000001201E-1f;
   q = q * (r * r) + r + 1.0f;
   const std::int32_t bits = (std::int32_t(n) + 127) << 23;
-  float s; std::memcpy(&s, &bits, 4);
+  float s;
+  std::memcpy(&s, &bits, 4);
   const float e = q * s;
-  return under ? 0.0f : e;
+  std::int32_t eb;
+  std::memcpy(&eb, &e, 4);
+  eb &= keep;
+  float out;
+  std::memcpy(&out, &eb, 4);
+  return out;
+}
+
+// sum_i f(i) of non-negative floats in float64, 64 at a time: eight float lanes of eight
+// terms each (relative error <= 8 ulp of float per block), then the lanes in double. The
+// float lanes vectorize; the order is fixed, so the sum is too.
+template <typename F> double block_sum(std::size_t b0, std::size_t b1, F f) {
+  double total = 0;
+  std::size_t j = b0;
+  for (; j + 64 <= b1; j += 64) {
+    float a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int g = 0; g < 8; ++g)
+      for (int l = 0; l < 8; ++l) a[l] += f(j + std::size_t(8 * g + l));
+    total += ((double(a[0]) + double(a[1])) + (double(a[2]) + double(a[3]))) +
+             ((double(a[4]) + double(a[5])) + (double(a[6]) + double(a[7])));
+  }
+  for (; j < b1; ++j) total += double(f(j));
+  return total;
 }
 
 template <typename T> inline float scaled(T x, T mx, T inv_t) { return float((x - mx) * inv_t); }
+
+// The row's maximum (NaN ignored) and sum of (v - v) (NaN iff a NaN or an infinity).
+// float: a max over order-preserving signed integer keys, which vectorizes.
+inline void max_and_check(const float* x, std::size_t n, float* mx, float* badsum) {
+  std::int32_t mk[8];
+  float bad[8];
+  for (int l = 0; l < 8; ++l) { mk[l] = std::numeric_limits<std::int32_t>::min(); bad[l] = 0; }
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) {
+      std::int32_t b;
+      std::memcpy(&b, &x[i + l], 4);
+      const std::int32_t k = b ^ ((b >> 31) & 0x7FFFFFFF);
+      mk[l] = k > mk[l] ? k : mk[l];
+      bad[l] += x[i + l] - x[i + l];
+    }
+  for (; i < n; ++i) {
+    std::int32_t b;
+    std::memcpy(&b, &x[i], 4);
+    const std::int32_t k = b ^ ((b >> 31) & 0x7FFFFFFF);
+    mk[0] = k > mk[0] ? k : mk[0];
+    bad[0] += x[i] - x[i];
+  }
+  std::int32_t k = mk[0];
+  float bs = bad[0];
+  for (int l = 1; l < 8; ++l) { k = mk[l] > k ? mk[l] : k; bs += bad[l]; }
+  const std::int32_t b = k ^ ((k >> 31) & 0x7FFFFFFF);
+  std::memcpy(mx, &b, 4);
+  *badsum = bs;
+  // NaN keys sort above +inf (or below -inf): the caller sees badsum NaN and checks.
+}
+inline void max_and_check(const double* x, std::size_t n, double* mx, double* badsum) {
+  double m = -INFINITY, bad = 0;
+  for (std::size_t i = 0; i < n; ++i) { m = x[i] > m ? x[i] : m; bad += x[i] - x[i]; }
+  *mx = m;
+  *badsum = bad;
+}
 
 struct Workspace {
   std::vector<float> w;
@@ -138,21 +205,17 @@ template <typename T> class RowSampler {
 
   int run(double temperature, std::int64_t top_k, double top_p, double min_p, double u,
           std::int64_t* token, double* logprob) {
-    // 1. max, NaN, +inf.
-    T m[8];
-    bool nan[8];
-    for (int j = 0; j < 8; ++j) { m[j] = -std::numeric_limits<T>::infinity(); nan[j] = false; }
-    std::size_t i = 0;
-    for (; i + 8 <= n_; i += 8)
-      for (int j = 0; j < 8; ++j) {
-        const T v = x_[i + j];
-        m[j] = v > m[j] ? v : m[j];
-        nan[j] = nan[j] | (v != v);
+    // 1. max, NaN, +inf. (v - v) is NaN exactly for NaN and +-inf: one sum finds them.
+    T mx, badsum;
+    max_and_check(x_, n_, &mx, &badsum);
+    bool any_nan = false;
+    if (badsum != badsum) {  // NaN or an infinity somewhere: look closer
+      mx = -std::numeric_limits<T>::infinity();
+      for (std::size_t q = 0; q < n_; ++q) {
+        any_nan = any_nan || (x_[q] != x_[q]);
+        mx = x_[q] > mx ? x_[q] : mx;
       }
-    for (; i < n_; ++i) { const T v = x_[i]; m[0] = v > m[0] ? v : m[0]; nan[0] = nan[0] | (v != v); }
-    T mx = m[0];
-    bool any_nan = nan[0];
-    for (int j = 1; j < 8; ++j) { mx = m[j] > mx ? m[j] : mx; any_nan = any_nan || nan[j]; }
+    }
     if (any_nan) return kSampleNaN;
     if (mx == std::numeric_limits<T>::infinity()) return kSamplePosInf;
     if (mx == -std::numeric_limits<T>::infinity()) return kSampleAllNegInf;
@@ -169,45 +232,54 @@ template <typename T> class RowSampler {
     const bool do_p = top_p < 1.0;
     const bool do_m = min_p > 0.0;
     const double log_min_p = do_m ? std::log(min_p) : 0.0;
+    // The float form of "double(y) >= log_min_p": the smallest float >= log_min_p.
+    lmp_f_ = float(log_min_p);
+    if (double(lmp_f_) < log_min_p) lmp_f_ = std::nextafter(lmp_f_, INFINITY);
 
     // 2. weights, sums, level-1 histogram.
     ws_.w.resize(n_);
     float* w = ws_.w.data();
     if (do_k || do_p) {
-      ws_.cnt.assign(kBuckets, 0);
-      ws_.mass.assign(kBuckets, 0.0);
+      ws_.cnt.assign(4 * kBuckets, 0);
+      ws_.mass.assign(4 * kBuckets, 0.0);
     }
     double z = 0, z_min_p = 0;
     constexpr std::size_t kChunk = 1024;
     for (std::size_t c0 = 0; c0 < n_; c0 += kChunk) {
       const std::size_t c1 = std::min(n_, c0 + kChunk);
-      double acc[4] = {0, 0, 0, 0}, accm[4] = {0, 0, 0, 0};
-      std::size_t j = c0;
-      for (; j + 4 <= c1; j += 4)
-        for (int l = 0; l < 4; ++l) {
-          const float y = scaled(x_[j + l], mx, inv_t_);
-          const float e = exp_nonpositive(y);
-          w[j + l] = e;
-          acc[l] += double(e);
-          if (do_m) accm[l] += double(y) >= log_min_p ? double(e) : 0.0;
-        }
-      for (; j < c1; ++j) {
-        const float y = scaled(x_[j], mx, inv_t_);
-        const float e = exp_nonpositive(y);
-        w[j] = e;
-        acc[0] += double(e);
-        if (do_m) accm[0] += double(y) >= log_min_p ? double(e) : 0.0;
+      for (std::size_t j = c0; j < c1; ++j) w[j] = exp_nonpositive(scaled(x_[j], mx, inv_t_));
+      z += block_sum(c0, c1, [&](std::size_t j) { return w[j]; });
+      if (do_m) {
+        const float lm = lmp_f_;
+        z_min_p += block_sum(c0, c1, [&](std::size_t j) {
+          return scaled(x_[j], mx, inv_t_) >= lm ? w[j] : 0.0f;
+        });
       }
-      z += (acc[0] + acc[1]) + (acc[2] + acc[3]);
-      z_min_p += (accm[0] + accm[1]) + (accm[2] + accm[3]);
       if (do_k || do_p) {
+        // Four interleaved copies: runs of one bucket do not chain through one counter.
         std::uint32_t* cnt = ws_.cnt.data();
         double* mass = ws_.mass.data();
-        for (std::size_t q = c0; q < c1; ++q) {
-          const std::size_t b = std::size_t(KS::key(x_[q]) >> KS::kShift[0]);
+        std::size_t q = c0;
+        for (; q + 4 <= c1; q += 4)
+          for (int l = 0; l < 4; ++l) {
+            const std::size_t b = std::size_t(KS::key(x_[q + l]) >> KS::kShift[0]) * 4 + std::size_t(l);
+            cnt[b] += 1;
+            mass[b] += double(w[q + l]);
+          }
+        for (; q < c1; ++q) {
+          const std::size_t b = std::size_t(KS::key(x_[q]) >> KS::kShift[0]) * 4;
           cnt[b] += 1;
           mass[b] += double(w[q]);
         }
+      }
+    }
+
+    if (do_k || do_p) {  // fold the copies (in a fixed order)
+      std::uint32_t* cnt = ws_.cnt.data();
+      double* mass = ws_.mass.data();
+      for (int b = 0; b < kBuckets; ++b) {
+        cnt[b] = cnt[4 * b] + cnt[4 * b + 1] + cnt[4 * b + 2] + cnt[4 * b + 3];
+        mass[b] = (mass[4 * b] + mass[4 * b + 1]) + (mass[4 * b + 2] + mass[4 * b + 3]);
       }
     }
 
@@ -230,7 +302,7 @@ template <typename T> class RowSampler {
     bool prefix_active = have_prefix;
     if (do_m) {
       const double yt = have_prefix ? double(scaled(KS::value(pre.t), mx, inv_t_)) : -INFINITY;
-      if (!(yt >= log_min_p)) {  // min-p removes part of the prefix: the kept set is the min-p set
+      if (!(yt >= double(lmp_f_))) {  // min-p removes part of the prefix: the kept set is the min-p set
         z_kept = z_min_p;
         prefix_active = false;
       } else {
@@ -239,23 +311,54 @@ template <typename T> class RowSampler {
     }
     const bool m_walk = do_m && do_m_walk_;
 
-    // 4. the walk.
+    // 4. the walk, a block at a time: a block whose kept mass leaves the running sum at or
+    // below the target is skipped after one vectorizable pass over it.
     const double target = u * z_kept;
     double cum = 0;
     std::int64_t chosen = -1, last = -1;
     std::uint64_t ties = 0;
-    for (std::size_t q = 0; q < n_; ++q) {
-      const float e = w[q];
-      if (!(e > 0.0f)) continue;
+    constexpr std::size_t kBlock = 256;
+    const K t = pre.t;
+    for (std::size_t b0 = 0; b0 < n_ && chosen < 0; b0 += kBlock) {
+      const std::size_t b1 = std::min(n_, b0 + kBlock);
+      double bm;
+      std::uint64_t bt = 0;
+      std::size_t q;
       if (prefix_active) {
-        const K k = KS::key(x_[q]);
-        if (k < pre.t) continue;
-        if (k == pre.t && ties++ >= pre.r) continue;
+        bm = block_sum(b0, b1, [&](std::size_t j) { return KS::key(x_[j]) >= t ? w[j] : 0.0f; });
+        std::uint32_t nt = 0;
+        for (std::size_t j = b0; j < b1; ++j) nt += KS::key(x_[j]) == t ? 1u : 0u;
+        bt = nt;
+      } else if (m_walk) {
+        const float lm = lmp_f_;
+        bm = block_sum(b0, b1, [&](std::size_t j) { return scaled(x_[j], mx, inv_t_) >= lm ? w[j] : 0.0f; });
+      } else {
+        bm = block_sum(b0, b1, [&](std::size_t j) { return w[j]; });
       }
-      if (m_walk && !(double(scaled(x_[q], mx, inv_t_)) >= log_min_p)) continue;
-      cum += double(e);
-      last = std::int64_t(q);
-      if (cum > target) { chosen = last; break; }
+      if (bm == 0) { ties += bt; continue; }
+      if (ties + bt <= pre.r || !prefix_active) {  // every tie in the block is kept
+        if (cum + bm <= target) {
+          cum += bm;
+          ties += bt;
+          for (std::size_t r = b1; r-- > b0;)
+            if (w[r] > 0.0f && (!prefix_active || KS::key(x_[r]) >= t) &&
+                (!m_walk || scaled(x_[r], mx, inv_t_) >= lmp_f_)) { last = std::int64_t(r); break; }
+          continue;
+        }
+      }
+      for (q = b0; q < b1; ++q) {
+        const float e = w[q];
+        if (prefix_active) {
+          const K k = KS::key(x_[q]);
+          if (k < t) continue;
+          if (k == t && ties++ >= pre.r) continue;
+        }
+        if (!(e > 0.0f)) continue;
+        if (m_walk && !(scaled(x_[q], mx, inv_t_) >= lmp_f_)) continue;
+        cum += double(e);
+        last = std::int64_t(q);
+        if (cum > target) { chosen = last; break; }
+      }
     }
     if (chosen < 0) chosen = last;  // rounding: u * z_kept at or past the walked sum
     *token = chosen;
@@ -332,6 +435,7 @@ template <typename T> class RowSampler {
   Workspace& ws_;
   T mx_ = 0, inv_t_ = 1;
   bool do_m_walk_ = true;
+  float lmp_f_ = 0;
 };
 
 }  // namespace
