@@ -54,6 +54,10 @@ def _seed_array(seed, batch: tuple) -> np.ndarray:
         gen = seed if seed is not None else np.random.default_rng()
         s = gen.integers(0, 2**64, dtype=np.uint64, endpoint=False)
         return np.full(batch, s, dtype=np.uint64)
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_)):
+        if not 0 <= int(seed) < 2**64:
+            raise ValueError(f"seed must be in [0, 2**64), got {seed!r}")
+        return np.full(batch, int(seed), dtype=np.uint64)
     a = np.asarray(seed)
     if a.dtype == object:
         try:
