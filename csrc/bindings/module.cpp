@@ -27,6 +27,8 @@
 namespace py = pybind11;
 using namespace fastsoftmax;
 
+namespace fastsoftmax { void bind_sampling(py::module_& m); }  // sampling_bindings.cpp
+
 namespace {
 
 DType dtype_of(const py::array& a, const char* what) {
@@ -570,4 +572,5 @@ PYBIND11_MODULE(_core, m) {
 #endif
     return d;
   });
+  bind_sampling(m);  // sample_rows, philox4x32, philox_uniform
 }

@@ -13,6 +13,7 @@ from ._threads import (MAX_THREADS, check_environment as _check_environment, get
                        register_threadpoolctl as _register_threadpoolctl, set_num_threads, threads)
 from ._runtime import (check_environment as _check_isa_environment, get_cmake_dir, get_include, get_library, kernels,
                        runtime_info, show_runtime)
+from ._sampling import sample
 from ._stats import (SoftmaxStats, log_softmax_from_stats, logsumexp, merge_stats, softmax_from_stats,
                      softmax_stats)
 
@@ -22,7 +23,7 @@ __all__ = ["softmax", "log_softmax", "set_num_threads", "get_num_threads", "thre
            "show_runtime", "runtime_info",
            "get_include", "get_cmake_dir", "get_library", "ALGORITHMS", "__version__",
            "logsumexp", "softmax_stats", "merge_stats", "softmax_from_stats", "log_softmax_from_stats",
-           "SoftmaxStats", "AxisLike", "Algorithm", "Tier"]
+           "SoftmaxStats", "AxisLike", "Algorithm", "Tier", "sample"]
 
 _check_environment()
 _check_isa_environment()

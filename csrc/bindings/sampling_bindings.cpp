@@ -1,0 +1,84 @@
+// pybind11 bindings of the sampler (csrc/sampling.h): argument plumbing only; the Python
+// wrapper (python/fastsoftmax/_sampling.py) validates and broadcasts the parameters.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "sampling.h"
+
+namespace py = pybind11;
+
+namespace fastsoftmax {
+
+namespace {
+
+template <typename P> const P* row_values(const py::array_t<P>& a, std::size_t rows, const char* what) {
+  if (a.ndim() != 1 || std::size_t(a.shape(0)) != rows || !(a.flags() & py::array::c_style))
+    throw py::value_error(std::string(what) + ": one contiguous value per row expected");
+  return a.data();
+}
+
+py::tuple sample_rows_py(const py::array& x, const py::array_t<double>& temperature,
+                         const py::array_t<std::int64_t>& top_k, const py::array_t<double>& top_p,
+                         const py::array_t<double>& min_p, const py::array_t<std::uint64_t>& seed,
+                         std::uint64_t row_offset, bool want_logprobs, int threads) {
+  if (x.ndim() != 2 || !(x.flags() & py::array::c_style))
+    throw py::value_error("sample_rows: x must be a C-contiguous 2-d array");
+  const std::size_t rows = std::size_t(x.shape(0)), n = std::size_t(x.shape(1));
+  if (n == 0) throw py::value_error("sample_rows: rows must not be empty");
+  SampleParams p;
+  p.temperature = row_values(temperature, rows, "temperature");
+  p.top_k = row_values(top_k, rows, "top_k");
+  p.top_p = row_values(top_p, rows, "top_p");
+  p.min_p = row_values(min_p, rows, "min_p");
+  p.seed = row_values(seed, rows, "seed");
+  p.row_offset = row_offset;
+  py::array_t<std::int64_t> tokens(static_cast<py::ssize_t>(rows));
+  py::object lp = py::none();
+  double* lpp = nullptr;
+  if (want_logprobs) {
+    py::array_t<double> a(static_cast<py::ssize_t>(rows));
+    lpp = a.mutable_data();
+    lp = a;
+  }
+  std::int64_t* tp = tokens.mutable_data();
+  std::int64_t bad = -1;
+  int error = 0;
+  const py::dtype d = x.dtype();
+  if (d.equal(py::dtype::of<float>())) {
+    const float* xp = static_cast<const float*>(x.data());
+    py::gil_scoped_release release;
+    bad = sample_rows<float>(xp, rows, n, p, tp, lpp, threads, &error);
+  } else if (d.equal(py::dtype::of<double>())) {
+    const double* xp = static_cast<const double*>(x.data());
+    py::gil_scoped_release release;
+    bad = sample_rows<double>(xp, rows, n, p, tp, lpp, threads, &error);
+  } else {
+    throw py::type_error("sample_rows: x must be float32 or float64");
+  }
+  return py::make_tuple(tokens, lp, bad, error);
+}
+
+}  // namespace
+
+void bind_sampling(py::module_& m) {
+  m.def("sample_rows", &sample_rows_py, py::arg("x"), py::arg("temperature"), py::arg("top_k"), py::arg("top_p"),
+        py::arg("min_p"), py::arg("seed"), py::arg("row_offset"), py::arg("want_logprobs"), py::arg("threads"),
+        "One token per row of a contiguous float32/float64 matrix; per-row parameter arrays. Returns "
+        "(tokens, logprobs or None, lowest bad row or -1, error kind: 1 NaN, 2 all -inf, 3 +inf)");
+  m.def("philox4x32", [](std::uint32_t c0, std::uint32_t c1, std::uint32_t c2, std::uint32_t c3, std::uint32_t k0,
+                         std::uint32_t k1) {
+    const std::uint32_t c[4] = {c0, c1, c2, c3}, k[2] = {k0, k1};
+    std::uint32_t o[4];
+    philox4x32_10(c, k, o);
+    return py::make_tuple(o[0], o[1], o[2], o[3]);
+  }, py::arg("c0"), py::arg("c1"), py::arg("c2"), py::arg("c3"), py::arg("k0"), py::arg("k1"),
+  "Philox4x32-10 of one counter and key (known-answer tests)");
+  m.def("philox_uniform", &philox_uniform, py::arg("seed"), py::arg("counter"),
+        "The uniform [0, 1) double that row `counter` of stream `seed` draws");
+}
+
+}  // namespace fastsoftmax

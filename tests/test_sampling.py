@@ -1,0 +1,331 @@
+"""fastsoftmax.sample against an exact float64 reference of the filtered distribution
+(docs/sampling.md): each filter alone and combined, temperatures, ties, -inf, per-row
+parameters; the draw rule checked row by row from the Philox uniforms, and frequencies of
+many draws checked against binomial bounds (fixed seeds: deterministic; each bound fails
+with probability <= 1e-6 for a correct sampler); reproducibility across thread counts and
+batch splits; bad parameters are clear errors that leave `out` untouched."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import fastsoftmax as fs
+from fastsoftmax import _core
+
+
+# --- the reference ----------------------------------------------------------------------
+
+def reference(x, temperature=1.0, top_k=None, top_p=None, min_p=None):
+    """The filtered, renormalized distribution of one row in float64 (docs/sampling.md), and
+    whether its decisions are robust to float32 rounding (no threshold within 1e-5)."""
+    x = np.asarray(x, dtype=np.float64)
+    n = x.size
+    if temperature == 0:
+        q = np.zeros(n)
+        q[int(np.argmax(x))] = 1.0
+        return q, True
+    mx = x.max()
+    y = (x - mx) / temperature
+    w = np.exp(y)
+    order = np.argsort(-x, kind="stable")  # logit descending, index ascending
+    length = n
+    robust = True
+    if top_k is not None:
+        length = min(length, top_k)
+    if top_p is not None and top_p < 1:
+        ww = w[order[:length]]
+        cum = np.cumsum(ww) / ww.sum()
+        lp = int(np.searchsorted(cum, top_p, side="left")) + 1  # first prefix whose mass >= p
+        lp = min(lp, length)
+        before = cum[lp - 2] if lp >= 2 else 0.0
+        if abs(cum[lp - 1] - top_p) < 1e-5 or abs(before - top_p) < 1e-5:
+            robust = False
+        length = lp
+    keep = np.zeros(n, dtype=bool)
+    keep[order[:length]] = True
+    if min_p is not None and min_p > 0:
+        ratio = w / w.max()
+        if np.any(np.abs(ratio - min_p) < 1e-5 * max(min_p, 1e-30)):
+            robust = False
+        keep &= ratio >= min_p
+    keep &= w > 0
+    q = np.where(keep, w, 0.0)
+    return q / q.sum(), robust
+
+
+def expected_token(q, u):
+    """The walk: the first index whose cumulative probability (index order) exceeds u; None
+    when u lies within 1e-6 of a boundary (float32 weights may put it either side)."""
+    cum = np.cumsum(q)
+    t = int(np.searchsorted(cum, u, side="right"))
+    t = min(t, int(np.flatnonzero(q)[-1]))
+    near = np.abs(cum[q > 0] - u) < 1e-6
+    return None if near.any() else t
+
+
+def uniforms(seed, rows, offset=0):
+    return np.array([_core.philox_uniform(seed, offset + r) for r in range(rows)])
+
+
+def binomial_ok(counts, q, draws, alpha=1e-6):
+    """Every count inside its two-sided binomial interval (Bonferroni over the tokens)."""
+    m = max(1, int(np.count_nonzero(q)))
+    a = alpha / (2 * m)
+    lo = stats.binom.ppf(a, draws, q)
+    hi = stats.binom.isf(a, draws, q)
+    bad = np.flatnonzero((counts < lo) | (counts > hi))
+    return bad
+
+
+def draw_many(row, draws, seed, **kw):
+    x = np.ascontiguousarray(np.broadcast_to(row, (draws, row.size)))
+    return fs.sample(x, seed=seed, **kw)
+
+
+CASES = [
+    dict(),
+    dict(temperature=0.5),
+    dict(temperature=2.0),
+    dict(top_k=1),
+    dict(top_k=5),
+    dict(top_p=0.5),
+    dict(top_p=0.9),
+    dict(min_p=0.05),
+    dict(min_p=0.3),
+    dict(top_k=8, top_p=0.8),
+    dict(top_k=10, top_p=0.7, min_p=0.1, temperature=0.7),
+    dict(top_p=0.95, min_p=0.02, temperature=1.5),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES, ids=[str(c) for c in CASES])
+def test_draw_rule_row_by_row(case, dtype):
+    # Many rows, each its own logits; the drawn token is the one the documented walk picks
+    # with the row's Philox uniform in the float64 reference distribution.
+    rng = np.random.default_rng(123)
+    rows, n = 300, 40
+    x = (rng.standard_normal((rows, n)) * 2).astype(dtype)
+    tok, lp = fs.sample(x, seed=2024, return_logprobs=True, **case)
+    u = uniforms(2024, rows)
+    checked = 0
+    for r in range(rows):
+        q, robust = reference(x[r], **case)
+        if not robust:
+            continue
+        assert q[tok[r]] > 0, (r, tok[r])
+        np.testing.assert_allclose(lp[r], np.log(q[tok[r]]), rtol=0, atol=2e-6)
+        e = expected_token(q, u[r])
+        if e is not None:
+            assert tok[r] == e, (r, tok[r], e)
+            checked += 1
+    assert checked > rows * 0.9
+
+
+@pytest.mark.parametrize("case", CASES, ids=[str(c) for c in CASES])
+def test_frequencies_within_binomial_bounds(case):
+    rng = np.random.default_rng(7)
+    row = (rng.standard_normal(24) * 1.5).astype(np.float32)
+    q, robust = reference(row, **case)
+    assert robust
+    draws = 20000
+    tok = draw_many(row, draws, seed=99, **case)
+    counts = np.bincount(tok, minlength=row.size)
+    assert np.all(counts[q == 0] == 0)
+    assert binomial_ok(counts, q, draws).size == 0
+
+
+def test_large_vocabulary_matches_reference():
+    # Rows long enough for every radix level to matter (and many ties within a bucket).
+    rng = np.random.default_rng(5)
+    rows, n = 12, 128256
+    x = (rng.standard_normal((rows, n)) * 3).astype(np.float32)
+    x[:, ::7] = np.round(x[:, ::7], 1)  # plenty of exact ties
+    u = uniforms(11, rows)
+    for case in [dict(top_p=0.9), dict(top_k=50), dict(top_k=1000, top_p=0.5), dict(min_p=0.01),
+                 dict(top_k=50, temperature=0.6), dict()]:
+        tok, lp = fs.sample(x, seed=11, return_logprobs=True, **case)
+        for r in range(rows):
+            q, robust = reference(x[r], **case)
+            if not robust:
+                continue
+            assert q[tok[r]] > 0
+            np.testing.assert_allclose(lp[r], np.log(q[tok[r]]), atol=1e-5)
+            e = expected_token(q, u[r])
+            if e is not None:
+                assert tok[r] == e, (case, r)
+
+
+def test_greedy_is_argmax_lowest_index():
+    x = np.array([[1.0, 3.0, 3.0, 2.0], [-np.inf, 5.0, -np.inf, 5.0], [0.0, 0.0, 0.0, 0.0]], np.float32)
+    assert fs.sample(x, temperature=0).tolist() == [1, 1, 0]
+    tok, lp = fs.sample(x, temperature=0, top_p=0.1, return_logprobs=True)
+    assert tok.tolist() == [1, 1, 0] and lp.tolist() == [0.0, 0.0, 0.0]
+    # greedy per row, sampling elsewhere
+    t = fs.sample(x, temperature=[0.0, 1.0, 0.0], seed=3)
+    assert t[0] == 1 and t[2] == 0 and t[1] in (1, 3)
+
+
+def test_ties_at_the_threshold_keep_the_lowest_indices():
+    row = np.array([0.0, 2.0, 1.0, 2.0, 2.0, 2.0, -1.0], np.float32)
+    draws = 4000
+    # top-k = 2 among four tied maxima: indices 1 and 3
+    tok = draw_many(row, draws, seed=1, top_k=2)
+    assert set(tok.tolist()) == {1, 3}
+    # top-k = 5: the four maxima and index 2
+    assert set(draw_many(row, draws, seed=1, top_k=5).tolist()) == {1, 2, 3, 4, 5}
+    # top-p = 0.3 of four equal maxima (mass ~0.24 each): two tokens reach it
+    q, _ = reference(row, top_p=0.3)
+    assert set(np.flatnonzero(q)) == {1, 3}
+    assert set(draw_many(row, draws, seed=1, top_p=0.3).tolist()) == {1, 3}
+    # min-p keeps every token equal to the threshold value
+    assert set(draw_many(row, draws, seed=1, min_p=1.0).tolist()) == {1, 3, 4, 5}
+    # all equal: top_k=3 keeps 0, 1, 2 uniformly
+    flat = np.zeros(10, np.float32)
+    tok = draw_many(flat, 30000, seed=8, top_k=3)
+    counts = np.bincount(tok, minlength=10)
+    assert binomial_ok(counts, np.array([1 / 3] * 3 + [0] * 7), 30000).size == 0
+
+
+def test_top_p_keeps_the_token_that_crosses_p():
+    row = np.log(np.array([0.5, 0.3, 0.2]))
+    # 0.5 < 0.6: the crossing token (0.3) is kept; p = 0.5 is reached by the first alone
+    assert set(draw_many(row, 3000, seed=4, top_p=0.6).tolist()) == {0, 1}
+    assert set(draw_many(row, 3000, seed=4, top_p=0.4).tolist()) == {0}
+
+
+def test_neg_inf_never_drawn():
+    row = np.array([-np.inf, 0.0, -np.inf, 0.5, -np.inf, -np.inf], np.float32)
+    for kw in [dict(), dict(top_k=4), dict(top_k=6), dict(top_p=0.999999), dict(min_p=0.0), dict(temperature=3.0)]:
+        tok = draw_many(row, 3000, seed=5, **kw)
+        assert set(tok.tolist()) <= {1, 3}, kw
+        assert set(tok.tolist()) == {1, 3}, kw
+    one = np.full(1000, -np.inf, np.float32)
+    one[777] = -1e30
+    assert set(draw_many(one, 200, seed=1, top_k=10).tolist()) == {777}
+
+
+def test_disabled_filters_equal_no_filter():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((50, 30)).astype(np.float32)
+    base = fs.sample(x, seed=77)
+    for kw in [dict(top_k=30), dict(top_k=10**9), dict(top_p=1.0), dict(min_p=0.0),
+               dict(top_k=None, top_p=None, min_p=None)]:
+        np.testing.assert_array_equal(fs.sample(x, seed=77, **kw), base)
+
+
+def test_per_row_parameters_equal_separate_calls():
+    rng = np.random.default_rng(9)
+    rows, n = 6, 500
+    x = rng.standard_normal((rows, n)).astype(np.float32)
+    t = np.array([1.0, 0.5, 0.0, 2.0, 1.0, 0.9])
+    k = np.array([n, 5, 3, 50, 1, 200])
+    p = np.array([1.0, 0.9, 0.5, 0.3, 1.0, 0.7])
+    mp = np.array([0.0, 0.1, 0.0, 0.0, 0.5, 0.02])
+    seeds = np.array([1, 2, 3, 4, 5, 2**64 - 1], dtype=np.uint64)
+    tok, lp = fs.sample(x, temperature=t, top_k=k, top_p=p, min_p=mp, seed=seeds, return_logprobs=True)
+    for r in range(rows):
+        one, l1 = fs.sample(x[r:r + 1], temperature=t[r], top_k=int(k[r]), top_p=p[r], min_p=mp[r],
+                            seed=int(seeds[r]), row_offset=r, return_logprobs=True)
+        assert tok[r] == one[0] and lp[r] == l1[0]
+
+
+def test_reproducible_across_threads_and_batch_splits():
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((40, 3000)).astype(np.float32)
+    kw = dict(top_p=0.9, top_k=400, min_p=0.001, temperature=0.8, seed=123456789)
+    ref = fs.sample(x, threads=1, **kw)
+    for th in (2, 3, 8):
+        np.testing.assert_array_equal(fs.sample(x, threads=th, **kw), ref)
+    parts = [fs.sample(x[a:b], row_offset=a, **kw) for a, b in [(0, 7), (7, 8), (8, 40)]]
+    np.testing.assert_array_equal(np.concatenate(parts), ref)
+    # same seed, same tokens; another seed, other tokens
+    np.testing.assert_array_equal(fs.sample(x, **kw), ref)
+    assert (fs.sample(x, **{**kw, "seed": 1}) != ref).any()
+
+
+def test_seed_generator_and_none():
+    x = np.random.default_rng(0).standard_normal((200, 50)).astype(np.float32)
+    a = fs.sample(x, seed=np.random.default_rng(42))
+    b = fs.sample(x, seed=np.random.default_rng(42))
+    np.testing.assert_array_equal(a, b)
+    s = int(np.random.default_rng(42).integers(0, 2**64, dtype=np.uint64))
+    np.testing.assert_array_equal(fs.sample(x, seed=s), a)
+    assert fs.sample(x).shape == (200,)
+
+
+def test_axis_shapes_dtypes_and_out():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 17, 4)).astype(np.float32)
+    a = fs.sample(x, axis=1, seed=5)
+    assert a.shape == (3, 4) and a.dtype == np.int64
+    b = fs.sample(np.moveaxis(x, 1, -1), seed=5)
+    np.testing.assert_array_equal(a, b)
+    out = np.full((3, 4), -1, np.int64)
+    assert fs.sample(x, axis=1, seed=5, out=out) is out
+    np.testing.assert_array_equal(out, a)
+    one = fs.sample(x[0, :, 0], seed=5)
+    assert np.ndim(one) == 0 and 0 <= one < 17
+    # float16 / bfloat16 are exact in float32: the same tokens
+    h = x.astype(np.float16)
+    np.testing.assert_array_equal(fs.sample(h, axis=1, seed=5), fs.sample(h.astype(np.float32), axis=1, seed=5))
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    bf = x.astype(ml_dtypes.bfloat16)
+    np.testing.assert_array_equal(fs.sample(bf, axis=1, seed=5), fs.sample(bf.astype(np.float32), axis=1, seed=5))
+    assert fs.sample(np.zeros((0, 5), np.float32), seed=1).shape == (0,)
+
+
+def test_philox_known_answers_and_uniform():
+    assert _core.philox4x32(0, 0, 0, 0, 0, 0) == (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)
+    m = 0xFFFFFFFF
+    assert _core.philox4x32(m, m, m, m, m, m) == (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)
+    assert _core.philox4x32(0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344, 0xA4093822, 0x299F31D0) == (
+        0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)
+    seed, ctr = 0x0123456789ABCDEF, 0xFEDCBA9876543210
+    o = _core.philox4x32(ctr & m, ctr >> 32, 0, 0, seed & m, seed >> 32)
+    assert _core.philox_uniform(seed, ctr) == ((o[0] >> 5) * 2**26 + (o[1] >> 6)) / 2**53
+
+
+BAD = [
+    (dict(top_k=0), "top_k"), (dict(top_k=-3), "top_k"), (dict(top_k=2.5), "top_k"),
+    (dict(top_p=0.0), "top_p"), (dict(top_p=1.5), "top_p"), (dict(top_p=-0.1), "top_p"), (dict(top_p=np.nan), "top_p"),
+    (dict(min_p=-0.01), "min_p"), (dict(min_p=1.01), "min_p"), (dict(min_p=np.nan), "min_p"),
+    (dict(temperature=-1.0), "temperature"), (dict(temperature=np.nan), "temperature"),
+    (dict(temperature=np.inf), "temperature"),
+    (dict(top_k=[5, 0, 5]), r"top_k.*row \(1,\)"), (dict(top_p=[0.5, 0.5, 2.0]), r"top_p.*row \(2,\)"),
+    (dict(top_k=[1, 2]), "top_k.*shape"), (dict(seed=-1), "seed"), (dict(seed=2**64), "seed"),
+]
+
+
+@pytest.mark.parametrize("kw,match", BAD, ids=[str(b[0]) for b in BAD])
+def test_bad_parameters_are_errors_and_out_is_untouched(kw, match):
+    x = np.random.default_rng(0).standard_normal((3, 10)).astype(np.float32)
+    out = np.full(3, -7, np.int64)
+    with pytest.raises(ValueError, match=match):
+        fs.sample(x, out=out, **kw)
+    assert (out == -7).all()
+
+
+def test_bad_logits_name_the_row_and_leave_out_untouched():
+    x = np.zeros((2, 3, 5), np.float32)
+    out = np.full((2, 3), -7, np.int64)
+    y = x.copy(); y[1, 2, 4] = np.nan; y[1, 1, 0] = np.nan
+    with pytest.raises(ValueError, match=r"row \(1, 1\) contains NaN"):
+        fs.sample(y, out=out, seed=1)
+    y = x.copy(); y[0, 2, :] = -np.inf
+    with pytest.raises(ValueError, match=r"row \(0, 2\) is all -inf"):
+        fs.sample(y, out=out, seed=1, temperature=0)
+    y = x.copy(); y[1, 0, 3] = np.inf
+    with pytest.raises(ValueError, match=r"row \(1, 0\) contains \+inf"):
+        fs.sample(y, out=out, seed=1)
+    assert (out == -7).all()
+    with pytest.raises(ValueError, match="row 1 contains NaN"):
+        fs.sample(np.array([[0.0, 1.0], [np.nan, 0.0]]), seed=1)
+    with pytest.raises(TypeError):
+        fs.sample(np.arange(5), seed=1)
+    with pytest.raises(TypeError):
+        fs.sample(x, out=np.zeros((2, 3), np.int32))
+    with pytest.raises(ValueError):
+        fs.sample(np.zeros((2, 0), np.float32))
