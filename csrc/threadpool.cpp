@@ -184,8 +184,13 @@ class ThreadPool {
     next_.store(0);
     const auto t0 = Clock::now();
     dispatch(1);
+    // Waits as a caller's own tasks would: yielding now and then, so that a worker queued on
+    // this CPU (where the kernel packs threads onto few CPUs) is measured, not starved.
     const auto deadline = t0 + std::chrono::milliseconds(20);
-    while (joins_.load() == joined && Clock::now() < deadline) FSM_PAUSE();
+    for (int i = 0; joins_.load() == joined && Clock::now() < deadline; ++i) {
+      FSM_PAUSE();
+      if (i % 64 == 63) std::this_thread::yield();
+    }
     const auto t1 = Clock::now();
     finish();
     return std::chrono::duration<double, std::nano>(t1 - t0).count();
@@ -492,7 +497,7 @@ void parallel_for(std::size_t tasks, int threads, const std::function<void(std::
 }
 
 int useful_threads(int requested, double work_ns) {
-  if (requested <= 1) return 1;
+  if (requested <= 1 || work_ns < 2 * kMinWorkPerThreadNs) return 1;  // small calls: nothing to ask the pool
   if (g_parked_ns.load() < 0) measure_handoff();
   const double parked = g_parked_ns.load(), spinning = g_spinning_ns.load();
   if (parked < 0) return 1;  // not measured (the pool was busy): stay on this thread
