@@ -13,19 +13,9 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from . import _args as args
 from . import _core
-from ._api import (
-    AxisLike,
-    _check_isa,
-    _check_out,
-    _cast,
-    _check_threads,
-    _is_bfloat16,
-    _merge_trailing_view,
-    _normalize_axes,
-    _result_dtype,
-    _same_view,
-)
+from ._args import AxisLike
 
 __all__ = ["SoftmaxStats", "softmax_stats", "merge_stats", "softmax_from_stats", "log_softmax_from_stats",
            "logsumexp"]
@@ -34,8 +24,6 @@ __all__ = ["SoftmaxStats", "softmax_stats", "merge_stats", "softmax_from_stats",
 # ln 2 split as fdlibm's log: e * _LN2_HI is exact for |e| < 2^21 (every fast-range row).
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
-_F16, _F32, _F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
-_LD = np.dtype(np.longdouble)
 #: Exponent differences below this scale a mantissa (at most ~2^64) to exactly 0.
 _MIN_SHIFT = -2000
 
@@ -116,7 +104,7 @@ class SoftmaxStats:
         >>> float(fastsoftmax.softmax_stats(np.zeros(4)).logsumexp())  # log 4
         1.3862943611198906
         """
-        r = _lse(self.m, self.e, self.shift)
+        r = stats_logsumexp(self.m, self.e, self.shift)
         return r[()] if r.ndim == 0 else r
 
     def merge(self, *others: "SoftmaxStats") -> "SoftmaxStats":
@@ -133,7 +121,7 @@ def _make(m: np.ndarray, e: np.ndarray, shift: np.ndarray, axes, ndim) -> Softma
     return SoftmaxStats(m, e, axes, ndim, shift)
 
 
-def _lse(m: np.ndarray, e: np.ndarray, shift: np.ndarray) -> np.ndarray:
+def stats_logsumexp(m: np.ndarray, e: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """log(m) + e*ln2 + shift in float64; m = 0, e = -inf gives -inf, m = inf gives inf, NaN NaN.
 
     Nothing overflows: pairs have |e| < 2^21, and the shift form is its max plus log(m) <= log(n).
@@ -142,7 +130,7 @@ def _lse(m: np.ndarray, e: np.ndarray, shift: np.ndarray) -> np.ndarray:
         return np.asarray(e * _LN2_HI + (np.log(m) + e * _LN2_LO) + shift, dtype=np.float64)
 
 
-def _reduce_pairs(m: np.ndarray, e: np.ndarray, shift: Optional[np.ndarray], axis, keepdims: bool = False):
+def reduce_stats(m: np.ndarray, e: np.ndarray, shift: Optional[np.ndarray], axis, keepdims: bool = False):
     """Merge the statistics (m, e, shift) along `axis` (an int or a tuple); shift None: all 0.
 
     Pairs (shift 0): E = max e, M = sum m * 2^(e - E); the scaling by powers of two is exact
@@ -194,56 +182,15 @@ def _reduce_pairs(m: np.ndarray, e: np.ndarray, shift: Optional[np.ndarray], axi
             np.asarray(C, dtype=np.float64, order="C"))
 
 
-# ---- input handling ----------------------------------------------------------------------
+# ---- the native statistics ---------------------------------------------------------------
 
-def _not_real(dtype: np.dtype) -> bool:
-    return dtype.hasobject or (dtype.kind in ("O", "S", "U", "V", "M", "m") and not _is_bfloat16(dtype))
-
-
-def _as_real_array(x, what: str) -> np.ndarray:
-    x = np.asarray(x)
-    if _not_real(x.dtype):
-        raise TypeError(f"{what} needs real numbers, got an array of dtype {x.dtype!r}")
-    return x
-
-
-def _stats_dtypes(dtype: np.dtype, what: str) -> Tuple[np.dtype, np.dtype]:
-    """(result dtype, compute dtype) of softmax for the statistics API (no long double)."""
-    result = _result_dtype(dtype)
-    if result not in (_F16, _F32, _F64) and not _is_bfloat16(result):
-        raise TypeError(f"{what} computes in float32/float64 and does not take {dtype} input; "
-                        "convert it first, e.g. x.astype(np.float64)")
-    return result, result  # float16/bfloat16: native kernels (float32 arithmetic in registers)
-
-
-def _rows_view(a: np.ndarray, axes: Tuple[int, ...]) -> np.ndarray:
-    """`a` with `axes` moved to the end and merged into one (a copy only if they cannot merge)."""
-    if not axes:
-        return a[..., np.newaxis]
-    k = len(axes)
-    am = np.moveaxis(a, axes, [a.ndim - k + i for i in range(k)])
-    if k > 1:
-        am = am.reshape(am.shape[: a.ndim - k] + (-1,))
-    return am
-
-
-def _row_shape(shape, axes) -> Tuple[int, ...]:
-    return tuple(n for i, n in enumerate(shape) if i not in axes)
-
-
-def _raw_stats(xc: np.ndarray, axes: Tuple[int, ...], isa, nthreads: int):
+def raw_stats(xc: np.ndarray, axes: Tuple[int, ...], isa, nthreads: int):
     """(m, e, shift) of the rows of xc (float32/float64) along axes: C-contiguous, the row shape."""
-    rows = _row_shape(xc.shape, axes)
+    rows = args.row_shape(xc.shape, axes)
     if xc.size == 0:  # empty rows are the identity of the merge (and no rows is no rows)
         return np.zeros(rows), np.full(rows, -np.inf), np.zeros(rows)
-    m, e, shift = _core.row_stats(_rows_view(xc, axes), isa, nthreads)
+    m, e, shift = _core.row_stats(args.rows_view(xc, axes), isa, nthreads)
     return np.asarray(m), np.asarray(e), np.asarray(shift)
-
-
-def _options(isa, threads) -> int:
-    if isa is not None:
-        _check_isa(isa)
-    return _check_threads(threads)
 
 
 # ---- public functions --------------------------------------------------------------------
@@ -284,11 +231,11 @@ def softmax_stats(x, axis: AxisLike = -1, *, isa: Optional[str] = None,
     >>> np.allclose(s.logsumexp(), np.log(np.exp(x).sum(axis=-1)))
     True
     """
-    nthreads = _options(isa, threads)
-    x = _as_real_array(x, "softmax_stats")
-    _, compute = _stats_dtypes(x.dtype, "softmax_stats")
-    axes = tuple(sorted(_normalize_axes(axis, x.ndim)))
-    m, e, shift = _raw_stats(x.astype(compute, copy=False), axes, isa, nthreads)
+    nthreads = args.check_options(isa, threads)
+    x = args.as_real_array(x, "softmax_stats")
+    compute = args.stats_dtype(x.dtype, "softmax_stats")
+    axes = tuple(sorted(args.normalize_axes(axis, x.ndim)))
+    m, e, shift = raw_stats(x.astype(compute, copy=False), axes, isa, nthreads)
     return _make(m, e, shift, axes, x.ndim)
 
 
@@ -326,29 +273,29 @@ def merge_stats(a: SoftmaxStats, b: SoftmaxStats, *more: SoftmaxStats) -> Softma
             raise ValueError(f"cannot merge statistics of different row shapes: argument 0 has {a.shape}, "
                              f"argument {i} has {s.shape}")
     shifts = np.stack([s.shift for s in items]) if any(getattr(s, "_shifted", True) for s in items) else None
-    m, e, shift = _reduce_pairs(np.stack([s.m for s in items]), np.stack([s.e for s in items]), shifts, axis=0)
+    m, e, shift = reduce_stats(np.stack([s.m for s in items]), np.stack([s.e for s in items]), shifts, axis=0)
     return _make(m, e, shift, a.axes, a.ndim)
 
 
-def _from_stats(op: str, x, stats, out, isa, threads):
+def from_stats(op: str, x, stats, out, isa, threads):
+    """softmax_from_stats / log_softmax_from_stats (op: "softmax" or "log_softmax")."""
     what = f"{op}_from_stats"
     if not isinstance(stats, SoftmaxStats):
         raise TypeError(f"{what}: stats must be a SoftmaxStats (from softmax_stats/merge_stats), "
                         f"got {type(stats).__name__}")
-    nthreads = _options(isa, threads)
-    x = _as_real_array(x, what)
-    result_dtype, compute = _stats_dtypes(x.dtype, what)
+    nthreads = args.check_options(isa, threads)
+    x = args.as_real_array(x, what)
+    result_dtype = compute = args.stats_dtype(x.dtype, what)  # float16/bfloat16: native kernels
     if x.ndim != stats.ndim:
         raise ValueError(f"{what}: the statistics are of a {stats.ndim}-d array, x is {x.ndim}-d")
     axes = stats.axes
-    rows = _row_shape(x.shape, axes)
+    rows = args.row_shape(x.shape, axes)
     if rows != stats.shape:
         raise ValueError(f"{what}: the statistics are for rows of shape {stats.shape} (over axes {axes}), "
                          f"but x of shape {x.shape} has rows of shape {rows} over those axes")
     if out is not None:
-        _check_out(out, x.shape, result_dtype)
-        if np.may_share_memory(out, x) and not _same_view(out, x) and np.shares_memory(out, x):
-            raise ValueError("out partially overlaps x; pass out=x for an in-place call, or a separate array")
+        args.check_out(out, x.shape, result_dtype)
+        args.check_out_against_x(out, x)
     if x.size == 0:
         return out if out is not None else np.empty(x.shape, result_dtype)
 
@@ -356,11 +303,11 @@ def _from_stats(op: str, x, stats, out, isa, threads):
     m, e, shift = stats.m.reshape(-1), stats.e.reshape(-1), stats.shift.reshape(-1)
     direct = out is not None and out.dtype == compute
     target = out if direct else np.empty(x.shape, compute)
-    xm = _rows_view(xc, axes)
+    xm = args.rows_view(xc, axes)
     k = len(axes)
     if k > 1:
         tmv = np.moveaxis(target, axes, [x.ndim - k + i for i in range(k)])
-        tm = _merge_trailing_view(tmv, k)
+        tm = args.merge_trailing_view(tmv, k)
         if tm is None:  # the axes of `target` cannot be viewed as one: compute aside, then copy
             tmp = np.empty(xm.shape, compute)
             _core.from_stats(op, xm, tmp, m, e, shift, isa, nthreads)
@@ -368,7 +315,7 @@ def _from_stats(op: str, x, stats, out, isa, threads):
         else:
             _core.from_stats(op, xm, tm, m, e, shift, isa, nthreads)
     else:
-        _core.from_stats(op, xm, _rows_view(target, axes), m, e, shift, isa, nthreads)
+        _core.from_stats(op, xm, args.rows_view(target, axes), m, e, shift, isa, nthreads)
 
     if out is not None:
         if not direct:  # float16 result: round the float32 result once
@@ -402,7 +349,7 @@ def softmax_from_stats(x, stats: SoftmaxStats, *, out: Optional[np.ndarray] = No
     >>> np.allclose(y, fastsoftmax.softmax(x, axis=1))
     True
     """
-    return _from_stats("softmax", x, stats, out, isa, threads)
+    return from_stats("softmax", x, stats, out, isa, threads)
 
 
 def log_softmax_from_stats(x, stats: SoftmaxStats, *, out: Optional[np.ndarray] = None, isa: Optional[str] = None,
@@ -419,25 +366,10 @@ def log_softmax_from_stats(x, stats: SoftmaxStats, *, out: Optional[np.ndarray] 
     >>> fastsoftmax.log_softmax_from_stats(x[:1], s)  # log(1/4)
     array([-1.38629436])
     """
-    return _from_stats("log_softmax", x, stats, out, isa, threads)
+    return from_stats("log_softmax", x, stats, out, isa, threads)
 
 
 # ---- logsumexp ---------------------------------------------------------------------------
-
-def _lse_dtypes(dtype: np.dtype) -> Tuple[np.dtype, np.dtype]:
-    """(result, compute) dtypes of scipy.special.logsumexp for real input."""
-    if dtype.kind == "c":
-        raise TypeError(f"logsumexp of complex input ({dtype}) is not supported: fastsoftmax computes the real "
-                        "log-sum-exp only (scipy.special.logsumexp takes complex input)")
-    if dtype.kind in "biu":  # SciPy promotes booleans and every integer to the default float
-        return _F64, _F64
-    if _is_bfloat16(dtype):
-        return dtype, dtype
-    if dtype.kind != "f":
-        raise TypeError(f"logsumexp needs real numbers, got an array of dtype {dtype!r}")
-    result = np.dtype(dtype.char)
-    return result, result  # float16: read natively, statistics in float32
-
 
 def _longdouble_lse(x: np.ndarray, axes: Tuple[int, ...]) -> np.ndarray:
     with np.errstate(all="ignore"):
@@ -490,29 +422,27 @@ def logsumexp(x, axis: AxisLike = None, *, keepdims: bool = False, out: Optional
     if b is not None:
         raise NotImplementedError("fastsoftmax.logsumexp computes the unweighted log-sum-exp only; "
                                   "for weights (b=) use scipy.special.logsumexp")
-    nthreads = _options(isa, threads)
-    x = np.asarray(x)
-    if _not_real(x.dtype):
-        raise TypeError(f"logsumexp needs real numbers, got an array of dtype {x.dtype!r}")
-    result_dtype, compute = _lse_dtypes(x.dtype)
+    nthreads = args.check_options(isa, threads)
+    x = args.as_real_array(x, "logsumexp")
+    result_dtype = compute = args.logsumexp_dtype(x.dtype)  # float16: read natively, statistics in float32
     if x.ndim == 0:
         x = x.reshape(1)  # as SciPy: 0-d input is reduced as a 1-element 1-d array
-    axes = tuple(sorted(_normalize_axes(axis, x.ndim)))
-    rows = _row_shape(x.shape, axes)
+    axes = tuple(sorted(args.normalize_axes(axis, x.ndim)))
+    rows = args.row_shape(x.shape, axes)
     kept = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
     res_shape = kept if keepdims else rows
     if out is not None:
-        _check_out(out, res_shape, result_dtype)
+        args.check_out(out, res_shape, result_dtype)
 
     if not axes:  # each element is its own sum: log(exp(x)) == x exactly
         lse = x.astype(result_dtype)
     elif x.size == 0:
         lse = np.full(rows, -np.inf, result_dtype)
-    elif result_dtype == _LD:
+    elif result_dtype == args.LD:
         lse = _longdouble_lse(x, axes)
     else:
-        m, e, shift = _core.row_stats(_rows_view(x.astype(compute, copy=False), axes), isa, nthreads)
-        lse = _cast(_lse(m, e, shift), result_dtype)
+        m, e, shift = _core.row_stats(args.rows_view(x.astype(compute, copy=False), axes), isa, nthreads)
+        lse = args.cast(stats_logsumexp(m, e, shift), result_dtype)
     lse = np.asarray(lse).reshape(res_shape)
 
     sign = None
