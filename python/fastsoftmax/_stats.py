@@ -211,7 +211,11 @@ def softmax_stats(x, axis: AxisLike = -1, *, isa: Optional[str] = None,
         float32 arithmetic); int8 and uint8 as float16; wider integers in float64 (as
         :func:`fastsoftmax.softmax`). Long double is not taken.
     axis : int, tuple of ints or None
-        The axis (or axes) the rows run along; default the last. ``None``: the whole array.
+        The axis (or axes) the rows run along; default the last, ``-1`` -- unlike
+        :func:`fastsoftmax.softmax` and :func:`logsumexp` (``None``), on purpose: the
+        statistics are of rows whose pieces are merged, and a whole-array default would make
+        ``softmax_stats(shard)`` of a batch one row (README, "logsumexp, mergeable
+        statistics, Dask"). ``None``: the whole array.
     isa, threads
         As for :func:`fastsoftmax.softmax`.
 
