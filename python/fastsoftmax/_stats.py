@@ -9,12 +9,14 @@ compute theirs, merge them, and run pass 2 on their own piece.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Any, Literal, Optional, Tuple, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import _args as args
 from . import _core
+from ._api import Tier
 from ._args import AxisLike
 
 __all__ = ["SoftmaxStats", "softmax_stats", "merge_stats", "softmax_from_stats", "log_softmax_from_stats",
@@ -382,20 +384,78 @@ def _longdouble_lse(x: np.ndarray, axes: Tuple[int, ...]) -> np.ndarray:
         return np.squeeze(np.log(np.sum(np.exp(x - mx), axis=axes, keepdims=True)) + mx, axis=axes)
 
 
-def logsumexp(x, axis: AxisLike = None, *, keepdims: bool = False, out: Optional[np.ndarray] = None, b=None,
-              return_sign: bool = False, isa: Optional[str] = None, threads: Optional[int] = None):
-    """``log(sum(exp(x), axis))`` without overflow, in one read of ``x``.
+def _weights(x: Any, xa: np.ndarray, b: Any) -> Tuple[np.ndarray, np.dtype]:
+    """b as an array, and scipy.special.logsumexp's dtype for x with weights b (which SciPy
+    converts both to first; complex: a TypeError from logsumexp_dtype): NumPy's
+    promotion of x, b and a Python float, where x and b count as SciPy passes them (a
+    Python scalar is weak, anything iterable an array)."""
+    w = np.asarray(b)
+    if args.not_real(w.dtype) or w.dtype.kind == "c":
+        raise TypeError(f"logsumexp: b (the weights) must be real numbers, got an array of dtype {w.dtype!r}")
+    items = [v if not np.iterable(v) else a for v, a in ((x, xa), (b, w))]
+    try:
+        promoted = np.result_type(*items, 1.0)
+    except TypeError:  # no promotion defined (bfloat16 with some types): SciPy's rule, floats and float64
+        promoted = np.result_type(*[a.dtype for a in (xa, w) if args.float_rank(a.dtype)], np.float64)
+    return w, promoted
 
-    Compatible with :func:`scipy.special.logsumexp` for real input without weights: the
-    same ``axis`` (None = all, int or tuple), ``keepdims`` and ``return_sign``, result dtype
-    (float inputs keep theirs, booleans and integers give float64; float16 is computed in
-    float32 and rounded once), and handling of ±inf, NaN, empty and 0-d input (a row with a
-    NaN gives NaN, with +inf gives +inf, all -inf or empty gives -inf). It is pass 1 of the
-    two-pass softmax (:func:`softmax_stats`): the row's sum as an exact (mantissa, power
-    of two) pair, no max pass, so it runs at about the speed of reading ``x``. Rows outside
-    the fast range (max beyond about +-2^20 in float64, +-65000 in float32) take a second
-    read: their max plus the log of the sum of ``exp(x - max)``, in long double, which holds
-    up to the float maximum.
+
+def _weighted_lse(a: np.ndarray, w: np.ndarray, axes: Tuple[int, ...], return_sign: bool):
+    """(log|sum(w exp(a))|, its sign) over axes, keepdims, by scipy.special.logsumexp's
+    algorithm for real input, so that zero and negative weights give its values, signs, NaNs
+    and infinities: a zero weight drops its term (even an infinite or NaN one); the largest
+    term is taken out of the sum and its weight m multiplies the rest, s; the sum is then
+    m (1 + s), negative where s < -1 or m < 0 (NaN unless return_sign); rows whose result
+    is not finite take log of the direct sum instead."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        total = np.sum(w * np.exp(a), axis=axes, keepdims=True)
+        direct_sign = np.sign(total)
+        direct = np.log(np.abs(total) if return_sign else total)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.where(w == 0, -np.inf, a)
+        a_max = np.amax(a, axis=axes, keepdims=True)
+        at_max = a == a_max
+        m = np.sum(w * at_max, axis=axes, keepdims=True)  # inf or NaN weights off the max poison it, as SciPy's
+        s = np.sum(w * np.exp(np.where(at_max, -np.inf, a) - a_max), axis=axes, keepdims=True)
+        s = np.where(s == 0, s, s / m)
+        sign = np.sign(s + 1) * np.sign(m)
+        s = np.where(s < -1, -s - 2, s)
+        lse = np.log1p(s) + np.log(np.abs(m)) + a_max
+        if not return_sign:
+            lse = np.where(sign < 0, np.nan, lse)
+    finite = np.isfinite(lse)
+    return np.where(finite, lse, direct), np.where(finite, sign, direct_sign)
+
+
+@overload
+def logsumexp(x: ArrayLike, axis: AxisLike = None, *, keepdims: bool = False, out: Optional[NDArray[Any]] = None,
+              dtype: DTypeLike = None, b: Optional[ArrayLike] = None, return_sign: Literal[False] = False,
+              isa: Optional[Tier] = None, threads: Optional[int] = None) -> Any: ...
+@overload
+def logsumexp(x: ArrayLike, axis: AxisLike = None, *, keepdims: bool = False, out: Optional[NDArray[Any]] = None,
+              dtype: DTypeLike = None, b: Optional[ArrayLike] = None, return_sign: Literal[True],
+              isa: Optional[Tier] = None, threads: Optional[int] = None) -> Tuple[Any, Any]: ...
+@overload
+def logsumexp(x: ArrayLike, axis: AxisLike = None, *, keepdims: bool = False, out: Optional[NDArray[Any]] = None,
+              dtype: DTypeLike = None, b: Optional[ArrayLike] = None, return_sign: bool = False,
+              isa: Optional[Tier] = None, threads: Optional[int] = None) -> Any: ...
+
+
+def logsumexp(x: ArrayLike, axis: AxisLike = None, *, keepdims: bool = False, out: Optional[NDArray[Any]] = None,
+              dtype: DTypeLike = None, b: Optional[ArrayLike] = None, return_sign: bool = False,
+              isa: Optional[Tier] = None, threads: Optional[int] = None) -> Any:
+    """``log(sum(b * exp(x), axis))`` without overflow, in one read of ``x``.
+
+    Compatible with :func:`scipy.special.logsumexp` for real input: the same ``axis``
+    (None = all, int or tuple), ``b``, ``keepdims`` and ``return_sign``, result dtype
+    (float inputs keep theirs, booleans and integers give float64; with ``b``, NumPy's
+    promotion of ``x`` and ``b``), and handling of ±inf, NaN, empty and 0-d input (a row
+    with a NaN gives NaN, with +inf gives +inf, all -inf or empty gives -inf). Without
+    ``b`` it is pass 1 of the two-pass softmax (:func:`softmax_stats`): the row's sum as
+    an exact (mantissa, power of two) pair, no max pass, so it runs at about the speed of
+    reading ``x``. Rows outside the fast range (max beyond about +-2^20 in float64, +-65000
+    in float32) take a second read: their max plus the log of the sum of ``exp(x - max)``,
+    in long double, which holds up to the float maximum.
 
     Parameters
     ----------
@@ -406,12 +466,27 @@ def logsumexp(x, axis: AxisLike = None, *, keepdims: bool = False, out: Optional
     keepdims : bool
         Keep the reduced axes with length one.
     out : ndarray, optional
-        Where to write the result (its shape and dtype, writable).
-    b : None
-        Weights are not supported: ``NotImplementedError`` (use scipy.special.logsumexp).
+        Where to write the result: the result's shape, writable, any floating dtype
+        (float16, bfloat16, float32, float64, longdouble), as for
+        :func:`fastsoftmax.softmax`.
+    dtype : dtype, optional
+        The result dtype (a floating dtype); with ``out=`` too, they must agree. With
+        ``dtype=`` or an ``out`` of another dtype (mixed precision), the sum is computed in
+        the more precise of that and the input's result dtype (16-bit types: in float32)
+        and rounded once: e.g. float16 in, float32 out is the float32 log-sum-exp of the
+        float16 values.
+    b : array_like, optional
+        Weights, broadcast against ``x`` (the result has the broadcast shape without
+        ``axis``): ``log(sum(b * exp(x)))``, as SciPy. Positive weights: the kernels' sum
+        of ``exp(x + log(b))``, computed in float64 (long double for long double input) and
+        rounded once. A zero weight drops its term (even where ``x`` is inf or NaN);
+        negative weights subtract: a negative sum gives NaN, or with ``return_sign`` the
+        log of its absolute value and sign -1; weights with a zero, a negative, an
+        infinite or a NaN entry anywhere are computed with SciPy's algorithm (in float64),
+        to give its values, signs, NaNs and infinities.
     return_sign : bool
-        Also return the sign of the sum, as SciPy: 1, 0 for a sum of 0 (all -inf), NaN for
-        NaN, and -1 where ``x`` is empty.
+        Also return the sign of the sum, as SciPy: 1, -1 for a negative weighted sum, 0 for
+        a sum of 0 (all -inf), NaN for NaN, and -1 where ``x`` is empty.
     isa, threads
         As for :func:`fastsoftmax.softmax`.
 
@@ -422,39 +497,64 @@ def logsumexp(x, axis: AxisLike = None, *, keepdims: bool = False, out: Optional
     np.float64(1000.6931471805599)
     >>> fastsoftmax.logsumexp(np.zeros((2, 3), np.float32), axis=1)
     array([1.0986123, 1.0986123], dtype=float32)
+    >>> fastsoftmax.logsumexp(np.zeros(2), b=[3.0, 1.0])  # log 4
+    np.float64(1.3862943611198906)
+    >>> fastsoftmax.logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)  # log(e^2 - e), -1
+    (np.float64(1.5413248546129181), np.float64(-1.0))
     """
-    if b is not None:
-        raise NotImplementedError("fastsoftmax.logsumexp computes the unweighted log-sum-exp only; "
-                                  "for weights (b=) use scipy.special.logsumexp")
     nthreads = args.check_options(isa, threads)
-    x = args.as_real_array(x, "logsumexp")
-    result_dtype = compute = args.logsumexp_dtype(x.dtype)  # float16: read natively, statistics in float32
-    if x.ndim == 0:
-        x = x.reshape(1)  # as SciPy: 0-d input is reduced as a 1-element 1-d array
-    axes = tuple(sorted(args.normalize_axes(axis, x.ndim)))
-    rows = args.row_shape(x.shape, axes)
-    kept = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+    xa = args.as_real_array(x, "logsumexp")
+    input_result = args.logsumexp_dtype(xa.dtype)
+    w = None
+    if b is not None:
+        w, promoted = _weights(x, xa, b)
+        input_result = args.logsumexp_dtype(promoted)
+        xa, w = xa.astype(promoted, copy=False), w.astype(promoted, copy=False)  # as SciPy, before all else
+        try:
+            xa, w = np.broadcast_arrays(xa, w)
+        except ValueError:
+            raise ValueError(f"logsumexp: x of shape {xa.shape} and b of shape {w.shape} do not broadcast "
+                             "together") from None
+    if xa.ndim == 0:  # as SciPy: 0-d input is reduced as a 1-element 1-d array
+        xa = xa.reshape(1)
+        w = w.reshape(1) if w is not None else None
+    axes = tuple(sorted(args.normalize_axes(axis, xa.ndim)))
+    rows = args.row_shape(xa.shape, axes)
+    kept = tuple(1 if i in axes else n for i, n in enumerate(xa.shape))
     res_shape = kept if keepdims else rows
-    if out is not None:
-        args.check_out(out, res_shape, result_dtype)
-
-    if not axes:  # each element is its own sum: log(exp(x)) == x exactly
-        lse = x.astype(result_dtype)
-    elif x.size == 0:
-        lse = np.full(rows, -np.inf, result_dtype)
-    elif result_dtype == args.LD:
-        lse = _longdouble_lse(x, axes)
-    else:
-        m, e, shift = _core.row_stats(args.rows_view(x.astype(compute, copy=False), axes), isa, nthreads)
-        lse = args.cast(stats_logsumexp(m, e, shift), result_dtype)
-    lse = np.asarray(lse).reshape(res_shape)
+    result = args.output_dtype(input_result, dtype, out, res_shape)
+    compute = args.compute_dtype(input_result, result)
 
     sign = None
-    if return_sign:  # as SciPy for real input: 1; 0 where the sum is 0; NaN for NaN; -1 if x is empty
-        if x.size == 0:
-            sign = np.full(res_shape, -1.0, result_dtype)
+    if xa.size == 0:  # the sum over no elements is 0 (SciPy: sign -1)
+        lse = np.full(res_shape, -np.inf, result)
+        sign = np.full(res_shape, -1.0, result) if return_sign else None
+    elif w is None:
+        if not axes:  # each element is its own sum: log(exp(x)) == x exactly
+            lse = args.cast(xa.astype(compute, copy=False), result)
+        elif compute == args.LD:
+            lse = args.cast(_longdouble_lse(xa.astype(compute, copy=False), axes), result)
         else:
-            sign = np.where(np.isnan(lse), np.nan, np.where(lse == -np.inf, 0.0, 1.0)).astype(result_dtype)
+            m, e, shift = _core.row_stats(args.rows_view(xa.astype(compute, copy=False), axes), isa, nthreads)
+            lse = args.cast(stats_logsumexp(m, e, shift), result)
+    else:
+        wide = args.LD if compute == args.LD else args.F64
+        xw, ww = xa.astype(wide), w.astype(wide)
+        if wide == args.F64 and bool(np.all((ww > 0) & (ww < np.inf))):  # also False for NaN
+            with np.errstate(over="ignore"):
+                z = xw + np.log(ww)
+            if axes:
+                m, e, shift = _core.row_stats(args.rows_view(z, axes), isa, nthreads)
+                z = stats_logsumexp(m, e, shift)
+            lse = args.cast(z, result)
+        else:
+            lse, sgn = _weighted_lse(xw, ww, axes, return_sign)
+            lse = args.cast(lse, result)
+            sign = sgn.astype(result).reshape(res_shape) if return_sign else None
+    lse = np.asarray(lse).reshape(res_shape)
+
+    if return_sign and sign is None:  # a sum of positive terms: 1; 0 where it is 0 (all -inf); NaN for NaN
+        sign = np.where(np.isnan(lse), np.nan, np.where(lse == -np.inf, 0.0, 1.0)).astype(result)
 
     if out is not None:
         out[...] = lse
