@@ -21,7 +21,7 @@ True
 from __future__ import annotations
 
 import functools
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
@@ -160,12 +160,15 @@ def log_softmax(x, axis: AxisLike = None, *, threads: Optional[int] = None, spli
     return _softmax("log_softmax", x, axis, threads, split_every)
 
 
-def logsumexp(x, axis: AxisLike = None, *, keepdims: bool = False, threads: Optional[int] = None,
+def logsumexp(x, axis: AxisLike = None, *, keepdims: bool = False, b: Any = None, threads: Optional[int] = None,
               split_every=None):
     """``log(sum(exp(x), axis))`` of a Dask array: a tree reduction of exact per-block statistics.
 
     The same axis, keepdims, dtype and special-value rules as :func:`fastsoftmax.logsumexp`
     (and so :func:`scipy.special.logsumexp` for real, unweighted input). One read of ``x``.
+    Weights (``b=``) are not supported here: ``NotImplementedError``. For positive weights,
+    ``logsumexp(x + da.log(b))`` is the same sum; zero and negative weights need SciPy's
+    sign handling, which :func:`fastsoftmax.logsumexp` has on NumPy arrays.
 
     Examples
     --------
@@ -174,6 +177,10 @@ def logsumexp(x, axis: AxisLike = None, *, keepdims: bool = False, threads: Opti
     >>> fastsoftmax.dask.logsumexp(x, axis=1).compute(scheduler="sync")  # 1000 + log 8
     array([1002.07944154, 1002.07944154, 1002.07944154])
     """
+    if b is not None:
+        raise NotImplementedError("fastsoftmax.dask.logsumexp does not take weights (b=); for positive weights, "
+                                  "logsumexp(x + da.log(b)) is the same sum; otherwise use fastsoftmax.logsumexp "
+                                  "(or scipy.special.logsumexp) on NumPy arrays")
     x = da.asarray(x)
     if args.not_real(x.dtype):
         raise TypeError(f"logsumexp needs real numbers, got an array of dtype {x.dtype!r}")
