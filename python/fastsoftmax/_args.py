@@ -189,7 +189,7 @@ def compute_dtype(input_dtype: np.dtype, result: np.dtype) -> np.dtype:
 
 def output_dtype(input_result: np.dtype, dtype: Any, out: Any, shape: Tuple[int, ...]) -> np.dtype:
     """The result dtype of a call with mixed precision: dtype= if given, else out's dtype,
-    else the input's own; out= is checked (any floating dtype, or dtype='s if both given)."""
+    else the input's own; out= is checked (any floating dtype, or exactly dtype= if both are given)."""
     result = input_result if dtype is None else requested_dtype(dtype)
     if out is not None:
         check_out(out, shape, result if dtype is not None else None)
