@@ -53,7 +53,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 import fastsoftmax
-from fastsoftmax._api import _cast, _compute_dtype, _float_rank
+from fastsoftmax._args import cast as _cast, compute_dtype as _compute_dtype, float_rank as _float_rank
 
 try:  # bfloat16 input and out (optional, as for the package)
     import ml_dtypes

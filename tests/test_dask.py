@@ -268,6 +268,19 @@ def test_errors():
 
 
 @needs_dask
+def test_logsumexp_weights_are_not_supported_and_say_so():
+    """fastsoftmax.logsumexp takes b=; the Dask version refuses it, with the way out."""
+    x = da.zeros((2, 4), chunks=(1, 2))
+    for b in (np.ones(4), da.ones((2, 4), chunks=(1, 2)), 1.0):
+        with pytest.raises(NotImplementedError, match=r"does not take weights \(b=\).*x \+ da.log\(b\)"):
+            fsd.logsumexp(x, axis=1, b=b)
+    # the way out it names gives the weighted sum, for positive weights
+    w = np.arange(1.0, 9.0).reshape(2, 4)
+    got = compute(fsd.logsumexp(x + da.log(da.from_array(w, chunks=(1, 2))), axis=1))
+    np.testing.assert_allclose(got, fastsoftmax.logsumexp(np.zeros((2, 4)), axis=1, b=w), rtol=1e-15)
+
+
+@needs_dask
 def test_graphs_of_different_inputs_do_not_collide():
     a = da.from_array(np.zeros((2, 6)), chunks=(1, 2))
     b = da.from_array(np.arange(12.0).reshape(2, 6), chunks=(1, 2))

@@ -1,8 +1,9 @@
-"""fastsoftmax.logsumexp: scipy.special.logsumexp's contract (real, unweighted), one read pass.
+"""fastsoftmax.logsumexp: scipy.special.logsumexp's contract for real input, one read pass.
 
 Same results (within a few ulp), result type and dtype, shape (axis None / int / tuple,
 keepdims, 0-d, empty), ±inf/NaN handling and exception types as SciPy; accuracy against a
-long double reference; bitwise identical for any memory layout and thread count.
+long double reference; bitwise identical for any memory layout and thread count; weights
+(b=) with SciPy's values and signs; out=/dtype= mixed precision as softmax.
 """
 
 from __future__ import annotations
@@ -194,8 +195,6 @@ def test_bad_arguments_raise_like_scipy():
 
 
 def test_unsupported_input_and_options():
-    with pytest.raises(NotImplementedError, match="b="):
-        fastsoftmax.logsumexp(np.zeros(3), b=np.ones(3))
     with pytest.raises(TypeError, match="complex"):
         fastsoftmax.logsumexp(np.zeros(3, np.complex128))
     with pytest.raises(TypeError, match="real numbers"):
@@ -227,10 +226,11 @@ def test_out():
     assert v is out and s.dtype == np.float32
     with pytest.raises(ValueError, match="shape"):
         fastsoftmax.logsumexp(x, axis=1, out=np.empty(5, np.float32))
-    with pytest.raises(TypeError, match="dtype"):
-        fastsoftmax.logsumexp(x, axis=1, out=np.empty(4, np.float64))
-    with pytest.raises(TypeError, match="dtype"):
-        fastsoftmax.logsumexp(x.astype(np.int32), axis=1, out=np.empty(4, np.float32))  # ints give float64
+    # (out= of another float dtype than the input's used to be a TypeError: it is mixed
+    # precision now, as for softmax -- test_out_and_dtype_mixed_precision.)
+    for bad in (np.int64, np.complex128, bool):
+        with pytest.raises(TypeError, match="floating dtype"):
+            fastsoftmax.logsumexp(x, axis=1, out=np.empty(4, bad))
     with pytest.raises(TypeError):
         fastsoftmax.logsumexp(x, axis=1, out=[0.0] * 4)
     ro = np.empty(4, np.float32)
@@ -362,3 +362,254 @@ def test_long_strided_rows_same_bits_as_contiguous(dtype, isa):
             np.testing.assert_array_equal(fastsoftmax.logsumexp(v, axis=-1, threads=threads, isa=isa),
                                           fastsoftmax.logsumexp(c, axis=-1, threads=1, isa=isa), err_msg=name)
     assert fastsoftmax.softmax_stats(views["one row"], isa=isa).shift != 0  # the exact path, strided
+
+
+# ---- out= and dtype=: mixed precision, as softmax ---------------------------------------------
+
+def test_out_and_dtype_mixed_precision():
+    """out= may have any floating dtype and dtype= names the result dtype: computed in the
+    more precise of the input's and the result's dtype, rounded once."""
+    rng = np.random.default_rng(11)
+    x64 = rng.uniform(-20, 20, (5, 300))
+    x32, x16 = x64.astype(np.float32), x64.astype(np.float16)
+    lse = fastsoftmax.logsumexp
+    # a wider result: the input's values computed in the wider dtype
+    np.testing.assert_array_equal(lse(x16, axis=1, dtype=np.float32), lse(x16.astype(np.float32), axis=1))
+    np.testing.assert_array_equal(lse(x32, axis=1, dtype=np.float64), lse(x32.astype(np.float64), axis=1))
+    out = np.full(5, -7.0)
+    assert lse(x32, axis=1, out=out) is out
+    np.testing.assert_array_equal(out, lse(x32.astype(np.float64), axis=1))
+    # a narrower result: computed in the input's dtype, rounded once (float64 -> float16 directly)
+    r16 = lse(x64, axis=1, dtype=np.float16)
+    assert r16.dtype == np.float16
+    np.testing.assert_array_equal(r16, lse(x64, axis=1).astype(np.float16))
+    out16 = np.empty(5, np.float16)
+    assert lse(x64, axis=1, out=out16) is out16
+    np.testing.assert_array_equal(out16, r16)
+    # integers (SciPy: float64) to float32: rounded once from float64
+    xi = rng.integers(-50, 50, (4, 7))
+    np.testing.assert_array_equal(lse(xi, axis=0, dtype="float32"), lse(xi, axis=0).astype(np.float32))
+    # long double either way
+    rl = lse(x64, axis=1, dtype=np.longdouble)
+    assert rl.dtype == np.longdouble
+    np.testing.assert_array_equal(rl, lse(x64.astype(np.longdouble), axis=1))
+    # 0-d results, keepdims, return_sign (the sign takes the result dtype), axis=()
+    s = lse(x32, dtype=np.float64)
+    assert type(s) is np.float64 and s == lse(x64.astype(np.float32).astype(np.float64))
+    v, sg = lse(x32, axis=1, keepdims=True, dtype=np.float64, return_sign=True)
+    assert v.shape == (5, 1) and v.dtype == sg.dtype == np.float64 and np.all(sg == 1)
+    np.testing.assert_array_equal(lse(x64, axis=(), dtype=np.float32), x64.astype(np.float32))
+    # dtype= and out= must agree; dtype= must be a float type
+    with pytest.raises(TypeError, match="out has dtype float64, expected float32"):
+        lse(x32, axis=1, out=np.empty(5), dtype=np.float32)
+    for bad in ("int32", bool, np.complex64, "S3"):
+        with pytest.raises(TypeError, match="dtype must be a floating dtype"):
+            lse(x32, axis=1, dtype=bad)
+
+
+def test_bfloat16_result_rounded_once():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    from helpers import round_to
+
+    bf16 = np.dtype(ml_dtypes.bfloat16)
+    x = np.random.default_rng(12).uniform(-30, 30, (64, 100)).astype(np.float32)
+    r = fastsoftmax.logsumexp(x, axis=1, dtype=bf16)
+    assert r.dtype == bf16
+    want = round_to(fastsoftmax.softmax_stats(x, axis=1).logsumexp(), bf16)  # float64, rounded once
+    np.testing.assert_array_equal(r.astype(np.float64), want)
+
+
+# ---- b=: weights, as scipy.special.logsumexp ----------------------------------------------------
+
+def scipy_weighted(x, b, **kw):
+    """SciPy's result or exception, and the RuntimeWarnings it gave."""
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        try:
+            res, err = scipy.special.logsumexp(x, b=b, **kw), None
+        except Exception as e:  # noqa: BLE001 - the type is compared
+            res, err = None, e
+    return res, err, [str(w.message) for w in rec if issubclass(w.category, RuntimeWarning)]
+
+
+def check_weighted_like_scipy(x, b, what="", **kw):
+    """Our result against SciPy's: SciPy's type, dtype and shape; its values, signs, NaNs and
+    infinities as SciPy computes them in float64 (we compute in float64 and round once; for
+    float64 input that is SciPy itself); and a RuntimeWarning exactly where SciPy gives one."""
+    theirs, err, _ = scipy_weighted(x, b, **kw)
+    if isinstance(err, IndexError):
+        return  # SciPy 1.17's empty-input bug with a tuple axis (test_empty_like_scipy)
+    if err is None and kw.get("axis") == () and np.size(theirs[0] if kw.get("return_sign") else theirs) != np.size(
+            np.broadcast_arrays(np.asarray(x), np.asarray(b))[0]):
+        return  # empty input with axis=(): SciPy's shape[()] = 1 makes every axis 1 (an empty result here)
+    if err is not None:
+        with pytest.raises(expected_exception(err)):
+            fastsoftmax.logsumexp(x, b=b, **kw)
+        return
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        ours = fastsoftmax.logsumexp(x, b=b, **kw)
+    our_warnings = [str(w.message) for w in rec if issubclass(w.category, RuntimeWarning)]
+    ref, _, ref_warnings = scipy_weighted(np.asarray(x, np.float64), np.asarray(b, np.float64), **kw)
+    assert bool(our_warnings) == bool(ref_warnings), f"{what}: warnings {our_warnings} vs SciPy's {ref_warnings}"
+    pairs = [(ours, theirs, ref)]
+    if kw.get("return_sign"):
+        assert isinstance(ours, tuple) and len(ours) == 2, what
+        pairs = [(ours[0], theirs[0], ref[0]), (ours[1], theirs[1], ref[1])]
+    for i, (o, t, r) in enumerate(pairs):
+        name = f"{what} {'sign' if i else 'value'}"
+        assert type(o) is type(t), f"{name}: result type {type(o)} != SciPy's {type(t)}"
+        a, dt = np.asarray(o), np.asarray(t).dtype
+        assert a.dtype == dt and a.shape == np.shape(t), f"{name}: {a.dtype} {a.shape} vs SciPy {dt} {np.shape(t)}"
+        with np.errstate(over="ignore"):
+            want = np.asarray(r).astype(dt)
+        if i:  # signs: exactly
+            assert np.array_equal(a, want, equal_nan=True), f"{name}: {a} vs SciPy {want}"
+        else:
+            assert_same_as_scipy("log_softmax", a, want, np.asarray(x, np.float64), what=name)
+
+
+@st.composite
+def weighted_cases(draw):
+    shape = draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4))
+    xdt = draw(st.sampled_from([np.float32, np.float64]))
+    x = draw(hnp.arrays(xdt, shape, elements=st.floats(-50, 50, width=32)))
+    for _ in range(draw(st.integers(0, 2)) if x.size else 0):  # ±inf and NaN here and there
+        x.flat[draw(st.integers(0, x.size - 1))] = draw(st.sampled_from([-np.inf, -np.inf, np.inf, np.nan]))
+    bshape = draw(hnp.broadcastable_shapes(shape, min_dims=0, max_dims=len(shape) + 1, max_side=4))
+    bdt = draw(st.sampled_from([np.float32, np.float64, np.int8]))
+    kind = draw(st.sampled_from(["positive", "signed", "signed", "ones"]))
+    if kind == "ones":
+        b = np.ones(bshape, bdt)
+    elif bdt == np.int8:
+        b = draw(hnp.arrays(bdt, bshape, elements=st.integers(1 if kind == "positive" else -3, 3)))
+    elif kind == "positive":
+        b = draw(hnp.arrays(bdt, bshape, elements=st.floats(2.0**-10, 1e3, width=32)))
+    else:  # zeros, negatives, exact cancellations, the odd inf or NaN weight
+        b = draw(hnp.arrays(bdt, bshape, elements=st.one_of(
+            st.sampled_from([0.0, 1.0, -1.0, 0.5, -2.0]), st.floats(-1e3, 1e3, width=32))))
+        if b.size and draw(st.integers(0, 9)) == 0:
+            b.flat[draw(st.integers(0, b.size - 1))] = draw(st.sampled_from([np.inf, -np.inf, np.nan]))
+    nd = max(len(shape), len(bshape), 1)
+    axis = draw(st.one_of(st.none(), st.integers(-nd, nd - 1),
+                          st.lists(st.integers(0, nd - 1), unique=True, max_size=nd).map(tuple)))
+    return x, b, {"axis": axis, "keepdims": draw(st.booleans()), "return_sign": draw(st.booleans())}
+
+
+@given(case=weighted_cases())
+@settings(max_examples=400, deadline=None)
+def test_weights_like_scipy_property(case):
+    """Shapes 0-d to 3-d (empty too), axes None / int / tuple, b broadcast either way (also
+    to a larger result), zero, negative, cancelling, inf and NaN weights, ±inf and NaN in x,
+    keepdims and return_sign; float32/float64 x, float32/float64/int8 b (SciPy's promotion)."""
+    x, b, kw = case
+    check_weighted_like_scipy(x, b, what=f"x={x!r} b={b!r} {kw}", **kw)
+
+
+WEIGHTED_CASES = [
+    # (x, b, kw): SciPy's own examples, and the edges of its algorithm
+    (np.arange(10.0), np.arange(10, 0, -1), {}),
+    ([1.0, 2.0], [1, -1], {"return_sign": True}),
+    ([1.0, 2.0], [1, -1], {}),                                 # a negative sum: NaN
+    ([np.log(2), 2.0, np.log(3)], [1, 0, 1], {}),              # a zero weight masks its term: log 5
+    ([0.0, np.inf, 1.0], [1, 0, 1], {"return_sign": True}),    # ... even an inf
+    ([0.0, np.nan, 1.0], [1, 0, 1], {}),                       # ... or a NaN
+    ([3.0, 3.0], [0, 0], {"return_sign": True}),               # all zero: -inf, sign 0
+    ([5.0, 5.0], [1, -1], {"return_sign": True}),              # exact cancellation: -inf, sign 0
+    ([100.0, 100.0, 0.0], [1, -1, 1], {"return_sign": True}),  # cancellation of the largest terms
+    ([-np.inf, -np.inf], [1, -1], {"return_sign": True}),
+    ([np.inf, 1.0], [-1, 1], {"return_sign": True}),           # -inf weight x inf: log inf, sign -1
+    ([np.inf, np.inf], [1, -1], {"return_sign": True}),        # inf - inf: NaN
+    ([1.0, 2.0], [np.inf, 1], {}),
+    ([1.0, 2.0], [1, np.nan], {"return_sign": True}),
+    (np.zeros((2, 3)), [1.0, 2.0, 3.0], {"axis": 1}),          # b broadcast along rows
+    (np.zeros((2, 3)), [[1.0], [-1.0]], {"axis": 0, "return_sign": True}),
+    (np.zeros(3), np.ones((2, 3)), {"axis": -1}),              # b enlarges the result
+    (2.0, [1.0, 3.0], {}),                                     # 0-d x, 1-d b
+    (2.0, 3.0, {}),
+    (np.zeros((2, 0)), np.ones(0), {"axis": 1, "return_sign": True}),  # empty rows: -inf, sign -1
+    (np.zeros((2, 3)), np.ones(2), {"axis": 1}),               # not broadcastable: ValueError
+    ([1e300, 0.0], [2.0, 1.0], {}),                            # huge x, positive weights
+    ([-1e300, -1e300], [0.5, 0.25], {}),
+    ([1e300, 1e300], [1.0, -0.5], {"return_sign": True}),
+]
+
+
+@pytest.mark.parametrize("x,b,kw", WEIGHTED_CASES, ids=lambda v: repr(v)[:40])
+def test_weights_edge_cases_like_scipy(x, b, kw):
+    check_weighted_like_scipy(x, b, what=f"x={x!r} b={b!r} {kw}", **kw)
+    for axis in (None, 0, -1):
+        check_weighted_like_scipy(x, b, what=f"x={x!r} b={b!r} axis={axis}", **dict(kw, axis=axis))
+
+
+def test_weights_result_dtype_is_scipys():
+    """NumPy's promotion of x, b and a Python float, Python scalars weak (as SciPy passes them)."""
+    cases = [
+        (np.zeros(3, np.float32), 2.0), (np.zeros(3, np.float32), np.float64(2.0)),
+        (np.zeros(3, np.float32), np.ones(3)), (np.zeros(3, np.float32), np.ones(3, np.int8)),
+        (np.zeros(3, np.float32), np.ones(3, np.int64)), (np.zeros(3, np.float16), np.ones(3, np.float16)),
+        (np.zeros(3, np.int32), np.ones(3, np.int32)), (np.zeros(3, bool), 1), ([0, 1, 2], [1.0, 2.0, 3.0]),
+        (np.zeros(3, np.float16), 2), (np.zeros(3, np.longdouble), np.ones(3)),
+    ]
+    for x, b in cases:
+        theirs, err, _ = scipy_weighted(x, b)
+        assert err is None
+        ours = fastsoftmax.logsumexp(x, b=b)
+        assert type(ours) is type(theirs) and ours.dtype == theirs.dtype, (x, b, ours, theirs)
+        assert np.isclose(np.float64(ours), np.float64(theirs), rtol=2e-3), (x, b, ours, theirs)
+
+
+def test_unit_weights_give_the_unweighted_sum():
+    x = np.random.default_rng(13).uniform(-100, 100, (6, 500))
+    for b in (1, np.ones(500), np.ones((6, 1))):
+        np.testing.assert_allclose(fastsoftmax.logsumexp(x, axis=1, b=b), fastsoftmax.logsumexp(x, axis=1),
+                                   rtol=0, atol=4 * np.finfo(np.float64).eps * 100)
+    # positive weights: log(b) shifts x, within the accuracy bound of the long double reference
+    b = np.random.default_rng(14).uniform(0.01, 100, x.shape)
+    ref = reference(x.astype(LD) + np.log(b.astype(LD)), 1)
+    got = fastsoftmax.logsumexp(x, axis=1, b=b)
+    assert np.all(np.abs(got.astype(LD) - ref) <= 4 * np.finfo(np.float64).eps * np.maximum(1, np.abs(ref)))
+
+
+def test_weights_bad_arguments():
+    x = np.zeros((2, 3))
+    with pytest.raises(ValueError, match="broadcast"):
+        fastsoftmax.logsumexp(x, b=np.ones(2))
+    with pytest.raises(TypeError, match="^logsumexp: b .*real numbers"):
+        fastsoftmax.logsumexp(x, b=np.array(["a", "b", "c"]))
+    with pytest.raises(TypeError, match="^logsumexp: b .*real numbers"):
+        fastsoftmax.logsumexp(x, b=np.ones(3, complex))
+    out = np.full(2, -3.5)
+    with pytest.raises(ValueError, match="shape"):  # the result has the broadcast shape
+        fastsoftmax.logsumexp(np.zeros(3), b=np.ones((2, 3)), axis=-1, out=np.empty(3))
+    with pytest.raises(ValueError, match="broadcast"):
+        fastsoftmax.logsumexp(x, b=np.ones(2), axis=1, out=out)
+    assert np.all(out == -3.5)
+
+
+def test_weights_huge_sums_warn_as_scipy():
+    """Where SciPy's float64 arithmetic overflows (negative weights: its algorithm is ours),
+    both give inf with an overflow RuntimeWarning; positive weights never overflow here:
+    exp(x + log b) is summed as exact pairs, so log(3e308) is finite (SciPy: inf)."""
+    x, b = np.zeros(3), np.array([1e308, 1e308, -1.0])
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        theirs = scipy.special.logsumexp(x, b=b)
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        ours = fastsoftmax.logsumexp(x, b=b)
+    assert ours == theirs == np.inf
+    ours = fastsoftmax.logsumexp(x, b=np.full(3, 1e308))
+    assert np.isclose(ours, np.log(3.0) + np.log(1e308), rtol=1e-15)
+
+
+def test_weights_with_mixed_precision_and_out():
+    rng = np.random.default_rng(15)
+    x, b = rng.uniform(-5, 5, (4, 50)).astype(np.float32), rng.uniform(-1, 1, (4, 50)).astype(np.float32)
+    for bb in (b, np.abs(b) + 0.1):  # SciPy's algorithm, and the kernels
+        want = fastsoftmax.logsumexp(x.astype(np.float64), axis=1, b=bb.astype(np.float64), return_sign=True)
+        got = fastsoftmax.logsumexp(x, axis=1, b=bb, dtype=np.float64, return_sign=True)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        out = np.empty(4, np.float16)
+        assert fastsoftmax.logsumexp(x, axis=1, b=bb, out=out) is out
+        with np.errstate(invalid="ignore"):
+            np.testing.assert_array_equal(out, want[0].astype(np.float16) * np.where(want[1] < 0, np.nan, 1))

@@ -608,3 +608,23 @@ def test_pieces_across_the_fast_range_edge(dtype, sign):
             whole = softmax_stats(x).logsumexp()  # float32 pairs: float32 arithmetic
             assert np.all(np.abs(merged.logsumexp() - whole) <= 4 * np.finfo(dtype).eps * np.abs(whole))
     assert any(k == {True, False} for k in kinds), "no row mixed the two forms"
+
+
+def test_default_axis_is_the_last_on_purpose():
+    """softmax_stats keeps axis=-1 by default (not None, as softmax/logsumexp): decided and
+    explained in the README, docs/stats.md and the docstring, which must keep saying so."""
+    import inspect
+    import pathlib
+
+    x = np.arange(6.0).reshape(2, 3)
+    s = softmax_stats(x)
+    assert s.axes == (1,) and s.shape == (2,)
+    np.testing.assert_array_equal(s.logsumexp(), fastsoftmax.logsumexp(x, axis=-1))
+    assert softmax_stats(x, axis=None).axes == (0, 1)
+    assert softmax_stats(x, axis=None).logsumexp() == fastsoftmax.logsumexp(x)
+    assert inspect.signature(softmax_stats).parameters["axis"].default == -1
+    assert inspect.signature(fastsoftmax.logsumexp).parameters["axis"].default is None
+    root = pathlib.Path(__file__).resolve().parent.parent
+    assert "**`softmax_stats` defaults to the last axis**" in (root / "README.md").read_text()
+    assert "## The default axis of `softmax_stats`" in (root / "docs" / "stats.md").read_text()
+    assert "unlike" in softmax_stats.__doc__ and "on purpose" in softmax_stats.__doc__

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import operator
-from typing import Any, Literal, Optional, SupportsIndex, Tuple, Union, get_args, overload
+from typing import Any, Literal, Optional, Tuple, Union, get_args, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
+from . import _args as args
 from . import _core
-from ._threads import MAX_THREADS, check_threads, get_num_threads, set_num_threads
+from ._args import AxisLike
+from ._threads import MAX_THREADS, get_num_threads, set_num_threads
 
 __all__ = ["softmax", "log_softmax", "set_num_threads", "get_num_threads", "ALGORITHMS", "AxisLike", "Algorithm",
            "Tier"]
@@ -22,148 +23,8 @@ Tier = Literal["scalar", "avx2", "avx512", "neon"]
 #: Accepted values of ``algorithm=``.
 ALGORITHMS: Tuple[Algorithm, ...] = get_args(Algorithm)
 
-#: ``axis=``: None (every axis), an int, or a tuple of ints -- as NumPy's reductions (and so
-#: SciPy) take it: no list, no bool. Anything with ``__index__`` counts as an int.
-AxisLike = Union[None, SupportsIndex, Tuple[SupportsIndex, ...]]
-
 # What a 0-d input may be, for which the result is a NumPy scalar.
 _Scalar = Union[float, np.floating[Any], np.integer[Any]]
-
-_AxisError = np.exceptions.AxisError if hasattr(np, "exceptions") else np.AxisError
-
-
-def _normalize_axes(axis: AxisLike, ndim: int) -> Tuple[int, ...]:
-    if axis is None:
-        return tuple(range(ndim))
-    # As NumPy's reductions (and so SciPy): an int or a tuple of ints; no lists, no bools.
-    items = axis if isinstance(axis, tuple) else (axis,)
-    out = []
-    for a in items:
-        if isinstance(a, (bool, np.bool_)):
-            raise TypeError(f"axis must be None, an int or a tuple of ints, got {axis!r}")
-        try:
-            a = operator.index(a)
-        except TypeError:
-            raise TypeError(f"axis must be None, an int or a tuple of ints, got {axis!r}") from None
-        if ndim == 0 and a in (0, -1) and not isinstance(axis, tuple):
-            continue  # NumPy reductions accept a plain axis=0 / -1 on 0-d input
-        if not -ndim <= a < ndim:
-            raise _AxisError(a, ndim)
-        out.append(a % ndim)
-    if len(set(out)) != len(out):
-        raise ValueError(f"duplicate value in 'axis': {axis!r}")
-    return tuple(out)
-
-
-def _is_bfloat16(dtype: np.dtype) -> bool:
-    """ml_dtypes.bfloat16 (an optional dependency), recognised without importing ml_dtypes."""
-    global _BF16
-    if dtype.kind == "V" and dtype.itemsize == 2 and dtype.name == "bfloat16" and dtype.names is None:
-        _BF16 = dtype  # from now on the fast path takes it too
-        return True
-    return False
-
-
-def _result_dtype(dtype: np.dtype, op: str = "softmax") -> np.dtype:
-    """SciPy's result dtype (that of np.exp on the input), or a TypeError naming op (the
-    function called)."""
-    if _is_bfloat16(dtype):
-        return dtype
-    if dtype.kind == "b":
-        raise TypeError(f"{op} of a boolean array is not supported (as in SciPy); convert it to a float dtype first")
-    if dtype.kind == "c":
-        raise TypeError(f"{op} of complex input ({dtype}) is not supported: fastsoftmax computes real {op} only")
-    if dtype.kind not in "iuf":
-        raise TypeError(f"{op} needs real numbers, got an array of dtype {dtype!r}")
-    if dtype.kind == "f":
-        return np.dtype(dtype.char)  # native byte order, as NumPy's results
-    return np.exp(np.zeros(1, dtype)).dtype  # int8/uint8 -> float16, int16 -> float32, wider -> float64
-
-
-_FLOAT_NAMES = "float16, bfloat16, float32, float64 or longdouble"
-
-
-def _float_rank(dtype: np.dtype) -> int:
-    """Precision rank of a result dtype: 1 (16-bit), 2, 3, 4 (long double); 0: not a float."""
-    if _is_bfloat16(dtype):
-        return 1
-    if dtype.kind != "f":
-        return 0
-    return {2: 1, 4: 2, 8: 3}.get(dtype.itemsize, 4)
-
-
-def _requested_dtype(dtype) -> np.dtype:
-    """The dtype= argument as a NumPy dtype: a float type, else TypeError."""
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype must be a floating dtype ({_FLOAT_NAMES}), got {dtype!r}") from None
-    if not _float_rank(dt):
-        raise TypeError(f"dtype must be a floating dtype ({_FLOAT_NAMES}), got {dt}")
-    return np.dtype(dt.char) if dt.kind == "f" else dt  # native byte order
-
-
-def _cast(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """a converted to dtype with one rounding to nearest even. (ml_dtypes converts float64
-    to bfloat16 through float32, rounding twice; here float64 is first rounded to the
-    bfloat16 grid, exactly. Long double goes to 16 bits through float64.)"""
-    if a.dtype == _LD and dtype.itemsize == 2:
-        a = a.astype(np.float64)  # NumPy rounds long double to float16 through float32
-    if _is_bfloat16(dtype) and a.dtype.itemsize > 4:
-        b = np.asarray(a, dtype=np.float64)
-        with np.errstate(all="ignore"):
-            step = np.exp2(np.floor(np.log2(np.maximum(np.abs(b), 2.0**-126))) - 7)  # bfloat16's spacing
-            on_grid = np.rint(b / step) * step  # exact; huge values round up to 2^128 -> inf below
-            a = np.where(np.isfinite(b), on_grid, b)
-    with np.errstate(over="ignore"):
-        return a.astype(dtype)
-
-
-def _compute_dtype(input_dtype: np.dtype, result_dtype: np.dtype) -> np.dtype:
-    """The dtype the kernel runs in for mixed precision: the more precise of the input's
-    result dtype and the requested one (as a NumPy ufunc with dtype=/out= picks its loop);
-    float16 <-> bfloat16 goes through float32. The result is rounded once to result_dtype."""
-    if input_dtype == result_dtype:
-        return result_dtype
-    hi = input_dtype if _float_rank(input_dtype) >= _float_rank(result_dtype) else result_dtype
-    return _F32 if _float_rank(hi) == 1 else hi
-
-
-def _check_out(out, shape, dtype: Optional[np.dtype]) -> np.ndarray:
-    """dtype: the required dtype, or None: any floating dtype (mixed precision)."""
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
-    if out.shape != shape:
-        raise ValueError(f"out has shape {out.shape}, expected {shape}")
-    if dtype is not None and out.dtype != dtype:
-        raise TypeError(f"out has dtype {out.dtype}, expected {dtype} (the result dtype for this input)")
-    if dtype is None and not _float_rank(out.dtype):
-        raise TypeError(f"out has dtype {out.dtype}; it must be a floating dtype ({_FLOAT_NAMES})")
-    if not out.dtype.isnative:
-        raise TypeError(f"out has dtype {out.dtype.str}, in non-native byte order; pass a native-order array")
-    if not out.flags.writeable:
-        raise ValueError("out is read-only")
-    # A writable view whose elements share memory (a zero stride, or rows closer than their
-    # length: np.lib.stride_tricks.as_strided makes both): several results would land on the
-    # same bytes and only the last would survive. (np.shares_memory(out, out) cannot tell:
-    # it is True for every non-empty array.) Decided exactly, except where the bounded
-    # search gives up (None): refused too -- no ordinary layout gets there.
-    overlap = _core.overlaps_itself(out)
-    if overlap:
-        raise ValueError(f"out overlaps itself (shape {out.shape}, strides {out.strides}, itemsize "
-                         f"{out.itemsize}): two of its elements share memory, so it cannot hold the result")
-    if overlap is None:
-        raise ValueError(f"out has strides {out.strides} (shape {out.shape}) too irregular to tell whether "
-                         "its elements overlap each other; pass an ordinary array")
-    return out
-
-
-def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
-    return (
-        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-        and a.strides == b.strides
-        and a.shape == b.shape
-    )
 
 
 def _longdouble_reference(op: str, x: np.ndarray, axes: Tuple[int, ...]) -> np.ndarray:
@@ -177,40 +38,23 @@ def _longdouble_reference(op: str, x: np.ndarray, axes: Tuple[int, ...]) -> np.n
     return tmp - np.log(np.sum(np.exp(tmp), axis=axes, keepdims=True))
 
 
-def _check_isa(isa) -> None:
-    # The native core checks the tier only when it runs a kernel; empty input and long double
-    # never reach it, so check here too: an unknown tier is an error, never silently ignored.
-    if not isinstance(isa, str):
-        raise TypeError(f"isa must be None or a tier name, got {type(isa).__name__}")
-    compiled = _core.compiled_isas()
-    if isa not in compiled:
-        raise ValueError(f"unknown isa {isa!r} (this build has: {', '.join(compiled)})")
-    if not _core.isa_runnable(isa):
-        raise ValueError(f"isa {isa!r} is compiled in but this CPU (or OS) cannot run it")
-    cap = _core.isa_cap()  # the operator's cap binds isa= too
-    if cap in compiled and compiled.index(isa) < compiled.index(cap):
-        raise ValueError(f"isa {isa!r} is above the cap FASTSOFTMAX_ISA={cap!r} set for this process")
-
-
 _ALGORITHM_SET = frozenset(ALGORITHMS)
 _fast_softmax, _fast_log_softmax = _core.fast_softmax, _core.fast_log_softmax
-_F16, _F32, _F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
-_LD = np.dtype(np.longdouble)
-_BF16 = None  # ml_dtypes.bfloat16's dtype, once an array of it has been seen
-_check_threads = check_threads  # the name _stats and dask import
+_F16, _F32, _F64, _LD = args.F16, args.F32, args.F64, args.LD
 
 
 def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str], threads=None, dtype=None):
     # Fast path for the common call -- a native float array, softmax along its last axis, a
     # new result -- so that small calls cost about one NumPy ufunc call, not several.
     xd = x.dtype if type(x) is np.ndarray else None
-    if (xd is not None and (xd is _F32 or xd is _F64 or xd is _F16 or xd is _BF16) and dtype is None
+    if (xd is not None and (xd is _F32 or xd is _F64 or xd is _F16 or xd.kind == "V" and args.is_bfloat16(xd))
+            and dtype is None
             and x.ndim and x.shape[-1]
             and type(algorithm) is str and algorithm in _ALGORITHM_SET and (isa is None or type(isa) is str)
             and (threads is None or type(threads) is int and 0 <= threads <= MAX_THREADS)
             and (axis == -1 or axis == x.ndim - 1 if type(axis) is int else axis is None and x.ndim == 1)):
         if out is None:
-            y = np.empty(x.shape, x.dtype)
+            y = np.empty_like(x)  # x's memory order, as the C path and the general path
             _core.run(op, algorithm, x, y, isa, threads or 0)
             return y
         if (type(out) is np.ndarray and out.dtype is x.dtype and out.shape == x.shape and out.flags.writeable
@@ -219,34 +63,28 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
             return out
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
-    if isa is not None:
-        _check_isa(isa)
-    nthreads = check_threads(threads)
-    x = np.asarray(x)
-    if x.dtype.hasobject or (x.dtype.kind in ("O", "S", "U", "V", "M", "m") and not _is_bfloat16(x.dtype)):
-        raise TypeError(f"{op} needs real numbers, got an array of dtype {x.dtype!r}")
-    input_dtype = _result_dtype(x.dtype, op)
+    nthreads = args.check_options(isa, threads)
+    x = args.as_real_array(x, op)
+    input_dtype = args.result_dtype(x.dtype, op)
     result_dtype = input_dtype
     if dtype is not None:
-        result_dtype = _requested_dtype(dtype)
-    axes = _normalize_axes(axis, x.ndim)
+        result_dtype = args.requested_dtype(dtype)
+    axes = args.normalize_axes(axis, x.ndim)
     if out is not None:
-        _check_out(out, x.shape, result_dtype if dtype is not None else None)
+        args.check_out(out, x.shape, result_dtype if dtype is not None else None)
         result_dtype = out.dtype
-        if np.may_share_memory(out, x) and not _same_view(out, x) and np.shares_memory(out, x):
-            raise ValueError("out partially overlaps x; pass out=x for an in-place call, or a separate array")
+        args.check_out_against_x(out, x)
     if any(x.shape[a] == 0 for a in axes):
-        raise ValueError("zero-size array to reduction operation maximum which has no identity "
-                         f"({op} over an empty axis is undefined, as in SciPy)")
+        raise args.empty_axis_error(op)
 
-    compute_dtype = _compute_dtype(input_dtype, result_dtype)
+    compute_dtype = args.compute_dtype(input_dtype, result_dtype)
     if compute_dtype == _LD:
         # np.longdouble: keep SciPy's precision rather than rounding to float64.
         res = _longdouble_reference(op, x.astype(compute_dtype, copy=False), axes if x.ndim else ())
         if out is None:
-            res = _cast(res, result_dtype) if res.dtype != result_dtype else res
+            res = args.cast(res, result_dtype) if res.dtype != result_dtype else res
             return res[()] if x.ndim == 0 else res
-        out[...] = _cast(res, out.dtype)
+        out[...] = args.cast(res, out.dtype)
         return out
 
     # float16/bfloat16 run natively (float32 arithmetic in registers, rounded once); int8
@@ -260,9 +98,9 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
         if x.size:
             _core.run(op, algorithm, xm, res, isa, nthreads)
         if out is not None:
-            out[...] = _cast(res, out.dtype)[0]
+            out[...] = args.cast(res, out.dtype)[0]
             return out
-        return _cast(res, result_dtype)[0]
+        return args.cast(res, result_dtype)[0]
 
     if x.size == 0:
         return out if out is not None else np.empty_like(x, result_dtype, subok=False)
@@ -271,9 +109,9 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
         target = out if out is not None and out.dtype == compute_dtype else np.empty_like(xc, subok=False)
         _core.run(op, algorithm, xc[..., np.newaxis], target[..., np.newaxis], isa, nthreads)
         if out is not None and target is not out:
-            out[...] = _cast(target, out.dtype)
+            out[...] = args.cast(target, out.dtype)
             return out
-        return target if out is not None or result_dtype == compute_dtype else _cast(target, result_dtype)
+        return target if out is not None or result_dtype == compute_dtype else args.cast(target, result_dtype)
 
     k = len(axes)
     dest = [x.ndim - k + i for i in range(k)]
@@ -283,17 +121,17 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
 
     direct = out is not None and out.dtype == compute_dtype
     # A new result keeps x's memory order (NumPy's order="K", as np.exp(x)): Fortran in,
-    # Fortran out. (xc has x's order too: astype keeps it, and so does _cast below.)
+    # Fortran out. (xc has x's order too: astype keeps it, and so does args.cast below.)
     target = out if direct else np.empty_like(xc, subok=False)
     tm = np.moveaxis(target, axes, dest)
     if k > 1:
-        merged = _merge_trailing_view(tm, k)
+        merged = args.merge_trailing_view(tm, k)
         if merged is None and not direct and not target.flags.c_contiguous:
             # x's order would cost a copy of the result here (its reduced axes do not merge
             # into one): C order, as before, and no copy.
             target = np.empty(x.shape, compute_dtype)
             tm = np.moveaxis(target, axes, dest)
-            merged = _merge_trailing_view(tm, k)
+            merged = args.merge_trailing_view(tm, k)
         if merged is None:  # the reduced axes of `target` cannot be viewed as one axis
             tmp = np.empty(xm.shape, compute_dtype)
             _core.run(op, algorithm, xm, tmp, isa, nthreads)
@@ -306,25 +144,9 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
     if direct:
         return out
     if out is not None:  # mixed precision: round the result once
-        out[...] = _cast(target, out.dtype)
+        out[...] = args.cast(target, out.dtype)
         return out
-    return target if result_dtype == compute_dtype else _cast(target, result_dtype)
-
-
-def _merge_trailing_view(a: np.ndarray, k: int):
-    """A view of `a` with its last k axes merged into one, or None if that needs a copy."""
-    shape = a.shape[: a.ndim - k] + (int(np.prod(a.shape[a.ndim - k :])),)
-    try:
-        return np.reshape(a, shape, copy=False)
-    except TypeError:  # NumPy < 2.1: no copy= keyword
-        v = a.view()
-        try:
-            v.shape = shape
-        except AttributeError:
-            return None
-        return v
-    except ValueError:
-        return None
+    return target if result_dtype == compute_dtype else args.cast(target, result_dtype)
 
 
 @overload

@@ -11,11 +11,10 @@ from typing import Optional
 import numpy as np
 
 from . import _core
-from ._threads import check_threads
+from ._args import AxisError, check_threads, is_bfloat16
 
 __all__ = ["sample"]
 
-_AxisError = np.exceptions.AxisError if hasattr(np, "exceptions") else np.AxisError
 _ERRORS = {1: "contains NaN", 2: "is all -inf (no token can be drawn)", 3: "contains +inf"}
 
 
@@ -24,7 +23,7 @@ def _logits(logits) -> np.ndarray:
     dt = x.dtype
     if dt == np.float32 or dt == np.float64:
         return x
-    if (dt.kind == "f" and dt.itemsize == 2) or (dt.kind == "V" and dt.itemsize == 2 and dt.name == "bfloat16"):
+    if (dt.kind == "f" and dt.itemsize == 2) or is_bfloat16(dt):
         return x.astype(np.float32)  # exact: every float16 / bfloat16 is a float32
     raise TypeError(f"sample needs float logits (float32, float64, float16 or bfloat16), got dtype {dt}")
 
@@ -107,7 +106,7 @@ def sample(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, seed=
     if x.ndim == 0:
         raise ValueError("sample needs at least one dimension (the vocabulary axis)")
     if not -x.ndim <= ax < x.ndim:
-        raise _AxisError(ax, x.ndim)
+        raise AxisError(ax, x.ndim)
     ax %= x.ndim
     n = x.shape[ax]
     batch = x.shape[:ax] + x.shape[ax + 1:]

@@ -9,23 +9,15 @@ compute theirs, merge them, and run pass 2 on their own piece.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Any, Literal, Optional, Tuple, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
+from . import _args as args
 from . import _core
-from ._api import (
-    AxisLike,
-    _check_isa,
-    _check_out,
-    _cast,
-    _check_threads,
-    _is_bfloat16,
-    _merge_trailing_view,
-    _normalize_axes,
-    _result_dtype,
-    _same_view,
-)
+from ._api import Tier
+from ._args import AxisLike
 
 __all__ = ["SoftmaxStats", "softmax_stats", "merge_stats", "softmax_from_stats", "log_softmax_from_stats",
            "logsumexp"]
@@ -34,8 +26,6 @@ __all__ = ["SoftmaxStats", "softmax_stats", "merge_stats", "softmax_from_stats",
 # ln 2 split as fdlibm's log: e * _LN2_HI is exact for |e| < 2^21 (every fast-range row).
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
-_F16, _F32, _F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
-_LD = np.dtype(np.longdouble)
 #: Exponent differences below this scale a mantissa (at most ~2^64) to exactly 0.
 _MIN_SHIFT = -2000
 
@@ -116,7 +106,7 @@ class SoftmaxStats:
         >>> float(fastsoftmax.softmax_stats(np.zeros(4)).logsumexp())  # log 4
         1.3862943611198906
         """
-        r = _lse(self.m, self.e, self.shift)
+        r = stats_logsumexp(self.m, self.e, self.shift)
         return r[()] if r.ndim == 0 else r
 
     def merge(self, *others: "SoftmaxStats") -> "SoftmaxStats":
@@ -133,7 +123,7 @@ def _make(m: np.ndarray, e: np.ndarray, shift: np.ndarray, axes, ndim) -> Softma
     return SoftmaxStats(m, e, axes, ndim, shift)
 
 
-def _lse(m: np.ndarray, e: np.ndarray, shift: np.ndarray) -> np.ndarray:
+def stats_logsumexp(m: np.ndarray, e: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """log(m) + e*ln2 + shift in float64; m = 0, e = -inf gives -inf, m = inf gives inf, NaN NaN.
 
     Nothing overflows: pairs have |e| < 2^21, and the shift form is its max plus log(m) <= log(n).
@@ -142,7 +132,7 @@ def _lse(m: np.ndarray, e: np.ndarray, shift: np.ndarray) -> np.ndarray:
         return np.asarray(e * _LN2_HI + (np.log(m) + e * _LN2_LO) + shift, dtype=np.float64)
 
 
-def _reduce_pairs(m: np.ndarray, e: np.ndarray, shift: Optional[np.ndarray], axis, keepdims: bool = False):
+def reduce_stats(m: np.ndarray, e: np.ndarray, shift: Optional[np.ndarray], axis, keepdims: bool = False):
     """Merge the statistics (m, e, shift) along `axis` (an int or a tuple); shift None: all 0.
 
     Pairs (shift 0): E = max e, M = sum m * 2^(e - E); the scaling by powers of two is exact
@@ -194,56 +184,15 @@ def _reduce_pairs(m: np.ndarray, e: np.ndarray, shift: Optional[np.ndarray], axi
             np.asarray(C, dtype=np.float64, order="C"))
 
 
-# ---- input handling ----------------------------------------------------------------------
+# ---- the native statistics ---------------------------------------------------------------
 
-def _not_real(dtype: np.dtype) -> bool:
-    return dtype.hasobject or (dtype.kind in ("O", "S", "U", "V", "M", "m") and not _is_bfloat16(dtype))
-
-
-def _as_real_array(x, what: str) -> np.ndarray:
-    x = np.asarray(x)
-    if _not_real(x.dtype):
-        raise TypeError(f"{what} needs real numbers, got an array of dtype {x.dtype!r}")
-    return x
-
-
-def _stats_dtypes(dtype: np.dtype, what: str) -> Tuple[np.dtype, np.dtype]:
-    """(result dtype, compute dtype) of softmax for the statistics API (no long double)."""
-    result = _result_dtype(dtype)
-    if result not in (_F16, _F32, _F64) and not _is_bfloat16(result):
-        raise TypeError(f"{what} computes in float32/float64 and does not take {dtype} input; "
-                        "convert it first, e.g. x.astype(np.float64)")
-    return result, result  # float16/bfloat16: native kernels (float32 arithmetic in registers)
-
-
-def _rows_view(a: np.ndarray, axes: Tuple[int, ...]) -> np.ndarray:
-    """`a` with `axes` moved to the end and merged into one (a copy only if they cannot merge)."""
-    if not axes:
-        return a[..., np.newaxis]
-    k = len(axes)
-    am = np.moveaxis(a, axes, [a.ndim - k + i for i in range(k)])
-    if k > 1:
-        am = am.reshape(am.shape[: a.ndim - k] + (-1,))
-    return am
-
-
-def _row_shape(shape, axes) -> Tuple[int, ...]:
-    return tuple(n for i, n in enumerate(shape) if i not in axes)
-
-
-def _raw_stats(xc: np.ndarray, axes: Tuple[int, ...], isa, nthreads: int):
+def raw_stats(xc: np.ndarray, axes: Tuple[int, ...], isa, nthreads: int):
     """(m, e, shift) of the rows of xc (float32/float64) along axes: C-contiguous, the row shape."""
-    rows = _row_shape(xc.shape, axes)
+    rows = args.row_shape(xc.shape, axes)
     if xc.size == 0:  # empty rows are the identity of the merge (and no rows is no rows)
         return np.zeros(rows), np.full(rows, -np.inf), np.zeros(rows)
-    m, e, shift = _core.row_stats(_rows_view(xc, axes), isa, nthreads)
+    m, e, shift = _core.row_stats(args.rows_view(xc, axes), isa, nthreads)
     return np.asarray(m), np.asarray(e), np.asarray(shift)
-
-
-def _options(isa, threads) -> int:
-    if isa is not None:
-        _check_isa(isa)
-    return _check_threads(threads)
 
 
 # ---- public functions --------------------------------------------------------------------
@@ -264,7 +213,11 @@ def softmax_stats(x, axis: AxisLike = -1, *, isa: Optional[str] = None,
         float32 arithmetic); int8 and uint8 as float16; wider integers in float64 (as
         :func:`fastsoftmax.softmax`). Long double is not taken.
     axis : int, tuple of ints or None
-        The axis (or axes) the rows run along; default the last. ``None``: the whole array.
+        The axis (or axes) the rows run along; default the last, ``-1`` -- unlike
+        :func:`fastsoftmax.softmax` and :func:`logsumexp` (``None``), on purpose: the
+        statistics are of rows whose pieces are merged, and a whole-array default would make
+        ``softmax_stats(shard)`` of a batch one row (README, "logsumexp, mergeable
+        statistics, Dask"). ``None``: the whole array.
     isa, threads
         As for :func:`fastsoftmax.softmax`.
 
@@ -284,11 +237,11 @@ def softmax_stats(x, axis: AxisLike = -1, *, isa: Optional[str] = None,
     >>> np.allclose(s.logsumexp(), np.log(np.exp(x).sum(axis=-1)))
     True
     """
-    nthreads = _options(isa, threads)
-    x = _as_real_array(x, "softmax_stats")
-    _, compute = _stats_dtypes(x.dtype, "softmax_stats")
-    axes = tuple(sorted(_normalize_axes(axis, x.ndim)))
-    m, e, shift = _raw_stats(x.astype(compute, copy=False), axes, isa, nthreads)
+    nthreads = args.check_options(isa, threads)
+    x = args.as_real_array(x, "softmax_stats")
+    compute = args.stats_dtype(x.dtype, "softmax_stats")
+    axes = tuple(sorted(args.normalize_axes(axis, x.ndim)))
+    m, e, shift = raw_stats(x.astype(compute, copy=False), axes, isa, nthreads)
     return _make(m, e, shift, axes, x.ndim)
 
 
@@ -326,29 +279,29 @@ def merge_stats(a: SoftmaxStats, b: SoftmaxStats, *more: SoftmaxStats) -> Softma
             raise ValueError(f"cannot merge statistics of different row shapes: argument 0 has {a.shape}, "
                              f"argument {i} has {s.shape}")
     shifts = np.stack([s.shift for s in items]) if any(getattr(s, "_shifted", True) for s in items) else None
-    m, e, shift = _reduce_pairs(np.stack([s.m for s in items]), np.stack([s.e for s in items]), shifts, axis=0)
+    m, e, shift = reduce_stats(np.stack([s.m for s in items]), np.stack([s.e for s in items]), shifts, axis=0)
     return _make(m, e, shift, a.axes, a.ndim)
 
 
-def _from_stats(op: str, x, stats, out, isa, threads):
+def from_stats(op: str, x, stats, out, isa, threads):
+    """softmax_from_stats / log_softmax_from_stats (op: "softmax" or "log_softmax")."""
     what = f"{op}_from_stats"
     if not isinstance(stats, SoftmaxStats):
         raise TypeError(f"{what}: stats must be a SoftmaxStats (from softmax_stats/merge_stats), "
                         f"got {type(stats).__name__}")
-    nthreads = _options(isa, threads)
-    x = _as_real_array(x, what)
-    result_dtype, compute = _stats_dtypes(x.dtype, what)
+    nthreads = args.check_options(isa, threads)
+    x = args.as_real_array(x, what)
+    result_dtype = compute = args.stats_dtype(x.dtype, what)  # float16/bfloat16: native kernels
     if x.ndim != stats.ndim:
         raise ValueError(f"{what}: the statistics are of a {stats.ndim}-d array, x is {x.ndim}-d")
     axes = stats.axes
-    rows = _row_shape(x.shape, axes)
+    rows = args.row_shape(x.shape, axes)
     if rows != stats.shape:
         raise ValueError(f"{what}: the statistics are for rows of shape {stats.shape} (over axes {axes}), "
                          f"but x of shape {x.shape} has rows of shape {rows} over those axes")
     if out is not None:
-        _check_out(out, x.shape, result_dtype)
-        if np.may_share_memory(out, x) and not _same_view(out, x) and np.shares_memory(out, x):
-            raise ValueError("out partially overlaps x; pass out=x for an in-place call, or a separate array")
+        args.check_out(out, x.shape, result_dtype)
+        args.check_out_against_x(out, x)
     if x.size == 0:
         return out if out is not None else np.empty(x.shape, result_dtype)
 
@@ -356,11 +309,11 @@ def _from_stats(op: str, x, stats, out, isa, threads):
     m, e, shift = stats.m.reshape(-1), stats.e.reshape(-1), stats.shift.reshape(-1)
     direct = out is not None and out.dtype == compute
     target = out if direct else np.empty(x.shape, compute)
-    xm = _rows_view(xc, axes)
+    xm = args.rows_view(xc, axes)
     k = len(axes)
     if k > 1:
         tmv = np.moveaxis(target, axes, [x.ndim - k + i for i in range(k)])
-        tm = _merge_trailing_view(tmv, k)
+        tm = args.merge_trailing_view(tmv, k)
         if tm is None:  # the axes of `target` cannot be viewed as one: compute aside, then copy
             tmp = np.empty(xm.shape, compute)
             _core.from_stats(op, xm, tmp, m, e, shift, isa, nthreads)
@@ -368,7 +321,7 @@ def _from_stats(op: str, x, stats, out, isa, threads):
         else:
             _core.from_stats(op, xm, tm, m, e, shift, isa, nthreads)
     else:
-        _core.from_stats(op, xm, _rows_view(target, axes), m, e, shift, isa, nthreads)
+        _core.from_stats(op, xm, args.rows_view(target, axes), m, e, shift, isa, nthreads)
 
     if out is not None:
         if not direct:  # float16 result: round the float32 result once
@@ -402,7 +355,7 @@ def softmax_from_stats(x, stats: SoftmaxStats, *, out: Optional[np.ndarray] = No
     >>> np.allclose(y, fastsoftmax.softmax(x, axis=1))
     True
     """
-    return _from_stats("softmax", x, stats, out, isa, threads)
+    return from_stats("softmax", x, stats, out, isa, threads)
 
 
 def log_softmax_from_stats(x, stats: SoftmaxStats, *, out: Optional[np.ndarray] = None, isa: Optional[str] = None,
@@ -419,25 +372,10 @@ def log_softmax_from_stats(x, stats: SoftmaxStats, *, out: Optional[np.ndarray] 
     >>> fastsoftmax.log_softmax_from_stats(x[:1], s)  # log(1/4)
     array([-1.38629436])
     """
-    return _from_stats("log_softmax", x, stats, out, isa, threads)
+    return from_stats("log_softmax", x, stats, out, isa, threads)
 
 
 # ---- logsumexp ---------------------------------------------------------------------------
-
-def _lse_dtypes(dtype: np.dtype) -> Tuple[np.dtype, np.dtype]:
-    """(result, compute) dtypes of scipy.special.logsumexp for real input."""
-    if dtype.kind == "c":
-        raise TypeError(f"logsumexp of complex input ({dtype}) is not supported: fastsoftmax computes the real "
-                        "log-sum-exp only (scipy.special.logsumexp takes complex input)")
-    if dtype.kind in "biu":  # SciPy promotes booleans and every integer to the default float
-        return _F64, _F64
-    if _is_bfloat16(dtype):
-        return dtype, dtype
-    if dtype.kind != "f":
-        raise TypeError(f"logsumexp needs real numbers, got an array of dtype {dtype!r}")
-    result = np.dtype(dtype.char)
-    return result, result  # float16: read natively, statistics in float32
-
 
 def _longdouble_lse(x: np.ndarray, axes: Tuple[int, ...]) -> np.ndarray:
     with np.errstate(all="ignore"):
@@ -446,20 +384,78 @@ def _longdouble_lse(x: np.ndarray, axes: Tuple[int, ...]) -> np.ndarray:
         return np.squeeze(np.log(np.sum(np.exp(x - mx), axis=axes, keepdims=True)) + mx, axis=axes)
 
 
-def logsumexp(x, axis: AxisLike = None, *, keepdims: bool = False, out: Optional[np.ndarray] = None, b=None,
-              return_sign: bool = False, isa: Optional[str] = None, threads: Optional[int] = None):
-    """``log(sum(exp(x), axis))`` without overflow, in one read of ``x``.
+def _weights(x: Any, xa: np.ndarray, b: Any) -> Tuple[np.ndarray, np.dtype]:
+    """b as an array, and scipy.special.logsumexp's dtype for x with weights b (which SciPy
+    converts both to first; complex: a TypeError from logsumexp_dtype): NumPy's
+    promotion of x, b and a Python float, where x and b count as SciPy passes them (a
+    Python scalar is weak, anything iterable an array)."""
+    w = np.asarray(b)
+    if args.not_real(w.dtype) or w.dtype.kind == "c":
+        raise TypeError(f"logsumexp: b (the weights) must be real numbers, got an array of dtype {w.dtype!r}")
+    items = [v if not np.iterable(v) else a for v, a in ((x, xa), (b, w))]
+    try:
+        promoted = np.result_type(*items, 1.0)
+    except TypeError:  # no promotion defined (bfloat16 with some types): SciPy's rule, floats and float64
+        promoted = np.result_type(*[a.dtype for a in (xa, w) if args.float_rank(a.dtype)], np.float64)
+    return w, promoted
 
-    Compatible with :func:`scipy.special.logsumexp` for real input without weights: the
-    same ``axis`` (None = all, int or tuple), ``keepdims`` and ``return_sign``, result dtype
-    (float inputs keep theirs, booleans and integers give float64; float16 is computed in
-    float32 and rounded once), and handling of ±inf, NaN, empty and 0-d input (a row with a
-    NaN gives NaN, with +inf gives +inf, all -inf or empty gives -inf). It is pass 1 of the
-    two-pass softmax (:func:`softmax_stats`): the row's sum as an exact (mantissa, power
-    of two) pair, no max pass, so it runs at about the speed of reading ``x``. Rows outside
-    the fast range (max beyond about +-2^20 in float64, +-65000 in float32) take a second
-    read: their max plus the log of the sum of ``exp(x - max)``, in long double, which holds
-    up to the float maximum.
+
+def _weighted_lse(a: np.ndarray, w: np.ndarray, axes: Tuple[int, ...], return_sign: bool):
+    """(log|sum(w exp(a))|, its sign) over axes, keepdims, by scipy.special.logsumexp's
+    algorithm for real input, so that zero and negative weights give its values, signs, NaNs
+    and infinities: a zero weight drops its term (even an infinite or NaN one); the largest
+    term is taken out of the sum and its weight m multiplies the rest, s; the sum is then
+    m (1 + s), negative where s < -1 or m < 0 (NaN unless return_sign); rows whose result
+    is not finite take log of the direct sum instead."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        total = np.sum(w * np.exp(a), axis=axes, keepdims=True)
+        direct_sign = np.sign(total)
+        direct = np.log(np.abs(total) if return_sign else total)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.where(w == 0, -np.inf, a)
+        a_max = np.amax(a, axis=axes, keepdims=True)
+        at_max = a == a_max
+        m = np.sum(w * at_max, axis=axes, keepdims=True)  # inf or NaN weights off the max poison it, as SciPy's
+        s = np.sum(w * np.exp(np.where(at_max, -np.inf, a) - a_max), axis=axes, keepdims=True)
+        s = np.where(s == 0, s, s / m)
+        sign = np.sign(s + 1) * np.sign(m)
+        s = np.where(s < -1, -s - 2, s)
+        lse = np.log1p(s) + np.log(np.abs(m)) + a_max
+        if not return_sign:
+            lse = np.where(sign < 0, np.nan, lse)
+    finite = np.isfinite(lse)
+    return np.where(finite, lse, direct), np.where(finite, sign, direct_sign)
+
+
+@overload
+def logsumexp(x: ArrayLike, axis: AxisLike = None, *, keepdims: bool = False, out: Optional[NDArray[Any]] = None,
+              dtype: DTypeLike = None, b: Optional[ArrayLike] = None, return_sign: Literal[False] = False,
+              isa: Optional[Tier] = None, threads: Optional[int] = None) -> Any: ...
+@overload
+def logsumexp(x: ArrayLike, axis: AxisLike = None, *, keepdims: bool = False, out: Optional[NDArray[Any]] = None,
+              dtype: DTypeLike = None, b: Optional[ArrayLike] = None, return_sign: Literal[True],
+              isa: Optional[Tier] = None, threads: Optional[int] = None) -> Tuple[Any, Any]: ...
+@overload
+def logsumexp(x: ArrayLike, axis: AxisLike = None, *, keepdims: bool = False, out: Optional[NDArray[Any]] = None,
+              dtype: DTypeLike = None, b: Optional[ArrayLike] = None, return_sign: bool = False,
+              isa: Optional[Tier] = None, threads: Optional[int] = None) -> Any: ...
+
+
+def logsumexp(x: ArrayLike, axis: AxisLike = None, *, keepdims: bool = False, out: Optional[NDArray[Any]] = None,
+              dtype: DTypeLike = None, b: Optional[ArrayLike] = None, return_sign: bool = False,
+              isa: Optional[Tier] = None, threads: Optional[int] = None) -> Any:
+    """``log(sum(b * exp(x), axis))`` without overflow, in one read of ``x``.
+
+    Compatible with :func:`scipy.special.logsumexp` for real input: the same ``axis``
+    (None = all, int or tuple), ``b``, ``keepdims`` and ``return_sign``, result dtype
+    (float inputs keep theirs, booleans and integers give float64; with ``b``, NumPy's
+    promotion of ``x`` and ``b``), and handling of ±inf, NaN, empty and 0-d input (a row
+    with a NaN gives NaN, with +inf gives +inf, all -inf or empty gives -inf). Without
+    ``b`` it is pass 1 of the two-pass softmax (:func:`softmax_stats`): the row's sum as
+    an exact (mantissa, power of two) pair, no max pass, so it runs at about the speed of
+    reading ``x``. Rows outside the fast range (max beyond about +-2^20 in float64, +-65000
+    in float32) take a second read: their max plus the log of the sum of ``exp(x - max)``,
+    in long double, which holds up to the float maximum.
 
     Parameters
     ----------
@@ -470,12 +466,27 @@ def logsumexp(x, axis: AxisLike = None, *, keepdims: bool = False, out: Optional
     keepdims : bool
         Keep the reduced axes with length one.
     out : ndarray, optional
-        Where to write the result (its shape and dtype, writable).
-    b : None
-        Weights are not supported: ``NotImplementedError`` (use scipy.special.logsumexp).
+        Where to write the result: the result's shape, writable, any floating dtype
+        (float16, bfloat16, float32, float64, longdouble), as for
+        :func:`fastsoftmax.softmax`.
+    dtype : dtype, optional
+        The result dtype (a floating dtype); with ``out=`` too, they must agree. With
+        ``dtype=`` or an ``out`` of another dtype (mixed precision), the sum is computed in
+        the more precise of that and the input's result dtype (16-bit types: in float32)
+        and rounded once: e.g. float16 in, float32 out is the float32 log-sum-exp of the
+        float16 values.
+    b : array_like, optional
+        Weights, broadcast against ``x`` (the result has the broadcast shape without
+        ``axis``): ``log(sum(b * exp(x)))``, as SciPy. Positive weights: the kernels' sum
+        of ``exp(x + log(b))``, computed in float64 (long double for long double input) and
+        rounded once. A zero weight drops its term (even where ``x`` is inf or NaN);
+        negative weights subtract: a negative sum gives NaN, or with ``return_sign`` the
+        log of its absolute value and sign -1; weights with a zero, a negative, an
+        infinite or a NaN entry anywhere are computed with SciPy's algorithm (in float64),
+        to give its values, signs, NaNs and infinities.
     return_sign : bool
-        Also return the sign of the sum, as SciPy: 1, 0 for a sum of 0 (all -inf), NaN for
-        NaN, and -1 where ``x`` is empty.
+        Also return the sign of the sum, as SciPy: 1, -1 for a negative weighted sum, 0 for
+        a sum of 0 (all -inf), NaN for NaN, and -1 where ``x`` is empty.
     isa, threads
         As for :func:`fastsoftmax.softmax`.
 
@@ -486,41 +497,64 @@ def logsumexp(x, axis: AxisLike = None, *, keepdims: bool = False, out: Optional
     np.float64(1000.6931471805599)
     >>> fastsoftmax.logsumexp(np.zeros((2, 3), np.float32), axis=1)
     array([1.0986123, 1.0986123], dtype=float32)
+    >>> fastsoftmax.logsumexp(np.zeros(2), b=[3.0, 1.0])  # log 4
+    np.float64(1.3862943611198906)
+    >>> fastsoftmax.logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)  # log(e^2 - e), -1
+    (np.float64(1.5413248546129181), np.float64(-1.0))
     """
+    nthreads = args.check_options(isa, threads)
+    xa = args.as_real_array(x, "logsumexp")
+    input_result = args.logsumexp_dtype(xa.dtype)
+    w = None
     if b is not None:
-        raise NotImplementedError("fastsoftmax.logsumexp computes the unweighted log-sum-exp only; "
-                                  "for weights (b=) use scipy.special.logsumexp")
-    nthreads = _options(isa, threads)
-    x = np.asarray(x)
-    if _not_real(x.dtype):
-        raise TypeError(f"logsumexp needs real numbers, got an array of dtype {x.dtype!r}")
-    result_dtype, compute = _lse_dtypes(x.dtype)
-    if x.ndim == 0:
-        x = x.reshape(1)  # as SciPy: 0-d input is reduced as a 1-element 1-d array
-    axes = tuple(sorted(_normalize_axes(axis, x.ndim)))
-    rows = _row_shape(x.shape, axes)
-    kept = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+        w, promoted = _weights(x, xa, b)
+        input_result = args.logsumexp_dtype(promoted)
+        xa, w = xa.astype(promoted, copy=False), w.astype(promoted, copy=False)  # as SciPy, before all else
+        try:
+            xa, w = np.broadcast_arrays(xa, w)
+        except ValueError:
+            raise ValueError(f"logsumexp: x of shape {xa.shape} and b of shape {w.shape} do not broadcast "
+                             "together") from None
+    if xa.ndim == 0:  # as SciPy: 0-d input is reduced as a 1-element 1-d array
+        xa = xa.reshape(1)
+        w = w.reshape(1) if w is not None else None
+    axes = tuple(sorted(args.normalize_axes(axis, xa.ndim)))
+    rows = args.row_shape(xa.shape, axes)
+    kept = tuple(1 if i in axes else n for i, n in enumerate(xa.shape))
     res_shape = kept if keepdims else rows
-    if out is not None:
-        _check_out(out, res_shape, result_dtype)
-
-    if not axes:  # each element is its own sum: log(exp(x)) == x exactly
-        lse = x.astype(result_dtype)
-    elif x.size == 0:
-        lse = np.full(rows, -np.inf, result_dtype)
-    elif result_dtype == _LD:
-        lse = _longdouble_lse(x, axes)
-    else:
-        m, e, shift = _core.row_stats(_rows_view(x.astype(compute, copy=False), axes), isa, nthreads)
-        lse = _cast(_lse(m, e, shift), result_dtype)
-    lse = np.asarray(lse).reshape(res_shape)
+    result = args.output_dtype(input_result, dtype, out, res_shape)
+    compute = args.compute_dtype(input_result, result)
 
     sign = None
-    if return_sign:  # as SciPy for real input: 1; 0 where the sum is 0; NaN for NaN; -1 if x is empty
-        if x.size == 0:
-            sign = np.full(res_shape, -1.0, result_dtype)
+    if xa.size == 0:  # the sum over no elements is 0 (SciPy: sign -1)
+        lse = np.full(res_shape, -np.inf, result)
+        sign = np.full(res_shape, -1.0, result) if return_sign else None
+    elif w is None:
+        if not axes:  # each element is its own sum: log(exp(x)) == x exactly
+            lse = args.cast(xa.astype(compute, copy=False), result)
+        elif compute == args.LD:
+            lse = args.cast(_longdouble_lse(xa.astype(compute, copy=False), axes), result)
         else:
-            sign = np.where(np.isnan(lse), np.nan, np.where(lse == -np.inf, 0.0, 1.0)).astype(result_dtype)
+            m, e, shift = _core.row_stats(args.rows_view(xa.astype(compute, copy=False), axes), isa, nthreads)
+            lse = args.cast(stats_logsumexp(m, e, shift), result)
+    else:
+        wide = args.LD if compute == args.LD else args.F64
+        xw, ww = xa.astype(wide), w.astype(wide)
+        if wide == args.F64 and bool(np.all((ww > 0) & (ww < np.inf))):  # also False for NaN
+            with np.errstate(over="ignore"):
+                z = xw + np.log(ww)
+            if axes:
+                m, e, shift = _core.row_stats(args.rows_view(z, axes), isa, nthreads)
+                z = stats_logsumexp(m, e, shift)
+            lse = args.cast(z, result)
+        else:
+            lse, sgn = _weighted_lse(xw, ww, axes, return_sign)
+            lse = args.cast(lse, result)
+            sign = sgn.astype(result).reshape(res_shape) if return_sign else None
+    lse = np.asarray(lse).reshape(res_shape)
+
+    if return_sign and sign is None:  # a sum of positive terms: 1; 0 where it is 0 (all -inf); NaN for NaN
+        sign = np.where(np.isnan(lse), np.nan, np.where(lse == -np.inf, 0.0, 1.0)).astype(result)
 
     if out is not None:
         out[...] = lse

@@ -21,7 +21,7 @@ True
 from __future__ import annotations
 
 import functools
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
@@ -32,7 +32,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
                       "(or: pip install \"dask[array]\")") from exc
 
 from . import _api, _stats
-from ._api import AxisLike
+from . import _args as args
+from ._args import AxisLike
 
 __all__ = ["softmax", "log_softmax", "logsumexp"]
 
@@ -54,7 +55,7 @@ def _chunk_stats(xb, axis, keepdims, compute, threads):
     """da.reduction chunk: the statistics of this block's pieces of the rows."""
     axis = tuple(axis)
     xb = np.asarray(xb).astype(compute, copy=False)
-    r = _pack(*_stats._raw_stats(xb, axis, None, _api._check_threads(threads)))
+    r = _pack(*_stats.raw_stats(xb, axis, None, args.check_threads(threads)))
     return np.expand_dims(r, axis) if keepdims else r
 
 
@@ -62,13 +63,13 @@ def _combine_stats(s, axis, keepdims):
     """da.reduction combine/aggregate: merge the statistics along the reduced axes."""
     axis = tuple(axis)
     s = np.asarray(s)
-    return _pack(*_stats._reduce_pairs(s["m"], s["e"], s["shift"], axis, keepdims=keepdims))
+    return _pack(*_stats.reduce_stats(s["m"], s["e"], s["shift"], axis, keepdims=keepdims))
 
 
 def _stats_to_lse(sb, axes, keepdims, result):
     """map_blocks over the merged statistics: log(m) + e ln 2 + shift, in the result dtype."""
     sb = np.asarray(sb)
-    lse = _stats._lse(sb["m"], sb["e"], sb["shift"]).astype(result)
+    lse = args.cast(_stats.stats_logsumexp(sb["m"], sb["e"], sb["shift"]), result)
     return lse if keepdims else np.squeeze(lse, axes)
 
 
@@ -77,7 +78,7 @@ def _block_from_stats(xb, sb, op, axes, threads):
     sb = np.asarray(sb)
     st = _stats.SoftmaxStats(np.squeeze(sb["m"], axes), np.squeeze(sb["e"], axes), axes, xb.ndim,
                              np.squeeze(sb["shift"], axes))
-    return _stats._from_stats(op, xb, st, None, None, threads)
+    return _stats.from_stats(op, xb, st, None, None, threads)
 
 
 def _block_softmax(xb, op, axes, threads):
@@ -92,7 +93,7 @@ def _block_lse_longdouble(xb, axis, keepdims):
 # ---- public functions ---------------------------------------------------------------------
 
 def _axes_of(x, axis: AxisLike) -> Tuple[int, ...]:
-    return tuple(sorted(_api._normalize_axes(axis, x.ndim)))
+    return tuple(sorted(args.normalize_axes(axis, x.ndim)))
 
 
 def _meta(ndim: int, dtype) -> np.ndarray:
@@ -109,19 +110,18 @@ def _stats_array(x, axes, compute, threads, split_every):
 
 def _softmax(op: str, x, axis: AxisLike, threads, split_every):
     x = da.asarray(x)
-    if _stats._not_real(x.dtype):  # as the NumPy functions: bfloat16 is real
+    if args.not_real(x.dtype):  # as the NumPy functions: bfloat16 is real
         raise TypeError(f"{op} needs real numbers, got an array of dtype {x.dtype!r}")
-    result = _api._result_dtype(x.dtype)
-    _api._check_threads(threads)
+    result = args.result_dtype(x.dtype, op)
+    args.check_threads(threads)
     axes = _axes_of(x, axis)
     if any(x.shape[a] == 0 for a in axes):
-        raise ValueError("zero-size array to reduction operation maximum which has no identity "
-                         "(softmax over an empty axis is undefined, as in SciPy)")
+        raise args.empty_axis_error(op)
     meta = _meta(x.ndim, result)
     if all(len(x.chunks[a]) == 1 for a in axes):  # every row inside one block
         return x.map_blocks(_block_softmax, op=op, axes=axes, threads=threads, dtype=result, meta=meta,
                             token=f"fastsoftmax-{op.replace('_', '-')}")
-    _, compute = _stats._stats_dtypes(x.dtype, f"fastsoftmax.dask.{op} over several chunks")
+    compute = args.stats_dtype(x.dtype, f"fastsoftmax.dask.{op} over several chunks")
     stats = _stats_array(x, axes, compute, threads, split_every)
     return da.map_blocks(_block_from_stats, x, stats, op=op, axes=axes, threads=threads, dtype=result, meta=meta,
                          token=f"fastsoftmax-{op.replace('_', '-')}-from-stats")
@@ -160,12 +160,15 @@ def log_softmax(x, axis: AxisLike = None, *, threads: Optional[int] = None, spli
     return _softmax("log_softmax", x, axis, threads, split_every)
 
 
-def logsumexp(x, axis: AxisLike = None, *, keepdims: bool = False, threads: Optional[int] = None,
+def logsumexp(x, axis: AxisLike = None, *, keepdims: bool = False, b: Any = None, threads: Optional[int] = None,
               split_every=None):
     """``log(sum(exp(x), axis))`` of a Dask array: a tree reduction of exact per-block statistics.
 
     The same axis, keepdims, dtype and special-value rules as :func:`fastsoftmax.logsumexp`
     (and so :func:`scipy.special.logsumexp` for real, unweighted input). One read of ``x``.
+    Weights (``b=``) are not supported here: ``NotImplementedError``. For positive weights,
+    ``logsumexp(x + da.log(b))`` is the same sum; zero and negative weights need SciPy's
+    sign handling, which :func:`fastsoftmax.logsumexp` has on NumPy arrays.
 
     Examples
     --------
@@ -174,18 +177,22 @@ def logsumexp(x, axis: AxisLike = None, *, keepdims: bool = False, threads: Opti
     >>> fastsoftmax.dask.logsumexp(x, axis=1).compute(scheduler="sync")  # 1000 + log 8
     array([1002.07944154, 1002.07944154, 1002.07944154])
     """
+    if b is not None:
+        raise NotImplementedError("fastsoftmax.dask.logsumexp does not take weights (b=); for positive weights, "
+                                  "logsumexp(x + da.log(b)) is the same sum; otherwise use fastsoftmax.logsumexp "
+                                  "(or scipy.special.logsumexp) on NumPy arrays")
     x = da.asarray(x)
-    if _stats._not_real(x.dtype):
+    if args.not_real(x.dtype):
         raise TypeError(f"logsumexp needs real numbers, got an array of dtype {x.dtype!r}")
-    result, compute = _stats._lse_dtypes(x.dtype)
-    _api._check_threads(threads)
+    result = compute = args.logsumexp_dtype(x.dtype)
+    args.check_threads(threads)
     if x.ndim == 0:
         x = x.reshape(1)  # as SciPy: 0-d input is reduced as a 1-element 1-d array
     axes = _axes_of(x, axis)
     if not axes:
         return x.astype(result)  # each element is its own sum: log(exp(x)) == x
     out_ndim = x.ndim if keepdims else x.ndim - len(axes)
-    if result == _stats._LD:  # long double: merge the blocks' long double results, not float64 stats
+    if result == args.LD:  # long double: merge the blocks' long double results, not float64 stats
         f = _block_lse_longdouble
         return da.reduction(x, f, f, combine=f, axis=axes, keepdims=keepdims, dtype=result,
                             split_every=split_every, meta=_meta(out_ndim, result), name="fastsoftmax-logsumexp")

@@ -45,6 +45,13 @@ fastsoftmax.show_runtime()
 path: str = fastsoftmax.get_include()
 m: int = fastsoftmax.MAX_THREADS
 
+lse: Any = fastsoftmax.logsumexp(x, axis=1, b=np.ones(3), keepdims=True, dtype=np.float64, isa="avx2", threads=1)
+lse = fastsoftmax.logsumexp([1.0, 2.0], out=np.empty((), np.float32), b=2.0)
+val, sign = fastsoftmax.logsumexp(x, b=[1.0, -1.0, 2.0], return_sign=True)  # a pair
+pair: tuple[Any, Any] = fastsoftmax.logsumexp(x, axis=(0, 1), return_sign=True)
+flag: bool = bool(n)
+either = fastsoftmax.logsumexp(x, return_sign=flag)  # a pair or not: decided at run time
+
 # ---- rejected ----------------------------------------------------------------------------
 fastsoftmax.softmax(x, axis=[0, 1])  # type: ignore[call-overload]
 fastsoftmax.softmax(x, axis=1.0)  # type: ignore[call-overload]
@@ -60,3 +67,9 @@ not_a_scalar: np.floating[Any] = fastsoftmax.softmax(x)  # type: ignore[assignme
 fastsoftmax.set_num_threads("2")  # type: ignore[arg-type]
 fastsoftmax.threads(1.5)  # type: ignore[arg-type]
 bad_info: List[str] = fastsoftmax.runtime_info()  # type: ignore[assignment]
+not_a_pair: NDArray[np.floating[Any]] = fastsoftmax.logsumexp(x, return_sign=True)  # type: ignore[assignment]
+fastsoftmax.logsumexp(x, return_sign=1)  # type: ignore[call-overload]
+fastsoftmax.logsumexp(x, isa="sse2")  # type: ignore[call-overload]
+fastsoftmax.logsumexp(x, axis=[0, 1])  # type: ignore[call-overload]
+fastsoftmax.logsumexp(x, keepdims="yes")  # type: ignore[call-overload]
+fastsoftmax.logsumexp(x, None, False)  # type: ignore[call-overload]

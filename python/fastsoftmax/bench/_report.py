@@ -42,7 +42,7 @@ def _g(v: Optional[float], width: int, digits: int = 4) -> str:
     return s.rjust(width)
 
 
-def _short_label(impl: Any) -> str:
+def short_label(impl: Any) -> str:
     return f"mem:{impl.algorithm}" if impl.kind == "roofline" else impl.label
 
 

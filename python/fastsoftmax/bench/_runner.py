@@ -527,7 +527,7 @@ def _measure_block(cfg: BenchConfig, op: str, shape: Tuple[int, ...], dtype: np.
             if i in failed:
                 bar.update(1)
                 continue
-            bar.set_postfix_str(f"N={label_n} {dtype_name} {op}{tag} {_report._short_label(impl)}"
+            bar.set_postfix_str(f"N={label_n} {dtype_name} {op}{tag} {_report.short_label(impl)}"
                                 + (f" (round {r + 1}/{rounds})" if rounds > 1 else ""))
             if cfg.repeat is not None:  # exactly --repeat timed calls, spread over the rounds
                 fixed: Optional[int] = cfg.repeat // rounds + (1 if r < cfg.repeat % rounds else 0)
