@@ -486,7 +486,7 @@ def _scaling_text(item: Dict[str, Any]) -> List[str]:
     unsplit = sorted({t for e in item["entries"] for t, rt in zip(ts, e["roofline_threads"])
                       if rt is not None and rt != t})
     if unsplit:
-        lines.append(f"  (t={','.join(map(str, unsplit))}: under 2^17 elements fastsoftmax stays on one thread; "
+        lines.append(f"  (t={','.join(map(str, unsplit))}: under 2^17 elements the patterns are not split (fastsoftmax's small calls stay on one thread); "
                      f"roof is against the one-thread patterns)")
     return lines
 

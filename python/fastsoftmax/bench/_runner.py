@@ -92,14 +92,14 @@ METHODOLOGY = {
         "vs 'two-pass' (the minimum); PyTorch and ONNX Runtime vs 'three-pass-reload' (what their kernels do)"),
     "threads": (
         "every row is measured at each thread count t of --threads (default 1): fastsoftmax with threads=t passed "
-        "per call (calls under 2^17 elements run on one thread whatever t is); PyTorch with "
+        "per call (at most t: a call splits only where its work pays for the hand-off, README Threads); PyTorch with "
         "torch.set_num_threads(t); ONNX Runtime with one session per t (intra_op_num_threads=t); NumPy and SciPy "
         "are single-threaded and measured at t=1 only"),
     "multicore_roofline": (
         "at t threads each memory-only pattern runs over t contiguous slices of the arrays at once (slice "
         "boundaries on 4 KiB multiples; one slice on the calling thread, the others on t-1 persistent "
         "ThreadPoolExecutor workers; run_pattern releases the GIL); the t-thread rows are compared with the "
-        "t-thread patterns. Below 2^17 elements (where fastsoftmax itself stays on one thread) the patterns are "
+        "t-thread patterns. Below 2^17 elements (where fastsoftmax's small calls stay on one thread) the patterns are "
         "not split: the t-thread rows are compared with the one-thread patterns (roofline_threads = 1)"),
     "new_output": (
         "'auto (new output)' times fastsoftmax.softmax(x, threads=t) and 'torch (new output)' torch.softmax(x, -1), "
