@@ -468,26 +468,29 @@ int get_num_threads() {
   return n > 0 ? n : default_num_threads();
 }
 
-void set_num_threads(int n) {
+namespace {
+// A thread count in [0, kMaxThreads], else std::invalid_argument naming it and what 0 means.
+void check_thread_count(int n, const char* what, const char* zero) {
   if (n < 0 || n > kMaxThreads)
-    throw std::invalid_argument("the thread count must be from 1 to " + std::to_string(kMaxThreads) +
-                                " (0: the default), got " + std::to_string(n));
+    throw std::invalid_argument(std::string(what) + " must be from 1 to " + std::to_string(kMaxThreads) + " (0: " +
+                                zero + "), got " + std::to_string(n));
+}
+}  // namespace
+
+void set_num_threads(int n) {
+  check_thread_count(n, "the thread count", "the default");
   g_num_threads.store(n);
 }
 
 int swap_thread_local_threads(int n) {
-  if (n < 0 || n > kMaxThreads)
-    throw std::invalid_argument("the thread count must be from 1 to " + std::to_string(kMaxThreads) +
-                                " (0: none), got " + std::to_string(n));
+  check_thread_count(n, "the thread count", "none");
   const int old = t_threads;
   t_threads = n;
   return old;
 }
 
 int resolve_threads(int threads) {
-  if (threads < 0 || threads > kMaxThreads)
-    throw std::invalid_argument("threads must be from 1 to " + std::to_string(kMaxThreads) +
-                                " (0: the default), got " + std::to_string(threads));
+  check_thread_count(threads, "threads", "the default");
   return threads > 0 ? threads : get_num_threads();
 }
 
