@@ -4,11 +4,22 @@
 # (neon and scalar) against a long-double/double reference with DESIGN.md's bounds, special
 # values, misaligned rows, in place, bitwise identity across thread counts, and the C API.
 # Installs what it needs from Debian's packages when missing (as root).
-# Usage: tools/test_aarch64.sh [BUILD_DIR]   (default: $TMPDIR/fastsoftmax-aarch64)
+# Usage: tools/test_aarch64.sh [BUILD_DIR]   (default: a new directory under $TMPDIR, removed
+# at exit). A BUILD_DIR configured from another checkout is emptied first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
-build="${1:-${TMPDIR:-/tmp}/fastsoftmax-aarch64}"
+if [ $# -ge 1 ]; then
+  build="$1"
+  cache="$build/CMakeCache.txt"
+  if [ -f "$cache" ] && ! grep -qxF "CMAKE_HOME_DIRECTORY:INTERNAL=$root" "$cache"; then
+    echo "== $build was configured from another source tree: emptying it"
+    rm -rf "$build"
+  fi
+else
+  build="$(mktemp -d "${TMPDIR:-/tmp}/fastsoftmax-aarch64.XXXXXX")"
+  trap 'rm -rf "$build"' EXIT
+fi
 sysroot=/usr/aarch64-linux-gnu
 
 need=()
