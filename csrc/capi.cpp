@@ -246,6 +246,32 @@ fastsoftmax_status fastsoftmax_set_num_threads(int n) {
   return FASTSOFTMAX_OK;
 }
 
+namespace {
+bool dtype_of_c(fastsoftmax_dtype d, fastsoftmax::DType* out) {
+  switch (d) {
+    case FASTSOFTMAX_FLOAT32: *out = fastsoftmax::DType::f32; return true;
+    case FASTSOFTMAX_FLOAT64: *out = fastsoftmax::DType::f64; return true;
+    case FASTSOFTMAX_FLOAT16: *out = fastsoftmax::DType::f16; return true;
+    case FASTSOFTMAX_BFLOAT16: *out = fastsoftmax::DType::bf16; return true;
+  }
+  return false;
+}
+}  // namespace
+
+fastsoftmax_status fastsoftmax_set_auto_reload_limit(fastsoftmax_dtype dtype, int64_t bytes) {
+  fastsoftmax::DType d;
+  if (!dtype_of_c(dtype, &d)) return FASTSOFTMAX_ERROR_INVALID_ARGUMENT;
+  fastsoftmax::set_auto_reload_limit(d, bytes);
+  return FASTSOFTMAX_OK;
+}
+
+int64_t fastsoftmax_auto_reload_limit(fastsoftmax_dtype dtype) {
+  fastsoftmax::DType d;
+  if (!dtype_of_c(dtype, &d)) return -1;
+  const std::size_t b = fastsoftmax::auto_reload_limit(d);
+  return b > static_cast<std::size_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(b);
+}
+
 const char* fastsoftmax_isa(void) {
   try {
     return fastsoftmax::active_isa().c_str();

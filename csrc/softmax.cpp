@@ -1,6 +1,7 @@
 #include "softmax.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -37,11 +38,35 @@ std::size_t streaming_threshold_bytes() {
 // element) wins; once the input is past the L2 the memory traffic is the limit and
 // two-pass (2R+1W instead of 3R+2W) wins. float64 has more arithmetic per byte, and reload
 // stays ahead up to 4 x L2. The crossovers measured: docs/results.md, "The auto rule".
-const char* auto_algorithm(DType dtype, std::size_t row_length) {
+// A machine profile (fastsoftmax-bench --tune) replaces the rule with this machine's own
+// crossover; kBuiltIn marks a dtype without one.
+namespace {
+constexpr std::size_t kBuiltIn = ~std::size_t{0};
+std::atomic<std::size_t> g_reload_limit[kDTypes] = {kBuiltIn, kBuiltIn, kBuiltIn, kBuiltIn};
+}  // namespace
+
+std::size_t builtin_reload_limit(DType dtype) {
   std::size_t l2 = cache_sizes().l2;
   if (l2 == 0) l2 = 1u << 20;
-  const std::size_t limit = dtype == DType::f64 ? 4 * l2 : l2;  // on the input alone
-  return row_length * itemsize(dtype) <= limit ? "three-pass-reload" : "two-pass";
+  return dtype == DType::f64 ? 4 * l2 : l2;  // on the input alone
+}
+
+std::size_t auto_reload_limit(DType dtype) {
+  const std::size_t set = g_reload_limit[static_cast<int>(dtype)].load(std::memory_order_relaxed);
+  return set == kBuiltIn ? builtin_reload_limit(dtype) : set;
+}
+
+bool auto_reload_limit_is_set(DType dtype) {
+  return g_reload_limit[static_cast<int>(dtype)].load(std::memory_order_relaxed) != kBuiltIn;
+}
+
+void set_auto_reload_limit(DType dtype, std::int64_t bytes) {
+  g_reload_limit[static_cast<int>(dtype)].store(bytes < 0 ? kBuiltIn : static_cast<std::size_t>(bytes),
+                                                std::memory_order_relaxed);
+}
+
+const char* auto_algorithm(DType dtype, std::size_t row_length) {
+  return row_length * itemsize(dtype) <= auto_reload_limit(dtype) ? "three-pass-reload" : "two-pass";
 }
 
 namespace {

@@ -31,8 +31,15 @@ void rows_from_stats(const KernelEntry& k, int ndim, const std::int64_t* shape, 
 // Output rows of at least this many bytes are written with non-temporal stores.
 std::size_t streaming_threshold_bytes();
 
-// The algorithm "auto" resolves to for rows of this length (see the rule in softmax.cpp).
+// The algorithm "auto" resolves to for rows of this length: three-pass reload for rows of
+// at most auto_reload_limit(dtype) input bytes, two-pass beyond (the rule in softmax.cpp).
 const char* auto_algorithm(DType dtype, std::size_t row_length);
+std::size_t auto_reload_limit(DType dtype);
+// The rule's limit from the cache sizes, and whether a profile replaced it.
+std::size_t builtin_reload_limit(DType dtype);
+bool auto_reload_limit_is_set(DType dtype);
+// A machine profile's limit for dtype (process-wide); bytes < 0 restores the built-in rule.
+void set_auto_reload_limit(DType dtype, std::int64_t bytes);
 
 // The threads argument of the last run_rows call of this thread (0: the default); lets the
 // tests check that every API path passes threads= down.

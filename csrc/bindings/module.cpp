@@ -562,6 +562,20 @@ PYBIND11_MODULE(_core, m) {
   m.def("auto_algorithm", [](const std::string& dtype, std::size_t n) {
     return std::string(auto_algorithm(dtype_named(dtype), n));
   });
+  m.def("auto_reload_limit", [](const std::string& dtype) {
+    const DType d = dtype_named(dtype);
+    py::dict r;
+    r["bytes"] = auto_reload_limit(d); r["builtin_bytes"] = builtin_reload_limit(d);
+    r["from_profile"] = auto_reload_limit_is_set(d);
+    return r;
+  }, "auto's limit for dtype: three-pass reload for rows of at most 'bytes' input bytes");
+  m.def("set_auto_reload_limit", [](const std::string& dtype, py::object bytes) {
+    const DType d = dtype_named(dtype);
+    if (bytes.is_none()) return set_auto_reload_limit(d, -1);
+    const long long b = bytes.cast<long long>();
+    if (b < 0) throw py::value_error("set_auto_reload_limit: bytes must be >= 0 or None (the built-in rule)");
+    set_auto_reload_limit(d, b);
+  }, py::arg("dtype"), py::arg("bytes"), "a machine profile's limit for dtype; None restores the built-in rule");
   m.def("ftz_daz", [] {
     py::dict d;
 #if defined(FASTSOFTMAX_X86)

@@ -13,6 +13,7 @@ from ._threads import (MAX_THREADS, check_environment as _check_environment, get
                        register_threadpoolctl as _register_threadpoolctl, set_num_threads, threads)
 from ._runtime import (check_environment as _check_isa_environment, get_cmake_dir, get_include, get_library, kernels,
                        runtime_info, show_runtime)
+from ._profile import load as _load_profile
 from ._sampling import sample
 from ._stats import (SoftmaxStats, log_softmax_from_stats, logsumexp, merge_stats, softmax_from_stats,
                      softmax_stats)
@@ -27,4 +28,5 @@ __all__ = ["softmax", "log_softmax", "set_num_threads", "get_num_threads", "thre
 
 _check_environment()
 _check_isa_environment()
+_load_profile()
 _register_threadpoolctl()

@@ -7,7 +7,7 @@ import platform
 import sys
 from typing import Any, Dict, List
 
-from . import _core, _threads
+from . import _core, _profile, _threads
 
 __all__ = ["kernels", "show_runtime", "runtime_info", "get_include", "get_cmake_dir", "get_library"]
 
@@ -78,7 +78,8 @@ def runtime_info() -> Dict[str, Any]:
     ``cpu_features``, ``cache_sizes``, ``compiled_isas``, ``runnable_isas``,
     ``FASTSOFTMAX_ISA`` (the cap this process read, or None), ``active_isa``,
     ``auto_kernels`` (the kernel ``algorithm="auto"`` picks per op/dtype for a short and a
-    long row), ``ftz_daz``, ``avx512_bf16_rounding``, ``threads``, ``num_threads``, and
+    long row), ``auto_profile`` (the machine profile file, whether its entry for this machine
+    is applied, and auto's reload limit per dtype: see ``fastsoftmax-bench --tune``), ``ftz_daz``, ``avx512_bf16_rounding``, ``threads``, ``num_threads``, and
     ``error``: None, or why the configuration is not what was asked for (a
     ``FASTSOFTMAX_ISA`` naming a tier this CPU cannot run; ``python -m fastsoftmax`` then
     exits with status 1).
@@ -121,6 +122,7 @@ def runtime_info() -> Dict[str, Any]:
         "active_isa": active,
         "error": error,
         "auto_kernels": selected,
+        "auto_profile": _profile.status() if active is not None else None,
         "ftz_daz": _core.ftz_daz(),
         "avx512_bf16_rounding": _core.avx512_bf16_rounding(),
         "threads": _threads.thread_info(),
@@ -152,6 +154,12 @@ def show_runtime() -> None:
     print(f"active tier: {info['active_isa']}")
     for key, names in info["auto_kernels"].items():
         print(f"  {key:20s} " + "; ".join(f"{k}: {v}" for k, v in names.items()))
+    prof = info["auto_profile"]
+    limits = ", ".join(f"{d} {b >> 10} KiB" for d, b in prof["reload_limit_bytes"].items())
+    if prof["applied"]:
+        print(f"auto: reload up to {limits} (machine profile {prof['path']}, tuned {prof.get('tuned')})")
+    else:
+        print(f"auto: reload up to {limits} (built-in rule; profile: {prof['reason']})")
     fd = info["ftz_daz"]
     print(f"MXCSR: FTZ={fd['ftz']} DAZ={fd['daz']}")
     print("bfloat16 rounding on the avx512 tier: "

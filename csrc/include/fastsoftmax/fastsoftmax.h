@@ -99,6 +99,22 @@ FASTSOFTMAX_API int fastsoftmax_get_num_threads(void);
  * FASTSOFTMAX_ERROR_INVALID_ARGUMENT and changes nothing. */
 FASTSOFTMAX_API fastsoftmax_status fastsoftmax_set_num_threads(int n);
 
+typedef enum fastsoftmax_dtype {
+  FASTSOFTMAX_FLOAT32 = 0,
+  FASTSOFTMAX_FLOAT64 = 1,
+  FASTSOFTMAX_FLOAT16 = 2,
+  FASTSOFTMAX_BFLOAT16 = 3
+} fastsoftmax_dtype;
+
+/* FASTSOFTMAX_ALGORITHM_AUTO runs three-pass reload on rows of at most this many input bytes
+ * and two-pass on longer rows. The built-in limit is the L2 size (float64: 4 x L2);
+ * `fastsoftmax-bench --tune` measures this machine's own crossover and writes it, per dtype,
+ * to a profile that Python reads at import (its "reload_limit_bytes"); an embedder sets it
+ * here. Process-wide. bytes < 0 restores the built-in limit; an unknown dtype is
+ * FASTSOFTMAX_ERROR_INVALID_ARGUMENT. fastsoftmax_auto_reload_limit returns -1 for an unknown dtype. */
+FASTSOFTMAX_API fastsoftmax_status fastsoftmax_set_auto_reload_limit(fastsoftmax_dtype dtype, int64_t bytes);
+FASTSOFTMAX_API int64_t fastsoftmax_auto_reload_limit(fastsoftmax_dtype dtype);
+
 /* The instruction-set tier in use ("avx512", "avx2" or "scalar"), or NULL when
  * FASTSOFTMAX_ISA is invalid. */
 FASTSOFTMAX_API const char* fastsoftmax_isa(void);

@@ -213,6 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-validate", dest="validate", action="store_false",
                    help="do not check that each output sums to 1")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.add_argument("--tune", action="store_true",
+                   help="instead of the benchmark: measure three-pass reload against two-pass on this machine "
+                        "(one thread, single rows 32 KiB..128 MiB, every dtype; about a minute) and store the "
+                        "crossover that algorithm='auto' uses in the machine profile (see --profile)")
+    p.add_argument("--profile", metavar="PATH",
+                   help="the profile --tune writes (default: $FASTSOFTMAX_PROFILE, else "
+                        "~/.config/fastsoftmax/profile.json); fastsoftmax reads the same file at import")
+    p.add_argument("--dry-run", action="store_true", help="with --tune: measure and print, write nothing")
     return p
 
 
@@ -260,6 +268,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Parse the command line, run the benchmark, write the results; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.tune:
+        from . import _tune
+
+        return _tune.main(args.profile, args.dry_run, args.quick)
+    if args.profile or args.dry_run:
+        parser.error("--profile and --dry-run go with --tune")
     # Cap the peers' thread pools before anything imports them.
     from . import _machine
 
