@@ -8,6 +8,8 @@ import re
 import sys
 from typing import List, Optional, Tuple
 
+from . import _suites
+
 QUICK_SIZES = "2^10,2^14,2^18,2^22,2^26"
 DEFAULT_SIZES = "2^10..2^26"
 _ALGS = ("two-pass", "online", "three-pass-reload", "three-pass-recompute", "auto")
@@ -157,22 +159,31 @@ def build_parser() -> argparse.ArgumentParser:
                         "tier, peers, the (new output) rows and rooflines, 0.25 s per measurement")
     p.add_argument("--sizes", help=f"row lengths, e.g. '2^10..2^26' (default; --quick: '{QUICK_SIZES}'), "
                                    "'2^10..2^26:2' (every other power), '1024,4096', '64K,1M'")
-    p.add_argument("--dtype", default="float32",
-                   help="comma list of float32, float64, float16, bfloat16 (default float32); bfloat16 needs the "
+    p.add_argument("--suite", choices=sorted(_suites.SUITES),
+                   help="a preset workload instead of single rows: 'models' = " + _suites.SUITES["models"]
+                        + "; auto only, no rooflines, 0.25 s per measurement (each of those can be overridden by its "
+                          "option; --sizes adds single rows); a summary line per dtype compares auto with the "
+                          "fastest peer on every shape")
+    p.add_argument("--dtype", default=None,
+                   help="comma list of float32, float64, float16, bfloat16 (default float32; --suite models: "
+                        "float32, bfloat16, float16); bfloat16 needs the "
                         "optional ml_dtypes package (listed as skipped without it). Half-type inputs are the float32 "
                         "input rounded to the type; with float32 in the run a summary compares their two-pass time "
                         "with float32's")
     p.add_argument("--op", default="softmax", help="softmax, log_softmax or both comma-separated (default softmax)")
-    p.add_argument("--algorithms", default=",".join(_ALGS),
-                   help=f"comma list of {', '.join(_ALGS)} (default: all)")
+    p.add_argument("--algorithms", default=None,
+                   help=f"comma list of {', '.join(_ALGS)} (default: all; --suite: auto)")
     p.add_argument("--isa", help="tier(s): 'all' (default), 'active', or a comma list of scalar, avx2, avx512 "
                                  "(--quick: the active tier)")
-    p.add_argument("--peers", default="on",
-                   help="on (default), off, or a comma list of numpy, scipy, torch, onnxruntime")
-    p.add_argument("--no-rooflines", dest="patterns", action="store_false",
-                   help="skip the memory-only patterns (no x roofline column)")
-    p.add_argument("--threads", default="1", metavar="T[,T...]",
-                   help="thread counts, e.g. 1,2, or 'scaling' for 1,2,4,...,nproc (default 1): every row is measured at each (fastsoftmax threads=t "
+    p.add_argument("--peers", default=None,
+                   help="on (default), off, or a comma list of numpy, scipy, torch, onnxruntime "
+                        "(--suite: torch, onnxruntime)")
+    p.add_argument("--no-rooflines", dest="patterns", action="store_false", default=None,
+                   help="skip the memory-only patterns (no x roofline column; --suite: skipped unless --rooflines)")
+    p.add_argument("--rooflines", dest="patterns", action="store_true", help="time the memory-only patterns")
+    p.add_argument("--threads", default=None, metavar="T[,T...]",
+                   help="thread counts, e.g. 1,2, or 'scaling' for 1,2,4,...,nproc (default 1; --suite: 1 and the "
+                        "library's default thread count): every row is measured at each (fastsoftmax threads=t "
                         "per call, torch.set_num_threads(t), an ONNX Runtime session with intra_op_num_threads=t; "
                         "NumPy and SciPy are single-threaded and run at 1 only); the memory-only patterns run on t "
                         "slices at once; with more than one count a scaling summary is printed")
@@ -229,12 +240,16 @@ def make_config(args: argparse.Namespace, argv: Optional[List[str]]):
     from . import _impls, _machine
     from ._runner import BenchConfig
 
-    sizes = parse_sizes(args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES))
-    dtypes = _list(args.dtype, _impls.DTYPES, "dtype")
+    suite = args.suite
+    if suite:
+        sizes = parse_sizes(args.sizes) if args.sizes else []
+    else:
+        sizes = parse_sizes(args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES))
+    dtypes = _list(args.dtype or ("float32,bfloat16,float16" if suite else "float32"), _impls.DTYPES, "dtype")
     ops = _list(args.op, ("softmax", "log_softmax"), "op")
-    algorithms = _list(args.algorithms, _ALGS, "algorithm")
+    algorithms = _list(args.algorithms or ("auto" if suite else ",".join(_ALGS)), _ALGS, "algorithm")
     compiled = list(_core.compiled_isas())
-    isa_spec = args.isa or ("active" if args.quick else "all")
+    isa_spec = args.isa or ("active" if args.quick or suite else "all")
     if isa_spec == "all":
         isas = [i for i in compiled if _core.isa_runnable(i)]
     elif isa_spec == "active":
@@ -243,17 +258,23 @@ def make_config(args: argparse.Namespace, argv: Optional[List[str]]):
         isas = _list(isa_spec, tuple(_core.compiled_isas()), "isa")
     if args.repeat is not None and args.repeat < 1:
         raise ValueError("--repeat must be >= 1")
-    threads = parse_threads(args.threads)
-    shapes: List[Tuple[int, int]] = []
+    threads = parse_threads(thread_spec(args))
+    shapes: List[Tuple[int, ...]] = []
+    causal: List[Tuple[int, ...]] = []
+    for case in (_suites.models() if suite == "models" else []):
+        (causal if case.causal else shapes).append(tuple(case))
     for spec in args.shape or []:
         for shp in parse_shapes(spec):
             if shp not in shapes:
                 shapes.append(shp)
-    min_time = args.min_time if args.min_time is not None else (0.25 if args.quick else 0.5)
-    max_time = args.max_time if args.max_time is not None else (2.5 if args.quick else 10.0)
+    short = args.quick or bool(suite)
+    min_time = args.min_time if args.min_time is not None else (0.25 if short else 0.5)
+    max_time = args.max_time if args.max_time is not None else (2.5 if short else 10.0)
+    patterns = args.patterns if args.patterns is not None else not suite
     return BenchConfig(
-        sizes=sizes, dtypes=dtypes, ops=ops, algorithms=algorithms, isas=isas, patterns=args.patterns,
-        peers=_impls.peer_list(args.peers), threads=threads, shapes=shapes, new_output=args.new_output,
+        sizes=sizes, dtypes=dtypes, ops=ops, algorithms=algorithms, isas=isas, patterns=patterns,
+        peers=_impls.peer_list(args.peers or ("torch,onnxruntime" if suite else "on")), threads=threads,
+        shapes=shapes, causal_shapes=causal, suite=suite, new_output=args.new_output,
         default_threads=args.default_threads,
         out_dir=args.out, repeat=args.repeat,
         min_time=min_time, min_reps=max(1, args.min_reps), max_time=max_time, max_reps=args.max_reps or 10000,
@@ -262,6 +283,17 @@ def make_config(args: argparse.Namespace, argv: Optional[List[str]]):
         plot=args.plot, progress=args.progress, quick=args.quick,
         command_line=_machine.command_line(argv),
     )
+
+
+def thread_spec(args: argparse.Namespace) -> str:
+    """--threads as given, else 1 (--suite: 1 and the library's default thread count)."""
+    if args.threads is not None:
+        return args.threads
+    if args.suite:
+        from .. import _core
+
+        return f"1,{_core.get_num_threads()}"
+    return "1"
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -278,7 +310,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from . import _machine
 
     try:
-        _machine.set_thread_env(max(parse_threads(args.threads)))
+        _machine.set_thread_env(max(parse_threads(thread_spec(args))))
     except ValueError as e:
         parser.error(str(e))
     try:

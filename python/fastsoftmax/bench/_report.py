@@ -19,6 +19,9 @@ HALF_DTYPES = ("float16", "bfloat16")
 #: The half types' two-pass softmax should take at most this fraction of float32's time out of cache
 #: (it moves half the bytes: 0.5x at the memory bound, plus the conversions).
 HALF_VS_FLOAT32_TARGET = 0.6
+#: On every batch shape (--suite models), auto should be at least this many times as fast as the
+#: fastest peer, with one thread and with the default thread count.
+MODELS_TARGET = 1.2
 
 
 def fmt_n(n: int) -> str:
@@ -390,6 +393,50 @@ def default_threads_summary(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return [{"kind": "default_threads", "worst_ratio": worst, "best_ratio": best, "at": _label_n(r),
              "dtype": r["dtype"], "op": r["op"], "default_threads": default, "pairs": len(pairs), "text": text,
              "ratios": [{"n": _label_n(b), "dtype": b["dtype"], "op": b["op"], "ratio": q} for q, _, b in pairs]}]
+
+
+def shapes_summary(rows: List[Dict[str, Any]], tiers: List[str]) -> List[Dict[str, Any]]:
+    """Per (dtype, op), with one thread and with the library's default thread count: over every
+    shape given as a shape (batches, attention blocks, (1, V) rows), the fastest peer's time over auto's (auto on the best measured tier at
+    threads=1; 'auto (default threads)' against the peers at that many threads); the worst
+    shape against MODELS_TARGET."""
+    from ._impls import DEFAULT_THREADS_LABEL
+
+    batch = [r for r in rows if "x" in (r.get("shape") or "")]  # the shapes, (1, V) included
+    out: List[Dict[str, Any]] = []
+    for dtype, op in sorted({(r["dtype"], r["op"]) for r in batch}):
+        grp = [r for r in batch if r["dtype"] == dtype and r["op"] == op]
+        tier = _tier_of(grp, tiers)
+        default = next((r.get("default_threads") for r in grp if r["impl"] == DEFAULT_THREADS_LABEL), None)
+        settings = [("one thread", 1, f"auto@{tier}")]
+        if default:
+            settings.append((f"default threads ({default})", default, DEFAULT_THREADS_LABEL))
+        for setting, t, auto_label in settings:
+            pairs = []
+            for shape in dict.fromkeys(_label_n(r) for r in grp):
+                auto = [r for r in grp if _label_n(r) == shape and r["impl"] == auto_label
+                        and (auto_label == DEFAULT_THREADS_LABEL or r.get("threads", 1) == 1)]
+                peers = [r for r in grp if _label_n(r) == shape and _is_peer(r) and r.get("threads", 1) == t
+                         and r.get("median_ns")]
+                if auto and peers and auto[0].get("median_ns"):
+                    best = min(peers, key=lambda r: r["median_ns"])
+                    pairs.append((best["median_ns"] / auto[0]["median_ns"], shape, best["impl"], auto[0], best))
+            if not pairs:
+                continue
+            worst = min(pairs, key=lambda p: p[0])
+            met = sum(1 for p in pairs if p[0] >= MODELS_TARGET)
+            text = [f"{dtype} {op}, {setting}: auto vs the fastest peer over {len(pairs)} shapes: worst "
+                    f"{worst[0]:.2f}x at {worst[1]} (vs {worst[2]}), best {max(p[0] for p in pairs):.2f}x; "
+                    f"target >= {MODELS_TARGET:.1f}x on every shape: "
+                    f"{'met' if met == len(pairs) else f'NOT met ({met} of {len(pairs)})'}"]
+            out.append({"comparison": "shapes_vs_peers", "dtype": dtype, "op": op, "setting": setting,
+                        "threads": t, "isa": tier, "worst_ratio": worst[0], "worst_shape": worst[1],
+                        "worst_peer": worst[2], "target": MODELS_TARGET, "shapes_met": met, "shapes": len(pairs),
+                        "ratios": [{"shape": p[1], "peer": p[2], "ratio": p[0],
+                                    "auto_ns_per_elem": p[3]["ns_per_elem"], "peer_ns_per_elem": p[4]["ns_per_elem"]}
+                                   for p in pairs],
+                        "text": text})
+    return out
 
 
 def _scaling_order(r: Dict[str, Any]) -> tuple:

@@ -12,7 +12,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple,
 import numpy as np
 
 from .. import _core
-from . import _impls, _machine, _measure, _report
+from . import _impls, _machine, _measure, _report, _suites
+from ._suites import Case
 
 
 @dataclass
@@ -25,7 +26,9 @@ class BenchConfig:
     patterns: bool = True
     peers: List[str] = field(default_factory=lambda: list(_impls.PEERS))
     threads: Union[int, List[int]] = field(default_factory=lambda: [1])  # every row is measured at each count
-    shapes: List[Tuple[int, int]] = field(default_factory=list)  # batch shapes (rows, n), besides the sizes
+    shapes: List[Tuple[int, ...]] = field(default_factory=list)  # batch shapes (rows, n), besides the sizes
+    causal_shapes: List[Tuple[int, ...]] = field(default_factory=list)  # (..., L, L) with a causal mask
+    suite: Optional[str] = None                            # the preset that chose the shapes (--suite)
     new_output: bool = True                                # the "auto (new output)" / "torch (new output)" rows
     default_threads: bool = True                           # the "auto (default threads)" row beside threads=1
     out_dir: Optional[str] = "bench-results"
@@ -163,21 +166,23 @@ def _thread_list(threads: Union[int, Sequence[int]]) -> List[int]:
     return out
 
 
-def _cases(cfg: BenchConfig) -> List[Tuple[int, ...]]:
-    """The shapes to time: one row of each size, then the batch shapes."""
-    cases: List[Tuple[int, ...]] = [(n,) for n in cfg.sizes]
-    for shp in cfg.shapes:
-        shp = tuple(int(d) for d in shp)
-        if shp not in cases:
-            cases.append(shp)
+def _cases(cfg: BenchConfig) -> List[Case]:
+    """The shapes to time: one row of each size, then the batch shapes, then the causal ones."""
+    cases: List[Case] = [Case((n,)) for n in cfg.sizes]
+    wanted = [Case(s) for s in cfg.shapes] + [Case(s, causal=True) for s in cfg.causal_shapes]
+    for c in wanted:
+        if not any(tuple(c) == tuple(o) and c.causal == o.causal for o in cases):
+            cases.append(c)
     return cases
 
 
 def shape_label(shape: Sequence[int]) -> str:
-    """'2^20' for one row of 2^20, '4096x32000' (or '64x2^20') for a batch."""
+    """'2^20' for one row of 2^20, '4096x32000' (or '64x2^20') for a batch, '16x512x512 causal'
+    for attention scores with a causal mask."""
     if len(shape) == 1:
         return _fmt_n(int(shape[0]))
-    return "x".join(_fmt_n(int(d)) if d > 4096 and d & (d - 1) == 0 else str(int(d)) for d in shape)
+    return ("x".join(_fmt_n(int(d)) if d > 4096 and d & (d - 1) == 0 else str(int(d)) for d in shape)
+            + _suites.label_suffix(shape))
 
 
 def _peer_runs_at(peer: _impls.Peer, t: int) -> bool:
@@ -315,6 +320,8 @@ def run_benchmark(cfg: BenchConfig, out: TextIO = sys.stdout) -> Dict[str, Any]:
                 k = _measure.rotation_count(nbytes, llc, cfg.max_buffers, cfg.max_memory, cfg.buffers)
                 bar.set_postfix_str(f"{label} {dtype_name}: allocating {k} x {_report.fmt_bytes(nbytes)}")
                 x = _measure.make_input(case, dtype, cfg.input, cfg.seed)
+                if case.causal:
+                    _suites.apply_causal_mask(x)
                 outs = _measure.make_outputs(case, dtype, k)
                 touch = _impls.make_toucher(x, roofline_isa)
                 for op in cfg.ops:
@@ -352,7 +359,7 @@ def run_benchmark(cfg: BenchConfig, out: TextIO = sys.stdout) -> Dict[str, Any]:
 
     doc["ftz_daz"]["at_end"] = dict(_core.ftz_daz())
     doc["summary"] = (_report.summary(rows, tiers) + _report.dtype_summary(rows, tiers)
-                      + _report.default_threads_summary(rows))
+                      + _report.default_threads_summary(rows) + _report.shapes_summary(rows, tiers))
     if len(threads) > 1:
         doc["scaling"] = _report.scaling(rows, tiers, threads)
     doc["wall_time_s"] = round(time.perf_counter() - started, 2)
