@@ -42,6 +42,7 @@ std::size_t streaming_threshold_bytes() {
 // crossover; kBuiltIn marks a dtype without one.
 namespace {
 constexpr std::size_t kBuiltIn = ~std::size_t{0};
+constexpr std::size_t kBuiltInPrefetchMin = std::size_t{1} << 16;
 std::atomic<std::size_t> g_reload_limit[kDTypes] = {kBuiltIn, kBuiltIn, kBuiltIn, kBuiltIn};
 }  // namespace
 
@@ -63,6 +64,18 @@ bool auto_reload_limit_is_set(DType dtype) {
 void set_auto_reload_limit(DType dtype, std::int64_t bytes) {
   g_reload_limit[static_cast<int>(dtype)].store(bytes < 0 ? kBuiltIn : static_cast<std::size_t>(bytes),
                                                 std::memory_order_relaxed);
+}
+
+// Software prefetch for rows (and chunks) of at least kChunk elements by default: batches
+// of shorter rows ran slower with it on every machine measured (docs/results.md, "Software
+// prefetch"); a machine profile may move the limit, or turn prefetch off (SIZE_MAX).
+std::atomic<std::size_t> prefetch_min_elements_setting{kBuiltInPrefetchMin};
+
+std::size_t prefetch_min_elements() { return prefetch_min_elements_setting.load(std::memory_order_relaxed); }
+
+void set_prefetch_min_elements(std::int64_t elements) {
+  prefetch_min_elements_setting.store(elements < 0 ? kBuiltInPrefetchMin : static_cast<std::size_t>(elements),
+                                      std::memory_order_relaxed);
 }
 
 const char* auto_algorithm(DType dtype, std::size_t row_length) {

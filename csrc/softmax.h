@@ -41,6 +41,12 @@ bool auto_reload_limit_is_set(DType dtype);
 // A machine profile's limit for dtype (process-wide); bytes < 0 restores the built-in rule.
 void set_auto_reload_limit(DType dtype, std::int64_t bytes);
 
+// Rows (and chunks of long rows) of at least this many elements are read with software
+// prefetch (kernels/passes.h); elements < 0 restores the built-in 2^16, SIZE_MAX turns
+// prefetch off. Process-wide; results do not depend on it.
+std::size_t prefetch_min_elements();
+void set_prefetch_min_elements(std::int64_t elements);
+
 // The threads argument of the last run_rows call of this thread (0: the default); lets the
 // tests check that every API path passes threads= down.
 int last_requested_threads();

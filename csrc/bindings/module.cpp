@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -576,6 +577,18 @@ PYBIND11_MODULE(_core, m) {
     if (b < 0) throw py::value_error("set_auto_reload_limit: bytes must be >= 0 or None (the built-in rule)");
     set_auto_reload_limit(d, b);
   }, py::arg("dtype"), py::arg("bytes"), "a machine profile's limit for dtype; None restores the built-in rule");
+  m.def("prefetch_min_elements", [] { return prefetch_min_elements(); },
+        "rows (and chunks of long rows) of at least this many elements are read with software prefetch");
+  m.def("set_prefetch_min_elements", [](py::object elements) {
+    if (elements.is_none()) return set_prefetch_min_elements(-1);
+    if (!PyLong_Check(elements.ptr()) || PyBool_Check(elements.ptr()))
+      throw py::type_error("set_prefetch_min_elements: elements must be an int or None (the built-in 2**16)");
+    int overflow = 0;
+    const long long n = PyLong_AsLongLongAndOverflow(elements.ptr(), &overflow);
+    if (overflow < 0 || (overflow == 0 && n < 0))
+      throw py::value_error("set_prefetch_min_elements: elements must be >= 0 or None (the built-in 2**16)");
+    set_prefetch_min_elements(overflow > 0 ? std::numeric_limits<std::int64_t>::max() : n);
+  }, py::arg("elements"), "process-wide; None restores the built-in 2**16; a huge value turns prefetch off");
   m.def("ftz_daz", [] {
     py::dict d;
 #if defined(FASTSOFTMAX_X86)

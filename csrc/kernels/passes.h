@@ -22,6 +22,7 @@
 #error "define FASTSOFTMAX_TIER (the tier's namespace) before including passes.h"
 #endif
 
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -40,13 +41,19 @@ namespace fastsoftmax {
 // from the cache sizes at run time; defined in softmax.cpp, outside the ISA files).
 std::size_t streaming_threshold_bytes();
 
-// Software prefetch distance of every pass. On the EPYC (Zen 5) VM, 2^26-element rows,
-// A/B in alternating processes: 8192 bytes ahead beat 2048 by 5-10% (float32 two-pass 0.151
-// vs 0.167 ns/element, float64 0.309 vs 0.324), 16384 measured the same as 8192, and rows in
-// cache did not change. Override with -DFASTSOFTMAX_PREFETCH_BYTES=... (0: none).
+// Software prefetch distance of every pass: the best of 2048, 8192 and 16384 bytes on long
+// rows out of cache (docs/results.md, "Software prefetch"). Override with
+// -DFASTSOFTMAX_PREFETCH_BYTES=... (0: none).
 #ifndef FASTSOFTMAX_PREFETCH_BYTES
 #define FASTSOFTMAX_PREFETCH_BYTES 8192
 #endif
+
+// Rows, and chunks of long rows, of at least this many elements are read with software
+// prefetch; shorter rows are left to the hardware prefetcher, which follows a batch of
+// contiguous rows from one to the next. Default 2^16 (a whole chunk of a long row); a
+// machine profile may change it (set_prefetch_min_elements; docs/results.md, "Software
+// prefetch"). Defined in softmax.cpp, outside the ISA files.
+extern std::atomic<std::size_t> prefetch_min_elements_setting;
 
 namespace FASTSOFTMAX_TIER {
 
@@ -367,6 +374,9 @@ struct Passes {
   // elements: the exp arithmetic slows the loop enough that the hardware prefetcher
   // alone leaves the loads of an out-of-cache row exposed.
   static constexpr std::size_t kPrefetchBytes = FASTSOFTMAX_PREFETCH_BYTES;
+  static bool prefetch_for(std::size_t n) {
+    return kPrefetchBytes > 0 && n >= prefetch_min_elements_setting.load(std::memory_order_relaxed);
+  }
   template <class E>
   static void prefetch_ahead(const E* p, std::size_t count) {
     if constexpr (kPrefetchBytes > 0) {
@@ -392,7 +402,7 @@ struct Passes {
   }
 
   template <class Acc, bool kCheck, bool kStore>
-  static typename Acc::State block(const Acc& acc, const S* x, T* y, std::size_t count, M& bad) {
+  static typename Acc::State block(const Acc& acc, const S* x, T* y, std::size_t count, M& bad, bool pf) {
     if constexpr (IsGrouped<Acc>::value) {
       static_assert(!kCheck && !kStore, "grouped accumulators neither check nor store");
       // Two states, alternating groups of A vectors, for two independent dependency chains.
@@ -400,7 +410,7 @@ struct Passes {
       std::size_t j = 0;
       for (; j + 2 * U <= count; j += 2 * U) {
         R v[A], w[A];
-        prefetch_ahead(x + j, 2 * U);
+        if (pf) prefetch_ahead(x + j, 2 * U);
         for (std::size_t a = 0; a < A; ++a) v[a] = IO::loadu(x + j + a * N);
         for (std::size_t a = 0; a < A; ++a) w[a] = IO::loadu(x + j + U + a * N);
         acc.update_group(s0, v);
@@ -419,7 +429,7 @@ struct Passes {
     for (std::size_t a = 0; a < A; ++a) s[a] = Acc::init();
     const R high = V::set1(C::kHigh);
     for (std::size_t j = 0; j < count; j += U) {
-      prefetch_ahead(x + j, U);
+      if (pf) prefetch_ahead(x + j, U);
       for (std::size_t a = 0; a < A; ++a) {
         const R v = IO::loadu(x + j + a * N);
         if (kCheck) bad = V::mask_or(bad, V::above_or_nan(v, high));
@@ -433,9 +443,9 @@ struct Passes {
   // The last partial block: whole vectors, then one masked vector padded with kLow
   // (which contributes nothing to any accumulator).
   template <class Acc, bool kCheck, bool kStore>
-  static typename Acc::State partial_block(const Acc& acc, const S* x, T* y, std::size_t count, M& bad) {
+  static typename Acc::State partial_block(const Acc& acc, const S* x, T* y, std::size_t count, M& bad, bool pf) {
     const std::size_t whole = count / U * U;
-    typename Acc::State s = whole ? block<Acc, kCheck, kStore>(acc, x, y, whole, bad) : Acc::init();
+    typename Acc::State s = whole ? block<Acc, kCheck, kStore>(acc, x, y, whole, bad, pf) : Acc::init();
     const R high = V::set1(C::kHigh);
     std::size_t i = whole;
     for (; i + N <= count; i += N) {
@@ -457,15 +467,16 @@ struct Passes {
   template <class Acc, bool kCheck, bool kStore = false>
   static typename Acc::State reduce_row(const Acc& acc, std::size_t n, const S* x, T* y, bool& bad_out) {
     M bad = V::mask_none();
+    const bool pf = prefetch_for(n);
     if (n <= B) {  // one block: no cascade (short rows are common and per-row cost shows there)
-      const typename Acc::State s = partial_block<Acc, kCheck, kStore>(acc, x, y, n, bad);
+      const typename Acc::State s = partial_block<Acc, kCheck, kStore>(acc, x, y, n, bad, pf);
       bad_out = V::mask_any(bad);
       return s;
     }
     Cascade<Acc> cascade;
     std::size_t i = 0;
-    for (; i + B <= n; i += B) cascade.push(block<Acc, kCheck, kStore>(acc, x + i, y + i, B, bad));
-    if (i < n) cascade.push(partial_block<Acc, kCheck, kStore>(acc, x + i, y + i, n - i, bad));
+    for (; i + B <= n; i += B) cascade.push(block<Acc, kCheck, kStore>(acc, x + i, y + i, B, bad, pf));
+    if (i < n) cascade.push(partial_block<Acc, kCheck, kStore>(acc, x + i, y + i, n - i, bad, pf));
     bad_out = V::mask_any(bad);
     return cascade.total();
   }
@@ -475,9 +486,10 @@ struct Passes {
   template <class In, class Out, class F>
   static void map_row(std::size_t n, const In* x, Out* y, F f) {
     std::size_t i = 0;
+    const bool pf = prefetch_for(n);
     for (; i + U <= n; i += U) {
       R v[A];
-      prefetch_ahead(x + i, U);
+      if (pf) prefetch_ahead(x + i, U);
       for (std::size_t a = 0; a < A; ++a) v[a] = Io<V, In>::loadu(x + i + a * N);
       for (std::size_t a = 0; a < A; ++a) Io<V, Out>::storeu(y + i + a * N, f(v[a]));
     }
@@ -508,9 +520,10 @@ struct Passes {
       Io<V, Out>::store_tail(y, f(Io<V, In>::load_tail(x, head, m)), head, m);
     }
     std::size_t i = head;
+    const bool pf = prefetch_for(n);
     for (; i + U <= n; i += U) {
       R v[A];
-      prefetch_ahead(x + i, U);
+      if (pf) prefetch_ahead(x + i, U);
       for (std::size_t a = 0; a < A; ++a) v[a] = Io<V, In>::loadu(x + i + a * N);
       for (std::size_t a = 0; a < A; ++a) Io<V, Out>::stream(y + i + a * N, f(v[a]));
     }
