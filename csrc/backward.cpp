@@ -132,14 +132,15 @@ void backward_rows(const std::string& isa, DType d, bool log, std::size_t rows, 
   });
 }
 
-void backward_pattern(const std::string& isa, DType d, std::size_t n, const void* y, const void* g, void* dx) {
+void backward_pattern(const std::string& isa, DType d, bool log, std::size_t n, const void* y, const void* g,
+                      void* dx) {
   const void* table = backward_table(isa, d);
   if (!table) throw std::invalid_argument("no backward passes for tier " + isa);
   with_storage(d, [&](auto s) {
     using S = decltype(s);
     Ftz ftz;
     static_cast<const BackwardPrimitives<S>*>(table)->pattern(n, static_cast<const S*>(y), static_cast<const S*>(g),
-                                                              static_cast<S*>(dx));
+                                                              static_cast<S*>(dx), log);
   });
 }
 

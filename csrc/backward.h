@@ -21,8 +21,8 @@ void backward_rows(const std::string& isa, DType d, bool log, std::size_t rows, 
                    const void* g, void* dx, int threads);
 
 // The memory-only pattern of the backward of one row of n elements (the harness's roofline):
-// the same reads and writes with trivial arithmetic.
-void backward_pattern(const std::string& isa, DType d, std::size_t n, const void* y, const void* g, void* dx);
+// the same reads and writes with trivial arithmetic (log: log-softmax's, whose sum reads g alone).
+void backward_pattern(const std::string& isa, DType d, bool log, std::size_t n, const void* y, const void* g, void* dx);
 
 // Whether the tier has backward passes (every compiled tier does).
 bool backward_tier_known(const std::string& isa);

@@ -366,3 +366,24 @@ def test_docstring_examples():
 
     for mod in (fst, bw):
         assert doctest.testmod(mod, raise_on_error=False).failed == 0
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+def test_large_results_allocated_by_numpy_behave_as_tensors(dtype):
+    # Results of 1 MiB and more come from NumPy's allocator through DLPack (fastsoftmax/torch.py).
+    x = torch.randn(4, 2**18, dtype=torch.float64).to(dtype).requires_grad_()
+    y = fst.softmax(x, 1)
+    assert y.dtype == dtype and y.shape == x.shape and y.stride() == x.stride() and y.is_contiguous()
+    # torch's own float64 softmax of a 2^18-element row (the reference here) is off by up to
+    # about n u in its sum: 1024 u leaves room for it.
+    rel = 1024 if dtype == torch.float64 else 8
+    _close(y.detach(), torch.softmax(x.detach().double(), 1), dtype, rel=rel)
+    w = torch.randn(4, 2**18, dtype=torch.float64).to(dtype)
+    (y * w).sum().backward()
+    assert x.grad.dtype == dtype and x.grad.shape == x.shape
+    ref = x.detach().double().requires_grad_()
+    (torch.softmax(ref, 1) * w.double()).sum().backward()
+    _close(x.grad, ref.grad, dtype, rel=max(rel, 64))
+    y.add_(1)  # an ordinary, writable tensor
+    y2 = fst.log_softmax(x.detach(), 0)
+    y2.resize_(0)  # torch may even resize it

@@ -71,19 +71,29 @@ void backward_py(bool log, const py::array& y, const py::array& g, py::array& ou
   without_gil([&] { backward_rows(tier, d, log, rows, n, yp, gp, op, threads); });
 }
 
-void backward_pattern_py(const py::array& y, const py::array& g, py::array& out, const py::object& isa) {
+void backward_pattern_py(const py::array& y, const py::array& g, py::array& out, bool log, const py::object& isa) {
   const DType d = backward_dtype(y, "y");
   if (backward_dtype(g, "g") != d || backward_dtype(out, "out") != d)
     throw py::type_error("y, g and out must have the same dtype");
-  const auto ok = [&](const py::array& a) { return (a.flags() & py::array::c_style) && a.size() == y.size(); };
+  const auto ok = [&](const py::array& a) {
+    if (!(a.flags() & py::array::c_style) || a.ndim() != y.ndim() || a.ndim() < 1) return false;
+    for (py::ssize_t k = 0; k < a.ndim(); ++k)
+      if (a.shape(k) != y.shape(k)) return false;
+    return true;
+  };
   if (!ok(y) || !ok(g) || !ok(out) || !out.writeable() || bytes_meet(out, y) || bytes_meet(out, g))
-    throw py::value_error("the pattern takes three C-contiguous arrays of one size, out writable and apart");
+    throw py::value_error("the pattern takes three C-contiguous arrays of one shape, out writable and apart");
   const std::string tier = backward_isa(isa);
-  const std::size_t n = static_cast<std::size_t>(y.size());
-  const void* yp = y.data();
-  const void* gp = g.data();
-  void* op = out.mutable_data();
-  without_gil([&] { backward_pattern(tier, d, n, yp, gp, op); });
+  const std::size_t n = static_cast<std::size_t>(y.shape(y.ndim() - 1));
+  const std::size_t rows = n ? static_cast<std::size_t>(y.size()) / n : 0;
+  const std::size_t row_bytes = n * static_cast<std::size_t>(y.itemsize());
+  const char* yp = static_cast<const char*>(y.data());
+  const char* gp = static_cast<const char*>(g.data());
+  char* op = static_cast<char*>(out.mutable_data());
+  without_gil([&] {  // row by row, as the kernels walk them (one thread)
+    for (std::size_t r = 0; r < rows; ++r)
+      backward_pattern(tier, d, log, n, yp + r * row_bytes, gp + r * row_bytes, op + r * row_bytes);
+  });
 }
 
 }  // namespace
@@ -98,8 +108,8 @@ void bind_backward(py::module_& m) {
         py::arg("y"), py::arg("g"), py::arg("out"), py::arg("isa") = py::none(), py::arg("threads") = 0,
         "out = g - exp(y) * sum(g) along the last axis (C-contiguous arrays of one shape and dtype)");
   m.def("backward_pattern", &backward_pattern_py, py::arg("y"), py::arg("g"), py::arg("out"),
-        py::arg("isa") = py::none(),
-        "The memory-only pattern of a backward row (read y and g; read them again, write out)");
+        py::arg("log") = false, py::arg("isa") = py::none(),
+        "The memory-only pattern of the backward of each row (last axis; read y and g, read them again and write out)");
 }
 
 }  // namespace fastsoftmax

@@ -106,11 +106,9 @@ struct BackwardPasses {
         for (std::size_t k = 0; k < A; ++k) IO::stream(dx + i + k * N, f(a[k], b[k]));
       }
       V::stream_fence();
-    } else {
+    } else {  // the row was just read by pass 1 and is in cache: no software prefetch
       for (; i + U <= n; i += U) {
         R a[A], b[A];
-        P::prefetch_ahead(y + i, U);
-        P::prefetch_ahead(g + i, U);
         for (std::size_t k = 0; k < A; ++k) a[k] = IO::loadu(y + i + k * N);
         for (std::size_t k = 0; k < A; ++k) b[k] = IO::loadu(g + i + k * N);
         for (std::size_t k = 0; k < A; ++k) IO::storeu(dx + i + k * N, f(a[k], b[k]));
@@ -131,11 +129,15 @@ struct BackwardPasses {
     write_dx(n, y, g, dx, stream, [=](R yv, R gv) { return V::fmadd(P::exp_shifted(yv, zero), minus_s, gv); });
   }
 
-  // The roofline: the same reads and writes with trivial arithmetic.
-  static double prim_pattern(std::size_t n, const S* y, const S* g, S* dx) {
+  // The roofline: the same reads and writes with trivial arithmetic (log: pass 1 reads g
+  // alone, as log-softmax's sum of g does).
+  static double prim_pattern(std::size_t n, const S* y, const S* g, S* dx, bool log) {
     R acc = V::set1(T(0));
     std::size_t i = 0;
-    for (; i + N <= n; i += N) acc = V::add(acc, V::add(IO::loadu(y + i), IO::loadu(g + i)));
+    if (log)
+      for (; i + N <= n; i += N) acc = V::add(acc, IO::loadu(g + i));
+    else
+      for (; i + N <= n; i += N) acc = V::add(acc, V::add(IO::loadu(y + i), IO::loadu(g + i)));
     const T c = V::reduce_add(acc) == T(0) ? T(1) : T(0.5);
     const R cv = V::set1(c);
     write_dx(n, y, g, dx, n * sizeof(S) >= streaming_threshold_bytes(),

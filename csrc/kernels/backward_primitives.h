@@ -19,9 +19,9 @@ struct BackwardPrimitives {
   void (*softmax_dx)(std::size_t n, const S* y, const S* g, S* dx, T s, bool stream);
   // dx = g - e^y * s: log-softmax's backward (y the log-probabilities), s = sum of g.
   void (*log_softmax_dx)(std::size_t n, const S* y, const S* g, S* dx, T s, bool stream);
-  // The memory-only pattern of the backward of a row that does not fit in cache (the
-  // roofline): read y and g (the row sum), then read both again and write dx. Returns 0.
-  double (*pattern)(std::size_t n, const S* y, const S* g, S* dx);
+  // The memory-only pattern of the backward of a row (the roofline): read y and g (log:
+  // g alone) for the row sum, then read both again and write dx. Returns 0.
+  double (*pattern)(std::size_t n, const S* y, const S* g, S* dx, bool log);
 };
 
 }  // namespace fastsoftmax

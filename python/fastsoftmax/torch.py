@@ -63,8 +63,25 @@ def _dim(dim: Any, ndim: int, op: str) -> int:
 
 # ---- forward operators ------------------------------------------------------------------------
 
+_NP_OF = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16, torch.bfloat16: np.int16}
+# Results of at least this many bytes are allocated by NumPy (and handed to torch through
+# DLPack): NumPy asks the kernel for huge pages for large arrays, torch's CPU allocator does
+# not, and faulting in a fresh result in 4 KiB pages cost more than the softmax itself
+# (a 2^24-element float32 forward took 3x the NumPy call's time; docs/results.md).
+_NUMPY_ALLOC_BYTES = 1 << 20
+
+
+def _empty_like(x: torch.Tensor) -> torch.Tensor:
+    """torch.empty_like(x) (the fake implementations' result: x's layout when it is dense)."""
+    if (x.device.type != "cpu" or not x.is_contiguous() or x.dtype not in _NP_OF
+            or x.numel() * x.element_size() < _NUMPY_ALLOC_BYTES):
+        return torch.empty_like(x)
+    t = torch.from_dlpack(np.empty(tuple(x.shape), _NP_OF[x.dtype]))
+    return t.view(torch.bfloat16) if x.dtype == torch.bfloat16 else t
+
+
 def _forward(fn, x: torch.Tensor, dim: int) -> torch.Tensor:
-    y = torch.empty_like(x)
+    y = _empty_like(x)
     if x.numel():
         if x.dim() == 0:
             fn(_np(x).reshape(1), axis=0, out=_np(y, "out").reshape(1))
@@ -115,7 +132,7 @@ def _(x: torch.Tensor, dim: List[int], keepdim: bool) -> torch.Tensor:
 # ---- backward operators (fastsoftmax's backward kernels) ------------------------------------
 
 def _backward(kernel, grad: torch.Tensor, y: torch.Tensor, dim: int) -> torch.Tensor:
-    dx = torch.empty_like(y)
+    dx = _empty_like(y)
     if y.numel() == 0:
         return dx
     if grad.dtype != y.dtype:
