@@ -29,6 +29,7 @@ namespace py = pybind11;
 using namespace fastsoftmax;
 
 namespace fastsoftmax { void bind_sampling(py::module_& m); }  // sampling_bindings.cpp
+namespace fastsoftmax { void bind_backward(py::module_& m); }  // backward_bindings.cpp
 
 namespace {
 
@@ -600,4 +601,5 @@ PYBIND11_MODULE(_core, m) {
     return d;
   });
   bind_sampling(m);  // sample_rows, philox4x32, philox_uniform
+  bind_backward(m);  // softmax_backward, log_softmax_backward, backward_pattern
 }

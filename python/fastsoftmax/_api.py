@@ -9,6 +9,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import _args as args
 from . import _core
+from . import _dlpack
 from ._args import AxisLike
 from ._threads import MAX_THREADS, get_num_threads, set_num_threads
 
@@ -61,6 +62,8 @@ def _compute(op: str, x, axis: AxisLike, out, algorithm: str, isa: Optional[str]
                 and _core.overlaps_itself(out) is False and (out is x or not np.may_share_memory(out, x))):
             _core.run(op, algorithm, x, out, isa, threads or 0)
             return out
+    if _dlpack.is_foreign(x) or _dlpack.is_foreign(out):  # torch tensors, other DLPack arrays
+        return _dlpack.call(op, _compute, x, axis, out, algorithm, isa, threads, dtype)
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
     nthreads = args.check_options(isa, threads)
@@ -168,8 +171,12 @@ def softmax(x: ArrayLike, axis: AxisLike = None, *, out: Optional[NDArray[Any]] 
 
     Parameters
     ----------
-    x : array_like
-        Real input. float32 and float64 are computed natively; float16 and bfloat16
+    x : array_like, or a CPU tensor / array with ``__dlpack__``
+        Real input. A torch tensor (or any CPU array exporting DLPack) is read in place,
+        without a copy, and the result comes back as a torch tensor for a torch input (a
+        NumPy array for other DLPack producers); a tensor on another device is a
+        ``ValueError`` naming it, and one that requires grad goes through
+        :mod:`fastsoftmax.torch`'s differentiable operators. float32 and float64 are computed natively; float16 and bfloat16
         (``ml_dtypes.bfloat16``, optional) are read and written in 16 bits and computed
         in float32 in registers, rounded once to nearest even; int8 and uint8 as float16
         (NumPy's result type), wider integers in float64.
@@ -177,8 +184,8 @@ def softmax(x: ArrayLike, axis: AxisLike = None, *, out: Optional[NDArray[Any]] 
         Axes over which the softmax is taken; ``None`` (the default, as in SciPy) means
         the whole array. As for NumPy's reductions (and SciPy), a list is a ``TypeError``:
         pass a tuple (:data:`AxisLike`).
-    out : ndarray, optional
-        Where to write the result: ``x``'s shape, writable, any floating dtype (float16,
+    out : ndarray or CPU tensor, optional
+        Where to write the result (a tensor: into its own memory): ``x``'s shape, writable, any floating dtype (float16,
         bfloat16, float32, float64, longdouble). ``out=x`` computes in place; any other
         overlap with ``x`` is an error.
     dtype : dtype, optional

@@ -16,6 +16,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import _args as args
 from . import _core
+from . import _dlpack
 from ._api import Tier
 from ._args import AxisLike
 
@@ -502,6 +503,8 @@ def logsumexp(x: ArrayLike, axis: AxisLike = None, *, keepdims: bool = False, ou
     >>> fastsoftmax.logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)  # log(e^2 - e), -1
     (np.float64(1.5413248546129181), np.float64(-1.0))
     """
+    if _dlpack.is_foreign(x) or _dlpack.is_foreign(out) or _dlpack.is_foreign(b):  # torch tensors, DLPack arrays
+        return _dlpack.logsumexp_call(logsumexp, x, axis, keepdims, out, dtype, b, return_sign, isa, threads)
     nthreads = args.check_options(isa, threads)
     xa = args.as_real_array(x, "logsumexp")
     input_result = args.logsumexp_dtype(xa.dtype)

@@ -404,6 +404,74 @@ void capi(const char* expect_isa) {
   capi_case<std::uint16_t>(DType::bf16, fastsoftmax_log_softmax_bf16, true);
 }
 
+// ---- the backward kernels, through the C API (the active tier) ---------------------------------
+// dx against a long-double reference, with tests/test_backward.py's bound: 40 roundings of the
+// compute type per term of the row sum, 2 in the write pass, exp's 4 u (float32) / 2 u (float64).
+
+template <class T>
+using BwdFn = fastsoftmax_status (*)(const T*, const T*, T*, size_t, size_t, int);
+template <class T>
+using FwdFn = fastsoftmax_status (*)(const T*, T*, size_t, size_t, ptrdiff_t, ptrdiff_t, fastsoftmax_algorithm, int);
+
+template <class T>
+void backward_case(FwdFn<T> fwd, BwdFn<T> bwd, bool log, const char* what) {
+  using L = long double;
+  const L u = sizeof(T) == 4 ? L(0x1p-24) : L(0x1p-53), floor = sizeof(T) == 4 ? L(0x1p-125) : L(0x1p-1021);
+  Rng rng{0xB0Au + unsigned(sizeof(T)) + log};
+  long compared = 0;
+  for (std::size_t n : {std::size_t{1}, std::size_t{7}, std::size_t{1027}, std::size_t{70001}}) {
+    const std::size_t rows = 3;
+    std::vector<T> x(rows * n), y(rows * n), g(rows * n), dx(rows * n), dx3(rows * n);
+    for (auto& v : x) v = T(3 * draw(rng, kNormal));
+    for (auto& v : g) v = T(draw(rng, kNormal));
+    CHECK(fwd(x.data(), y.data(), rows, n, ptrdiff_t(n), ptrdiff_t(n), FASTSOFTMAX_ALGORITHM_AUTO, 1) == FASTSOFTMAX_OK,
+          "%s forward failed", what);
+    CHECK(bwd(y.data(), g.data(), dx.data(), rows, n, 1) == FASTSOFTMAX_OK, "%s n=%zu: status", what, n);
+    CHECK(bwd(y.data(), g.data(), dx3.data(), rows, n, 3) == FASTSOFTMAX_OK, "%s n=%zu: status", what, n);
+    CHECK(std::memcmp(dx.data(), dx3.data(), dx.size() * sizeof(T)) == 0, "%s n=%zu: threads 1 vs 3 differ", what, n);
+    for (std::size_t r = 0; r < rows; ++r) {
+      const T* yr = &y[r * n];
+      const T* gr = &g[r * n];
+      L s = 0, mag = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        s += log ? L(gr[i]) : L(gr[i]) * L(yr[i]);
+        mag += log ? std::fabs(L(gr[i])) : std::fabs(L(gr[i]) * L(yr[i]));
+      }
+      const L sum_err = 40 * u * mag + u * std::fabs(s);
+      for (std::size_t i = 0; i < n; ++i) {
+        L ref, bound;
+        if (log) {
+          const L e = std::exp(L(yr[i]));
+          ref = L(gr[i]) - e * s;
+          bound = e * sum_err + (sizeof(T) == 4 ? 4 : 2) * u * e * std::fabs(s) + u * std::fabs(ref);
+        } else {
+          ref = L(yr[i]) * (L(gr[i]) - s);
+          bound = std::fabs(L(yr[i])) * sum_err + L(2.01) * u * std::fabs(L(yr[i])) * std::fabs(L(gr[i]) - s);
+        }
+        const L err = std::fabs(L(dx[r * n + i]) - ref);
+        CHECK(err <= bound * L(1.01) + floor, "%s n=%zu row %zu elem %zu: error %Lg above bound %Lg", what, n, r, i,
+              err, bound);
+        ++compared;
+      }
+    }
+  }
+  // A refused call (dx partly over g) writes nothing.
+  std::vector<T> y1(8, T(0.125)), g1(9, T(1));
+  CHECK(bwd(y1.data(), g1.data(), g1.data() + 1, 1, 8, 0) == FASTSOFTMAX_ERROR_INVALID_ARGUMENT,
+        "%s: dx partly over g accepted", what);
+  for (const T& v : g1) CHECK(v == T(1), "%s: a refused call wrote", what);
+  std::printf("  %-24s %ld elements within the bound, threads 1 vs 3 bitwise\n", what, compared);
+}
+
+void backward() {
+  backward_case<float>(fastsoftmax_softmax_f32, fastsoftmax_softmax_backward_f32, false, "softmax_backward f32");
+  backward_case<float>(fastsoftmax_log_softmax_f32, fastsoftmax_log_softmax_backward_f32, true,
+                       "log_softmax_backward f32");
+  backward_case<double>(fastsoftmax_softmax_f64, fastsoftmax_softmax_backward_f64, false, "softmax_backward f64");
+  backward_case<double>(fastsoftmax_log_softmax_f64, fastsoftmax_log_softmax_backward_f64, true,
+                        "log_softmax_backward f64");
+}
+
 }  // namespace
 
 // Usage: test_kernels [EXPECTED_ISA [--capi-only]]  (EXPECTED_ISA: the tier that must be active)
@@ -417,6 +485,7 @@ int main(int argc, char** argv) {
   if (expect) CHECK(active_isa() == expect, "active tier %s, expected %s", active_isa().c_str(), expect);
   if (capi_only) {
     capi(expect);
+    backward();
     std::printf("%s: %d failure(s)\n", g_failures ? "FAILED" : "passed", g_failures);
     return g_failures ? 1 : 0;
   }
@@ -444,6 +513,8 @@ int main(int argc, char** argv) {
   for (DType d : dtypes) threads_identity(d);
   std::printf("C API:\n");
   capi(expect);
+  std::printf("backward (C API):\n");
+  backward();
   std::printf("%s: %d failure(s)\n", g_failures ? "FAILED" : "passed", g_failures);
   return g_failures ? 1 : 0;
 }

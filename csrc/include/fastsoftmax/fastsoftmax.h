@@ -86,6 +86,35 @@ FASTSOFTMAX_API fastsoftmax_status fastsoftmax_log_softmax_bf16(const uint16_t* 
                                                                 ptrdiff_t x_row_stride, ptrdiff_t y_row_stride,
                                                                 fastsoftmax_algorithm algorithm, int threads);
 
+/* Backward. For `rows` contiguous rows of n elements, y the forward's output and g the
+ * gradient of a loss with respect to y, dx (the gradient with respect to the input):
+ *   softmax:     dx = y * (g - sum_row(g * y))
+ *   log-softmax: dx = g - exp(y) * sum_row(g)      (y = log_softmax(x))
+ * computed in the storage type (16-bit types in float32, rounded once), bitwise the same
+ * for any thread count. Checked before anything is read or written, else
+ * FASTSOFTMAX_ERROR_INVALID_ARGUMENT: threads outside [0, FASTSOFTMAX_MAX_THREADS]; a NULL
+ * pointer unless rows or n is 0; rows * n elements beyond PTRDIFF_MAX bytes or wrapping
+ * around the address space; dx sharing a byte with y or g unless it is y or g itself
+ * (in place). 16-bit types are passed as their bits. */
+FASTSOFTMAX_API fastsoftmax_status fastsoftmax_softmax_backward_f32(const float* y, const float* g, float* dx,
+                                                                    size_t rows, size_t n, int threads);
+FASTSOFTMAX_API fastsoftmax_status fastsoftmax_log_softmax_backward_f32(const float* y, const float* g, float* dx,
+                                                                        size_t rows, size_t n, int threads);
+FASTSOFTMAX_API fastsoftmax_status fastsoftmax_softmax_backward_f64(const double* y, const double* g, double* dx,
+                                                                    size_t rows, size_t n, int threads);
+FASTSOFTMAX_API fastsoftmax_status fastsoftmax_log_softmax_backward_f64(const double* y, const double* g, double* dx,
+                                                                        size_t rows, size_t n, int threads);
+FASTSOFTMAX_API fastsoftmax_status fastsoftmax_softmax_backward_f16(const uint16_t* y, const uint16_t* g,
+                                                                    uint16_t* dx, size_t rows, size_t n, int threads);
+FASTSOFTMAX_API fastsoftmax_status fastsoftmax_log_softmax_backward_f16(const uint16_t* y, const uint16_t* g,
+                                                                        uint16_t* dx, size_t rows, size_t n,
+                                                                        int threads);
+FASTSOFTMAX_API fastsoftmax_status fastsoftmax_softmax_backward_bf16(const uint16_t* y, const uint16_t* g,
+                                                                     uint16_t* dx, size_t rows, size_t n, int threads);
+FASTSOFTMAX_API fastsoftmax_status fastsoftmax_log_softmax_backward_bf16(const uint16_t* y, const uint16_t* g,
+                                                                         uint16_t* dx, size_t rows, size_t n,
+                                                                         int threads);
+
 #define FASTSOFTMAX_MAX_THREADS 1024
 
 /* Threads used when a call passes threads = 0: what fastsoftmax_set_num_threads set, else

@@ -4,9 +4,11 @@
 #define FASTSOFTMAX_TIER avx512
 #include "kernels/kernels.inc"
 #include "kernels/passes.h"
+#include "kernels/backward.h"
 
 namespace fastsoftmax {
 namespace avx512 {
 FASTSOFTMAX_FOR_EACH_DTYPE(FASTSOFTMAX_DEFINE_DTYPE)
+FASTSOFTMAX_FOR_EACH_DTYPE(FASTSOFTMAX_DEFINE_BACKWARD)
 }  // namespace avx512
 }  // namespace fastsoftmax

@@ -4,9 +4,11 @@
 #define FASTSOFTMAX_TIER neon
 #include "kernels/kernels.inc"
 #include "kernels/passes.h"
+#include "kernels/backward.h"
 
 namespace fastsoftmax {
 namespace neon {
 FASTSOFTMAX_FOR_EACH_DTYPE(FASTSOFTMAX_DEFINE_DTYPE)
+FASTSOFTMAX_FOR_EACH_DTYPE(FASTSOFTMAX_DEFINE_BACKWARD)
 }  // namespace neon
 }  // namespace fastsoftmax

@@ -170,7 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "optional ml_dtypes package (listed as skipped without it). Half-type inputs are the float32 "
                         "input rounded to the type; with float32 in the run a summary compares their two-pass time "
                         "with float32's")
-    p.add_argument("--op", default="softmax", help="softmax, log_softmax or both comma-separated (default softmax)")
+    p.add_argument("--op", default="softmax",
+                   help="softmax, log_softmax or both comma-separated (default softmax); or softmax_backward, "
+                        "log_softmax_backward (comma-separated): the backward kernels beside PyTorch's CPU backward "
+                        "and the memory-only pattern of the same traffic, and the forward through fastsoftmax.torch "
+                        "beside the NumPy call (float32; default --sizes 2^24, --shape 256x32000, --threads 1 and "
+                        "the default count, --min-time 0.25)")
     p.add_argument("--algorithms", default=None,
                    help=f"comma list of {', '.join(_ALGS)} (default: all; --suite: auto)")
     p.add_argument("--isa", help="tier(s): 'all' (default), 'active', or a comma list of scalar, avx2, avx512 "
@@ -306,6 +311,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _tune.main(args.profile, args.dry_run, args.quick)
     if args.profile or args.dry_run:
         parser.error("--profile and --dry-run go with --tune")
+    if "_backward" in args.op:
+        return _backward_main(parser, args)
     # Cap the peers' thread pools before anything imports them.
     from . import _machine
 
@@ -327,3 +334,24 @@ def main(argv: Optional[List[str]] = None) -> int:
     # Peers' results can be off (float32 sums of 2^28 terms, half-type arithmetic): reported, not an error.
     bad = [r for r in doc["rows"] if r.get("validated") is False and r["kind"] == "fastsoftmax"]
     return 1 if bad else 0
+
+
+def _backward_main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """--op softmax_backward,log_softmax_backward (bench/_backward.py)."""
+    from .. import _core
+    from . import _backward
+
+    try:
+        ops = _list(args.op, _backward.BACKWARD_OPS, "op")
+        sizes = parse_sizes(args.sizes) if args.sizes else ([] if args.shape else _backward.DEFAULT_SIZES)
+        shapes = [s for spec in args.shape or [] for s in parse_shapes(spec)]
+        if not args.shape and not args.sizes:
+            shapes = list(_backward.DEFAULT_SHAPES)
+        threads = parse_threads(args.threads or f"1,{_core.get_num_threads()}")
+        if args.dtype not in (None, "float32"):
+            raise ValueError("the backward benchmark runs float32 only")
+    except ValueError as e:
+        parser.error(str(e))
+    doc = _backward.run(ops, sizes, shapes, threads, args.min_time if args.min_time is not None else 0.25,
+                        max(1, args.rounds), args.out, seed=args.seed, min_reps=max(1, min(args.min_reps, 5)))
+    return 1 if doc.get("failures") else 0

@@ -1,0 +1,147 @@
+#include "backward.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <stdexcept>
+#include <vector>
+
+#if defined(FASTSOFTMAX_X86)
+#include <xmmintrin.h>
+#endif
+
+#include "kernels/backward_primitives.h"
+#include "kernels/kernels.inc"
+#include "softmax.h"
+#include "threadpool.h"
+
+namespace fastsoftmax {
+
+// Every tier's backward passes, declared from the lists that define them.
+#define FSM_DECLARE_BACKWARD(dt, stype) const BackwardPrimitives<stype>& dt##_backward();
+#define FSM_DECLARE_TIER_BACKWARD(isa, isa_name) \
+  namespace isa {                                 \
+  FASTSOFTMAX_FOR_EACH_DTYPE(FSM_DECLARE_BACKWARD) \
+  }
+FASTSOFTMAX_FOR_EACH_ISA(FSM_DECLARE_TIER_BACKWARD)
+#undef FSM_DECLARE_TIER_BACKWARD
+#undef FSM_DECLARE_BACKWARD
+
+namespace {
+
+// The table of tier `isa` for dtype d (in DType's order, that of FASTSOFTMAX_FOR_EACH_DTYPE);
+// null for an unknown tier.
+const void* backward_table(const std::string& isa, DType d) {
+#define FSM_BACKWARD_TIER(isa_ns, isa_name)                                                       \
+  if (isa == isa_name) {                                                                          \
+    const void* t[kDTypes] = {&isa_ns::f32_backward(), &isa_ns::f64_backward(), &isa_ns::f16_backward(), \
+                              &isa_ns::bf16_backward()};                                          \
+    return t[static_cast<int>(d)];                                                                \
+  }
+  FASTSOFTMAX_FOR_EACH_ISA(FSM_BACKWARD_TIER)
+#undef FSM_BACKWARD_TIER
+  return nullptr;
+}
+
+// Rows split into chunks of this many elements, as the forward's (rows.h, kChunk).
+constexpr std::size_t kChunk = std::size_t{1} << 16;
+
+// Flush-to-zero and denormals-are-zero while a task runs, as the forward's tasks do
+// (rows.h, FlushDenormals): tiny products otherwise take microcode assists.
+class Ftz {
+ public:
+#if defined(FASTSOFTMAX_X86)
+  Ftz() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040u); }
+  ~Ftz() { _mm_setcsr(saved_); }
+
+ private:
+  unsigned saved_;
+#endif
+};
+
+template <class S>
+void run(const BackwardPrimitives<S>& p, bool log, std::size_t rows, std::size_t n, const S* y, const S* g, S* dx,
+         int threads) {
+  using T = compute_t<S>;
+  if (rows == 0 || n == 0) return;
+  int t = resolve_threads(threads);
+  // About 0.1 ns per element for one thread in cache (two reads, one write): errs towards fewer threads.
+  if (t > 1) t = useful_threads(t, double(rows) * double(n) * (sizeof(S) == 8 ? 0.2 : 0.1));
+  const bool stream = n * sizeof(S) >= streaming_threshold_bytes();
+  const std::size_t chunks = (n + kChunk - 1) / kChunk;
+  const auto len = [n](std::size_t c) { return std::min(kChunk, n - c * kChunk); };
+  const auto chunk_sum = [&](std::size_t r, std::size_t c) -> T {
+    const std::size_t off = r * n + c * kChunk;
+    return log ? p.sum(len(c), g + off) : p.dot(len(c), g + off, y + off);
+  };
+  const auto write = [&](std::size_t r, std::size_t c, T s) {
+    const std::size_t off = r * n + c * kChunk;
+    (log ? p.log_softmax_dx : p.softmax_dx)(len(c), y + off, g + off, dx + off, s, stream);
+  };
+  if (t <= 1 || chunks == 1 || rows >= std::size_t(2 * t)) {  // whole rows per task
+    const std::size_t tasks = t <= 1 ? 1 : std::min(rows, std::size_t(t) * 4);
+    parallel_for(tasks, t, [&](std::size_t k) {
+      Ftz ftz;
+      for (std::size_t r = rows * k / tasks; r < rows * (k + 1) / tasks; ++r) {
+        double s = 0;
+        for (std::size_t c = 0; c < chunks; ++c) s += double(chunk_sum(r, c));
+        const T st = static_cast<T>(s);
+        for (std::size_t c = 0; c < chunks; ++c) write(r, c, st);
+      }
+    });
+    return;
+  }
+  // Few long rows: each row's chunks over the threads, pass 1 then pass 2.
+  std::vector<T> part(chunks);  // before anything is written
+  for (std::size_t r = 0; r < rows; ++r) {
+    parallel_for(chunks, t, [&](std::size_t c) {
+      Ftz ftz;
+      part[c] = chunk_sum(r, c);
+    });
+    double s = 0;
+    for (std::size_t c = 0; c < chunks; ++c) s += double(part[c]);
+    const T st = static_cast<T>(s);
+    parallel_for(chunks, t, [&](std::size_t c) {
+      Ftz ftz;
+      write(r, c, st);
+    });
+  }
+}
+
+template <class F>
+void with_storage(DType d, F&& f) {
+  switch (d) {
+    case DType::f32: return f(float{});
+    case DType::f64: return f(double{});
+    case DType::f16: return f(Half{});
+    case DType::bf16: return f(BFloat16{});
+  }
+}
+
+}  // namespace
+
+bool backward_tier_known(const std::string& isa) { return backward_table(isa, DType::f32) != nullptr; }
+
+void backward_rows(const std::string& isa, DType d, bool log, std::size_t rows, std::size_t n, const void* y,
+                   const void* g, void* dx, int threads) {
+  const void* table = backward_table(isa, d);
+  if (!table) throw std::invalid_argument("no backward passes for tier " + isa);
+  with_storage(d, [&](auto s) {
+    using S = decltype(s);
+    run<S>(*static_cast<const BackwardPrimitives<S>*>(table), log, rows, n, static_cast<const S*>(y),
+           static_cast<const S*>(g), static_cast<S*>(dx), threads);
+  });
+}
+
+void backward_pattern(const std::string& isa, DType d, bool log, std::size_t n, const void* y, const void* g,
+                      void* dx) {
+  const void* table = backward_table(isa, d);
+  if (!table) throw std::invalid_argument("no backward passes for tier " + isa);
+  with_storage(d, [&](auto s) {
+    using S = decltype(s);
+    Ftz ftz;
+    static_cast<const BackwardPrimitives<S>*>(table)->pattern(n, static_cast<const S*>(y), static_cast<const S*>(g),
+                                                              static_cast<S*>(dx), log);
+  });
+}
+
+}  // namespace fastsoftmax
