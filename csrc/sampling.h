@@ -1,11 +1,14 @@
 // Sampling from logits: temperature, top-k, top-p and min-p in one call, without sorting.
-// Semantics: docs/sampling.md. Portable C++ (no ISA flags): the loops are written so that
-// the compiler vectorizes them at the baseline ISA.
+// Semantics: docs/sampling.md. float32/float16/bfloat16 rows run the active tier's vector
+// passes (csrc/kernels/sampling_body.h); float64 rows a portable path.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 
 namespace fastsoftmax {
+
+struct Half;
+struct BFloat16;
 
 // Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11).
 void philox4x32_10(const std::uint32_t counter[4], const std::uint32_t key[2], std::uint32_t out[4]);
@@ -26,7 +29,8 @@ struct SampleParams {
 
 enum SampleError : int { kSampleOk = 0, kSampleNaN = 1, kSampleAllNegInf = 2, kSamplePosInf = 3 };
 
-// Samples one token per row of the contiguous rows x n matrix x. tokens (and logprobs when
+// Samples one token per row of the contiguous rows x n matrix x (T: float, double, Half,
+// BFloat16). tokens (and logprobs when
 // not null: the log-probability of the drawn token under the filtered, renormalized
 // distribution it was drawn from) get one value per row. Returns the lowest row index
 // whose logits are invalid (and *error its SampleError), or -1 when every row was sampled;

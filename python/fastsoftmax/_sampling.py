@@ -5,6 +5,7 @@ The exact semantics are written down in docs/sampling.md.
 
 from __future__ import annotations
 
+import math
 import operator
 from typing import Optional
 
@@ -21,10 +22,8 @@ _ERRORS = {1: "contains NaN", 2: "is all -inf (no token can be drawn)", 3: "cont
 def _logits(logits) -> np.ndarray:
     x = np.asarray(logits)
     dt = x.dtype
-    if dt == np.float32 or dt == np.float64:
-        return x
-    if (dt.kind == "f" and dt.itemsize == 2) or is_bfloat16(dt):
-        return x.astype(np.float32)  # exact: every float16 / bfloat16 is a float32
+    if dt == np.float32 or dt == np.float64 or (dt.kind == "f" and dt.itemsize == 2) or is_bfloat16(dt):
+        return x  # float16 / bfloat16 are read natively (widened to float32 in registers)
     raise TypeError(f"sample needs float logits (float32, float64, float16 or bfloat16), got dtype {dt}")
 
 
@@ -150,12 +149,15 @@ def sample(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, seed=
         if not out.flags.writeable:
             raise ValueError("out is read-only")
 
-    rows = int(np.prod(batch, dtype=np.int64))
+    rows = math.prod(batch)
     if rows == 0:
         tokens = np.empty(batch, dtype=np.int64)
         logp = np.empty(batch, dtype=np.float64)
     else:
-        xm = np.ascontiguousarray(np.moveaxis(x, ax, -1)).reshape(rows, n)
+        if ax == x.ndim - 1 and x.flags.c_contiguous:
+            xm = x.reshape(rows, n)
+        else:
+            xm = np.ascontiguousarray(np.moveaxis(x, ax, -1)).reshape(rows, n)
         flat = lambda a, d: np.ascontiguousarray(a, dtype=d).reshape(rows)  # noqa: E731
         tok, lp, bad, err = _core.sample_rows(xm, flat(t, np.float64), flat(k, np.int64), flat(p, np.float64),
                                               flat(mp, np.float64), flat(seeds, np.uint64), row_offset,
