@@ -505,26 +505,66 @@ Prefix<std::uint32_t> select_top_p(const sampling::Kernels& K, const void* x, co
   return select_in_candidates(ws.keys.data(), nc, cum, target, mx, inv_t, ws);
 }
 
+// The k first tokens of the order (key descending, index ascending): positions into
+// ws.keys / ws.idx, in ws.order[0, k), in that order (ws.bmax holds the row's block maxima).
+// Every one of the k largest block maxima is a distinct token, so the k-th largest logit is
+// at least the k-th largest block maximum t: only blocks whose maximum reaches t are read.
+// With k above the number of blocks, the whole row is ranked.
+std::size_t rank_top_k(const sampling::Kernels& K, const void* x, std::size_t n, std::size_t k, FastWorkspace& ws) {
+  const std::size_t nb = ws.bmax.size();
+  const std::uint32_t* bmax = ws.bmax.data();
+  std::uint32_t t = 0;
+  if (k <= nb) {
+    ws.tmp.assign(bmax, bmax + nb);
+    std::nth_element(ws.tmp.begin(), ws.tmp.begin() + std::ptrdiff_t(k - 1), ws.tmp.end(),
+                     [](std::uint32_t a, std::uint32_t b) { return a > b; });
+    t = ws.tmp[k - 1];
+  }
+  ws.keys.resize(n);
+  ws.idx.resize(n);
+  const std::size_t nc = K.gather_ge(x, n, bmax, t, ws.keys.data(), ws.idx.data());
+  const std::uint32_t* keys = ws.keys.data();
+  const std::size_t* idx = ws.idx.data();
+  ws.order.resize(nc);
+  for (std::size_t i = 0; i < nc; ++i) ws.order[i] = i;
+  auto before = [&](std::uint64_t a, std::uint64_t b) {  // key descending, index ascending
+    return keys[a] > keys[b] || (keys[a] == keys[b] && idx[a] < idx[b]);
+  };
+  if (nc > k) std::nth_element(ws.order.begin(), ws.order.begin() + std::ptrdiff_t(k - 1), ws.order.end(), before);
+  const std::size_t kk = std::min(k, nc);
+  std::sort(ws.order.begin(), ws.order.begin() + std::ptrdiff_t(kk), before);
+  return kk;
+}
+
+// Pass 1 and the row checks shared by sample and topk_rows: kSampleOk, or the row's error.
 template <class S>
-int sample_fast(const S* x, std::size_t n, double temperature, std::int64_t top_k, double top_p, double min_p,
-                double u, std::int64_t* token, double* logprob) {
-  const sampling::Kernels& K = *tier_kernels(StorageOf<S>::value);
-  FastWorkspace& ws = fast_workspace();
+int checked_stats(const sampling::Kernels& K, const S* x, std::size_t n, FastWorkspace& ws, std::uint32_t* max_key) {
   const std::size_t nb = (n + sampling::kMaxBlock - 1) / sampling::kMaxBlock;
   ws.bmax.resize(nb);
-  std::uint32_t* bmax = ws.bmax.data();
-  std::uint32_t max_key;
   int bad;
-  K.stats(x, n, bmax, &max_key, &bad);
+  K.stats(x, n, ws.bmax.data(), max_key, &bad);
   if (bad) {
     for (std::size_t q = 0; q < n; ++q) {
       const float v = StorageOf<S>::at(x, q);
       if (v != v) return kSampleNaN;
     }
   }
-  const float mx = key_value(max_key);
+  const float mx = key_value(*max_key);
   if (mx == std::numeric_limits<float>::infinity()) return kSamplePosInf;
   if (mx == -std::numeric_limits<float>::infinity()) return kSampleAllNegInf;
+  return kSampleOk;
+}
+
+template <class S>
+int sample_fast(const S* x, std::size_t n, double temperature, std::int64_t top_k, double top_p, double min_p,
+                double u, std::int64_t* token, double* logprob) {
+  const sampling::Kernels& K = *tier_kernels(StorageOf<S>::value);
+  FastWorkspace& ws = fast_workspace();
+  std::uint32_t max_key;
+  const int err = checked_stats(K, x, n, ws, &max_key);
+  if (err != kSampleOk) return err;
+  const std::uint32_t* bmax = ws.bmax.data();
+  const float mx = key_value(max_key);
   if (temperature == 0) {  // greedy: the lowest index holding the maximum (-0 == +0)
     std::size_t b = 0;
     while (!(key_value(bmax[b]) == mx)) ++b;
@@ -543,29 +583,9 @@ int sample_fast(const S* x, std::size_t n, double temperature, std::int64_t top_
   if (double(lmp) < log_min_p) lmp = std::nextafter(lmp, INFINITY);
 
   if (do_k) {
-    // Every one of the k largest block maxima is a distinct token, so the k-th largest
-    // logit is at least the k-th largest block maximum t: only keys >= t can be kept.
-    const std::size_t k = std::size_t(top_k);
-    std::uint32_t t = 0;
-    if (k <= nb) {
-      ws.tmp.assign(bmax, bmax + nb);
-      std::nth_element(ws.tmp.begin(), ws.tmp.begin() + std::ptrdiff_t(k - 1), ws.tmp.end(),
-                       [](std::uint32_t a, std::uint32_t b) { return a > b; });
-      t = ws.tmp[k - 1];
-    }
-    ws.keys.resize(n);
-    ws.idx.resize(n);
-    const std::size_t nc = K.gather_ge(x, n, bmax, t, ws.keys.data(), ws.idx.data());
+    const std::size_t kk = rank_top_k(K, x, n, std::size_t(top_k), ws);
     const std::uint32_t* keys = ws.keys.data();
     const std::size_t* idx = ws.idx.data();
-    ws.order.resize(nc);
-    for (std::size_t i = 0; i < nc; ++i) ws.order[i] = i;
-    auto before = [&](std::uint64_t a, std::uint64_t b) {  // key descending, index ascending
-      return keys[a] > keys[b] || (keys[a] == keys[b] && idx[a] < idx[b]);
-    };
-    if (nc > k) std::nth_element(ws.order.begin(), ws.order.begin() + std::ptrdiff_t(k - 1), ws.order.end(), before);
-    const std::size_t kk = std::min(k, nc);
-    std::sort(ws.order.begin(), ws.order.begin() + std::ptrdiff_t(kk), before);
     ws.w.resize(kk);
     float* wk = ws.w.data();
     for (std::size_t i = 0; i < kk; ++i) wk[i] = exp_nonpositive(y_of(key_value(keys[ws.order[i]]), mx, inv_t));
@@ -641,6 +661,41 @@ int sample_fast(const S* x, std::size_t n, double temperature, std::int64_t top_
   return kSampleOk;
 }
 
+// topk_rows: one row's k first tokens of the order.
+template <class S>
+int topk_fast(const S* x, std::size_t n, std::size_t k, std::int64_t* out) {
+  const sampling::Kernels& K = *tier_kernels(StorageOf<S>::value);
+  FastWorkspace& ws = fast_workspace();
+  std::uint32_t max_key;
+  const int err = checked_stats(K, x, n, ws, &max_key);
+  if (err != kSampleOk) return err;
+  const std::size_t kk = rank_top_k(K, x, n, k, ws);  // kk == k: the row has n >= k tokens
+  for (std::size_t i = 0; i < kk; ++i) out[i] = std::int64_t(ws.idx[ws.order[i]]);
+  return kSampleOk;
+}
+int topk_fast(const double* x, std::size_t n, std::size_t k, std::int64_t* out) {
+  bool nan = false, pinf = false, all_ninf = true;
+  for (std::size_t q = 0; q < n; ++q) {
+    nan = nan || x[q] != x[q];
+    pinf = pinf || x[q] == INFINITY;
+    all_ninf = all_ninf && x[q] == -INFINITY;
+  }
+  if (nan) return kSampleNaN;
+  if (pinf) return kSamplePosInf;
+  if (all_ninf) return kSampleAllNegInf;
+  FastWorkspace& ws = fast_workspace();
+  ws.order.resize(n);
+  for (std::size_t i = 0; i < n; ++i) ws.order[i] = i;
+  auto before = [&](std::uint64_t a, std::uint64_t b) {
+    const std::uint64_t ka = Keys<double>::key(x[a]), kb = Keys<double>::key(x[b]);
+    return ka > kb || (ka == kb && a < b);
+  };
+  if (n > k) std::nth_element(ws.order.begin(), ws.order.begin() + std::ptrdiff_t(k - 1), ws.order.end(), before);
+  std::sort(ws.order.begin(), ws.order.begin() + std::ptrdiff_t(k), before);
+  for (std::size_t i = 0; i < k; ++i) out[i] = std::int64_t(ws.order[i]);
+  return kSampleOk;
+}
+
 template <class T> struct RowRunner {
   static int run(const T* x, std::size_t n, double t, std::int64_t k, double p, double m, double u, std::int64_t* tok,
                  double* lp) {
@@ -680,6 +735,34 @@ std::int64_t sample_rows(const T* x, std::size_t rows, std::size_t n, const Samp
   *error = kSampleOk;
   return -1;
 }
+
+template <typename T>
+std::int64_t topk_rows(const T* x, std::size_t rows, std::size_t n, std::size_t k, std::int64_t* idx, int threads,
+                       int* error) {
+  std::vector<int> errors(rows, kSampleOk);
+  const int want = resolve_threads(threads);
+  const int use = rows > 1 ? useful_threads(std::min<int>(want, int(std::min<std::size_t>(rows, 1 << 20))),
+                                            double(rows) * double(n) * 2.0)
+                           : 1;
+  auto one = [&](std::size_t r) { errors[r] = topk_fast(x + r * n, n, k, idx + r * k); };
+  if (use <= 1) {
+    for (std::size_t r = 0; r < rows; ++r) one(r);
+  } else {
+    parallel_for(rows, use, [&](std::size_t r) { one(r); });
+  }
+  for (std::size_t r = 0; r < rows; ++r)
+    if (errors[r] != kSampleOk) { *error = errors[r]; return std::int64_t(r); }
+  *error = kSampleOk;
+  return -1;
+}
+
+#define FSM_TOPK_ROWS(T) \
+  template std::int64_t topk_rows<T>(const T*, std::size_t, std::size_t, std::size_t, std::int64_t*, int, int*);
+FSM_TOPK_ROWS(float)
+FSM_TOPK_ROWS(double)
+FSM_TOPK_ROWS(Half)
+FSM_TOPK_ROWS(BFloat16)
+#undef FSM_TOPK_ROWS
 
 template std::int64_t sample_rows<float>(const float*, std::size_t, std::size_t, const SampleParams&,
                                          std::int64_t*, double*, int, int*);

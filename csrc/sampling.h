@@ -40,4 +40,11 @@ template <typename T>
 std::int64_t sample_rows(const T* x, std::size_t rows, std::size_t n, const SampleParams& p,
                          std::int64_t* tokens, double* logprobs, int threads, int* error);
 
+// The indices of the k (1 <= k <= n) first tokens of every row in the order (logit
+// descending, index ascending; +0 above -0), written to idx (rows x k). Row errors as
+// sample_rows (NaN, +inf, all -inf); the contents of idx are then unspecified.
+template <typename T>
+std::int64_t topk_rows(const T* x, std::size_t rows, std::size_t n, std::size_t k, std::int64_t* idx, int threads,
+                       int* error);
+
 }  // namespace fastsoftmax

@@ -70,9 +70,44 @@ py::tuple sample_rows_py(const py::array& x, const py::array_t<double>& temperat
   return py::make_tuple(tokens, lp, bad, error);
 }
 
+template <class Fn> void with_rows_type(const py::array& x, Fn&& fn) {
+  const py::dtype d = x.dtype();
+  if (d.equal(py::dtype::of<float>())) {
+    fn(static_cast<const float*>(nullptr));
+  } else if (d.equal(py::dtype::of<double>())) {
+    fn(static_cast<const double*>(nullptr));
+  } else if (d.kind() == 'f' && d.itemsize() == 2) {
+    fn(static_cast<const Half*>(nullptr));
+  } else if (d.kind() == 'V' && d.itemsize() == 2 && py::str(d.attr("name")).cast<std::string>() == "bfloat16") {
+    fn(static_cast<const BFloat16*>(nullptr));
+  } else {
+    throw py::type_error("x must be float32, float64, float16 or bfloat16");
+  }
+}
+
+py::tuple topk_rows_py(const py::array& x, std::int64_t k, int threads) {
+  if (x.ndim() != 2 || !(x.flags() & py::array::c_style))
+    throw py::value_error("topk_rows: x must be a C-contiguous 2-d array");
+  const std::size_t rows = std::size_t(x.shape(0)), n = std::size_t(x.shape(1));
+  if (k < 1 || std::size_t(k) > n) throw py::value_error("topk_rows: k must be in [1, n]");
+  py::array_t<std::int64_t> idx({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(k)});
+  std::int64_t* ip = idx.mutable_data();
+  std::int64_t bad = -1;
+  int error = 0;
+  with_rows_type(x, [&](auto* typed) {
+    using T = std::remove_const_t<std::remove_pointer_t<decltype(typed)>>;
+    const T* xp = static_cast<const T*>(x.data());
+    without_gil([&] { bad = topk_rows<T>(xp, rows, n, std::size_t(k), ip, threads, &error); });
+  });
+  return py::make_tuple(idx, bad, error);
+}
+
 }  // namespace
 
 void bind_sampling(py::module_& m) {
+  m.def("topk_rows", &topk_rows_py, py::arg("x"), py::arg("k"), py::arg("threads"),
+        "Indices (rows, k) of each row's k largest values (value descending, index ascending) of a contiguous "
+        "float32/float64/float16/bfloat16 matrix. Returns (indices, lowest bad row or -1, error kind)");
   m.def("sample_rows", &sample_rows_py, py::arg("x"), py::arg("temperature"), py::arg("top_k"), py::arg("top_p"),
         py::arg("min_p"), py::arg("seed"), py::arg("row_offset"), py::arg("want_logprobs"), py::arg("threads"),
         "One token per row of a contiguous float32/float64/float16/bfloat16 matrix; per-row parameter arrays. Returns "
