@@ -483,26 +483,73 @@ Prefix<std::uint32_t> select_in_candidates(std::uint32_t* cand, std::size_t nc, 
   return p;
 }
 
-// Top-p without top-k: the code whose tokens hold the crossing (walking the codes from the
-// largest weights down), then the exact select among that code's tokens.
+// Top-p without top-k: the weight code holding the crossing token, then the exact select
+// among that code's tokens.
+//  - The tokens with w < tau weigh less than n * tau <= (1 - p) Z / 2 in all, so the
+//    crossing lies above tau (taken at a code's lower bound, code_tau).
+//  - One vector pass (mass_above) weighs {w >= floor of code c_i} for 8 codes c_i spread
+//    evenly over [0, code_tau]: the crossing's code lies in the first range (c_{i-1}, c_i]
+//    whose weight reaches the target.
+//  - The weight of each code in that range alone (code_mass, scalar adds over its tokens),
+//    walked from the largest weights down, gives the crossing code.
+// Should rounding leave the target unreached, the codes of every token are weighed instead.
 Prefix<std::uint32_t> select_top_p(const sampling::Kernels& K, const void* x, const float* w, std::size_t n,
-                                   double target, float mx, float inv_t, FastWorkspace& ws) {
+                                   double z, double top_p, float mx, float inv_t, FastWorkspace& ws) {
   constexpr std::size_t C = sampling::kCodes;
-  ws.m2.resize(4 * C);
+  constexpr int T = sampling::kThresholds;
+  const double target = top_p * z;
+  ws.m2.resize(16 * C);
   double* mass = ws.m2.data();
-  K.code_mass(w, n, mass);
-  double cum = 0;
-  std::size_t c = 0, last = 0;
-  for (std::size_t q = 0; q < C; ++q)
-    if (mass[q] > 0) last = q;
-  for (; c < last; ++c) {
-    if (!(mass[c] > 0)) continue;
-    if (cum + mass[c] >= target) break;
-    cum += mass[c];
+  const float tau_raw = float(0.5 * (1.0 - top_p) * z / double(n));
+  const std::uint32_t code_tau = tau_raw > 0.0f ? std::min<std::uint32_t>(weight_code(tau_raw), 1015u) : 1015u;
+  std::uint32_t c_lo = 0, c_hi = code_tau;  // the crossing's code is in [c_lo, c_hi] ...
+  float lo = code_floor(code_tau), hi = 2.0f;
+  double above = 0;                         // ... and the tokens with w >= hi weigh `above`
+  {
+    std::uint32_t cs[T];
+    float thr[T];
+    double m[T];
+    for (int i = 0; i < T; ++i) {
+      cs[i] = std::uint32_t((std::uint64_t(code_tau) * std::uint64_t(i + 1)) / std::uint64_t(T + 1));
+      thr[i] = code_floor(cs[i]);
+    }
+    K.mass_above(w, n, thr, m);
+    int i = 0;
+    while (i < T && !(m[i] >= target)) ++i;
+    if (i < T) {
+      c_hi = cs[i];
+      lo = thr[i];
+    }
+    if (i > 0) {
+      c_lo = cs[i - 1] + 1;
+      hi = thr[i - 1];
+      above = m[i - 1];
+    }
   }
-  ws.keys.resize(n);
-  const std::size_t nc = K.gather_code(x, w, n, std::uint32_t(c), ws.keys.data());
-  return select_in_candidates(ws.keys.data(), nc, cum, target, mx, inv_t, ws);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (attempt == 1) {  // every token
+      c_lo = 0;
+      c_hi = C - 1;
+      lo = 0.0f;
+      hi = 2.0f;
+      above = 0;
+    }
+    K.code_mass(w, n, lo, hi, mass);
+    double cum = above;
+    std::uint32_t c = c_lo, last = c_lo;
+    for (std::uint32_t q = c_lo; q <= c_hi; ++q)
+      if (mass[q] > 0) last = q;
+    for (; c < last; ++c) {
+      if (!(mass[c] > 0)) continue;
+      if (cum + mass[c] >= target) break;
+      cum += mass[c];
+    }
+    if (attempt == 0 && !(cum + mass[c] >= target)) continue;  // rounding: weigh every code
+    ws.keys.resize(n);
+    const std::size_t nc = K.gather_code(x, w, n, c, ws.keys.data());
+    return select_in_candidates(ws.keys.data(), nc, cum, target, mx, inv_t, ws);
+  }
+  return Prefix<std::uint32_t>();  // not reached: the second attempt always returns
 }
 
 // The k first tokens of the order (key descending, index ascending): positions into
@@ -641,7 +688,7 @@ int sample_fast(const S* x, std::size_t n, double temperature, std::int64_t top_
   spec.inv_t = inv_t;
   double z_kept = z;
   if (do_p) {
-    const Prefix<std::uint32_t> pre = select_top_p(K, x, w, n, top_p * z, mx, inv_t, ws);
+    const Prefix<std::uint32_t> pre = select_top_p(K, x, w, n, z, top_p, mx, inv_t, ws);
     spec.mode = sampling::kPrefix;
     spec.t = pre.t;
     spec.r = pre.r;

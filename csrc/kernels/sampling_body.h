@@ -108,6 +108,48 @@ FSM_SAMPLING_INLINE vf exp_vec(vf y) {
 
 FSM_SAMPLING_INLINE vf select(vi m, vf v) { return (vf)((vi)v & m); }
 
+// Horizontal reductions by a tree of shuffles (no trip through memory: a 64-byte store
+// read back in pieces stalls store-to-load forwarding).
+FSM_SAMPLING_INLINE vu fold_halves(vu x, int step) {
+  switch (step) {
+    case 8: return __builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+    case 4: return __builtin_shufflevector(x, x, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+    case 2: return __builtin_shufflevector(x, x, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+    default: return __builtin_shufflevector(x, x, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+  }
+}
+FSM_SAMPLING_INLINE std::uint32_t reduce_or(vu x) {
+  x = x | fold_halves(x, 8);
+  x = x | fold_halves(x, 4);
+  x = x | fold_halves(x, 2);
+  x = x | fold_halves(x, 1);
+  return x[0];
+}
+FSM_SAMPLING_INLINE std::uint32_t reduce_max(vu x) {
+  vu y = fold_halves(x, 8);
+  x = x > y ? x : y;
+  y = fold_halves(x, 4);
+  x = x > y ? x : y;
+  y = fold_halves(x, 2);
+  x = x > y ? x : y;
+  y = fold_halves(x, 1);
+  x = x > y ? x : y;
+  return x[0];
+}
+FSM_SAMPLING_INLINE std::uint32_t reduce_add(vu x) {
+  x = x + fold_halves(x, 8);
+  x = x + fold_halves(x, 4);
+  x = x + fold_halves(x, 2);
+  x = x + fold_halves(x, 1);
+  return x[0];
+}
+
+// The 16 lanes of a compare result as bits (lane l -> bit l).
+FSM_SAMPLING_INLINE std::uint32_t lane_bits(vi m) {
+  const vu bit = {1u, 2u, 4u, 8u, 16u, 32u, 64u, 128u, 256u, 512u, 1024u, 2048u, 4096u, 8192u, 16384u, 32768u};
+  return reduce_or((vu)m & bit);
+}
+
 inline double tree16(const double* d) {
   return (((d[0] + d[1]) + (d[2] + d[3])) + ((d[4] + d[5]) + (d[6] + d[7]))) +
          (((d[8] + d[9]) + (d[10] + d[11])) + ((d[12] + d[13]) + (d[14] + d[15])));
@@ -175,8 +217,7 @@ void stats(const void* xv, std::size_t n, std::uint32_t* bmax, std::uint32_t* ma
       m = m > k ? m : k;
       badv += v - v;
     }
-    std::uint32_t bm = m[0];
-    for (int l = 1; l < 16; ++l) bm = m[l] > bm ? m[l] : bm;
+    const std::uint32_t bm = reduce_max(m);
     bmax[b] = bm;
     best = bm > best ? bm : best;
   }
@@ -232,15 +273,34 @@ void weights(const void* xv, std::size_t n, float mx, float inv_t, float lmp, in
   *zm = do_m ? tree16v(dm) : 0.0;
 }
 
-// mass[c] = the float64 weight of the tokens whose weight has code c, summed in index order
-// in four interleaved tables (token i into table i % 4, so that runs of one code do not
-// chain through one memory slot), the tables added as (t0 + t1) + (t2 + t3). The codes of
-// a block are computed by vector code into a buffer, the sums are scalar.
-void code_mass(const float* w, std::size_t n, double* mass) {
-  constexpr std::size_t C = sampling::kCodes;
-  double* t = mass;  // 4 * C doubles of scratch, table k at t + k * C
-  for (std::size_t i = 0; i < 4 * C; ++i) t[i] = 0.0;
-  std::uint32_t code[kBlock];
+// For each of the kThresholds thresholds, the float64 weight of {w_i >= thr[t]} (lane sums).
+void mass_above(const float* w, std::size_t n, const float* thr, double* mass) {
+  constexpr int T = sampling::kThresholds;
+  vd dm[T];
+  for (int t = 0; t < T; ++t) dm[t] = vd{};
+  Block<float> blk;
+  for (std::size_t j = 0; j < n; j += kBlock) {
+    blk.set(w, w, j, n);  // padded weights are 0: below every threshold (thresholds > 0)
+    vf a[T];
+    for (int t = 0; t < T; ++t) a[t] = vf{};
+    for (std::size_t g = 0; g < kBlock; g += kLanes) {
+      const vf v = blk.wv(g);
+      for (int t = 0; t < T; ++t) a[t] += select(v >= thr[t], v);
+    }
+    for (int t = 0; t < T; ++t) dm[t] += widen(a[t]);
+  }
+  for (int t = 0; t < T; ++t) mass[t] = tree16v(dm[t]);
+}
+
+// mass[c] = the float64 weight of the tokens with lo <= w_i < hi and code c (c <=
+// weight_code(lo); lo > 0, or lo = 0: every code). Lane l of the 16 lanes sums the tokens
+// i = l mod 16 in index order in its own table (runs of one code do not chain through one
+// memory slot), the tables added in a fixed tree. Vectors of 16 weights none of which is in
+// [lo, hi) are skipped after one compare.
+void code_mass(const float* w, std::size_t n, float lo, float hi, double* mass) {
+  const std::size_t C = lo > 0.0f ? std::size_t(weight_code(lo)) + 1 : sampling::kCodes;
+  double* t = mass;  // 16 * kCodes doubles of scratch, lane l's table at t + l * C
+  for (std::size_t i = 0; i < 16 * C; ++i) t[i] = 0.0;
   for (std::size_t j = 0; j < n; j += kBlock) {
     const std::size_t len = n - j < kBlock ? n - j : kBlock;
     const float* wb = w + j;
@@ -248,22 +308,30 @@ void code_mass(const float* w, std::size_t n, double* mass) {
       for (std::size_t g = 0; g < kBlock; g += kLanes) {
         vf v;
         std::memcpy(&v, wb + g, sizeof v);
+        std::uint32_t bits = lane_bits((v >= lo) & (v < hi));
+        if (!bits) continue;
         const vu c = code_vec(v);
-        std::memcpy(code + g, &c, sizeof c);
+        float vw[kLanes];
+        std::uint32_t vc[kLanes];
+        std::memcpy(vw, &v, sizeof vw);
+        std::memcpy(vc, &c, sizeof vc);
+        while (bits) {
+          const unsigned l = unsigned(__builtin_ctz(bits));
+          bits &= bits - 1;
+          t[l * C + vc[l]] += double(vw[l]);
+        }
       }
     } else {
-      for (std::size_t q = 0; q < len; ++q) code[q] = weight_code(wb[q]);
+      for (std::size_t q = 0; q < len; ++q)
+        if (wb[q] >= lo && wb[q] < hi) t[(q % 16) * C + weight_code(wb[q])] += double(wb[q]);
     }
-    std::size_t q = 0;
-    for (; q + 4 <= len; q += 4) {
-      t[code[q]] += double(wb[q]);
-      t[C + code[q + 1]] += double(wb[q + 1]);
-      t[2 * C + code[q + 2]] += double(wb[q + 2]);
-      t[3 * C + code[q + 3]] += double(wb[q + 3]);
-    }
-    for (; q < len; ++q) t[(q % 4) * C + code[q]] += double(wb[q]);
   }
-  for (std::size_t c = 0; c < C; ++c) t[c] = (t[c] + t[C + c]) + (t[2 * C + c] + t[3 * C + c]);
+  for (std::size_t c = 0; c < C; ++c) {
+    double d[16];
+    for (std::size_t l = 0; l < 16; ++l) d[l] = t[l * C + c];
+    mass[c] = tree16(d);  // reads row c of every table before writing slot c (= t[c], lane 0's)
+  }
+  for (std::size_t c = C; c < sampling::kCodes; ++c) mass[c] = 0.0;
 }
 
 // The keys of the tokens whose weight has code c, in index order: the weights whose bits lie
@@ -281,13 +349,12 @@ std::size_t gather_code(const void* xv, const float* w, std::size_t n, std::uint
       for (std::size_t g = 0; g < kBlock; g += kLanes) {  // 16 at a time: most hold no hit
         vu v;
         std::memcpy(&v, wb + g, sizeof v);
-        const vi hit = (v >= lo) & (v < hi);
-        std::uint64_t folded[8];
-        std::memcpy(folded, &hit, sizeof folded);
-        if (!((folded[0] | folded[1]) | (folded[2] | folded[3]) | (folded[4] | folded[5]) | (folded[6] | folded[7])))
-          continue;
-        for (std::size_t q = g; q < g + kLanes; ++q)
-          if (hit[q - g]) keys[out++] = float_key(Load<S>::at(x, j + q));
+        std::uint32_t bits = lane_bits((v >= lo) & (v < hi));
+        while (bits) {
+          const unsigned l = unsigned(__builtin_ctz(bits));
+          bits &= bits - 1;
+          keys[out++] = float_key(Load<S>::at(x, j + g + l));
+        }
       }
       continue;
     }
@@ -341,9 +408,7 @@ double block_kept(const S* x, const float* w, std::size_t j, std::size_t n, cons
       a += select(((blk.xv(g) - s.mx) * s.inv_t) >= s.lmp, v);
     }
   }
-  std::uint32_t sc = 0;
-  for (int l = 0; l < 16; ++l) sc += std::uint32_t(c[l]);
-  *ties = sc;
+  *ties = reduce_add((vu)c);
   return tree16v(widen(a));
 }
 
@@ -392,7 +457,7 @@ std::int64_t walk(const void* xv, const float* w, std::size_t n, const sampling:
 }
 
 template <class S> const sampling::Kernels kernels_of = {
-    &stats<S>, &weights<S>, &code_mass, &gather_code<S>, &gather_ge<S>, &walk<S>,
+    &stats<S>, &weights<S>, &mass_above, &code_mass, &gather_code<S>, &gather_ge<S>, &walk<S>,
 };
 
 }  // namespace

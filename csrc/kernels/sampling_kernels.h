@@ -17,6 +17,7 @@ constexpr std::size_t kLanes = 16;      // float lanes of every sum
 constexpr std::size_t kBlock = 128;     // elements per block (8 per lane); the walk's block too
 constexpr std::size_t kMaxBlock = 64;   // elements per block of the per-block maxima
 constexpr std::size_t kCodes = 1024;   // weight buckets: 8 per octave over (0, 1]
+constexpr int kThresholds = 8;          // thresholds per mass_above pass
 
 // The storage types the kernels read: float32, float16, bfloat16 (computed in float32).
 enum Storage : int { kF32 = 0, kF16 = 1, kBF16 = 2 };
@@ -41,9 +42,11 @@ struct Kernels {
   // Pass 2: w_i = exp(y_i) into w, z = sum w, zm = sum of w over y_i >= lmp (when do_m).
   void (*weights)(const void* x, std::size_t n, float mx, float inv_t, float lmp, int do_m, float* w,
                   double* z, double* zm);
-  // The weight of each weight_code (mass: 4 * kCodes doubles of scratch; the first kCodes
-  // hold the result).
-  void (*code_mass)(const float* w, std::size_t n, double* mass);
+  // For each of kThresholds thresholds (> 0), the weight of {w_i >= thr[t]}.
+  void (*mass_above)(const float* w, std::size_t n, const float* thr, double* mass);
+  // The weight of each weight_code over the tokens with lo <= w_i < hi (mass: 16 * kCodes
+  // doubles of scratch; the first kCodes hold the result).
+  void (*code_mass)(const float* w, std::size_t n, float lo, float hi, double* mass);
   // The keys of the tokens whose weight_code(w_i) is c, in index order; returns their count.
   std::size_t (*gather_code)(const void* x, const float* w, std::size_t n, std::uint32_t c, std::uint32_t* keys);
   // The keys and indices of the tokens with key >= t (only blocks whose bmax >= t are read).
@@ -124,6 +127,14 @@ inline std::uint32_t weight_code(float w) {
   std::uint32_t b;
   std::memcpy(&b, &w, 4);
   return ((127u - (b >> 23)) << 3) | (7u - ((b >> 20) & 7u));
+}
+
+// The smallest weight with code c (c < 1016): weight_code(w) <= c exactly when w >= it.
+inline float code_floor(std::uint32_t c) {
+  const std::uint32_t b = ((127u - (c >> 3)) << 23) | ((7u - (c & 7u)) << 20);
+  float f;
+  std::memcpy(&f, &b, 4);
+  return f;
 }
 
 // float16 bits to float32, exactly, branch-free (vectorizes): the 15 magnitude bits shifted
