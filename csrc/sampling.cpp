@@ -769,7 +769,7 @@ std::int64_t sample_rows(const T* x, std::size_t rows, std::size_t n, const Samp
                            : 1;
   auto one = [&](std::size_t r) {
     const double u = philox_uniform(p.seed[r], p.row_offset + r);
-    errors[r] = RowRunner<T>::run(x + r * n, n, p.temperature[r], p.top_k[r], p.top_p[r], p.min_p[r], u, tokens + r,
+    errors[r] = RowRunner<T>::run(x + std::ptrdiff_t(r) * p.row_stride, n, p.temperature[r], p.top_k[r], p.top_p[r], p.min_p[r], u, tokens + r,
                                   logprobs ? logprobs + r : nullptr);
   };
   if (use <= 1) {

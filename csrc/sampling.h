@@ -25,12 +25,13 @@ struct SampleParams {
   const double* min_p;          // [0, 1]; 0 disables
   const std::uint64_t* seed;
   std::uint64_t row_offset;     // row r draws with counter row_offset + r
+  std::ptrdiff_t row_stride;    // row r starts at x + r * row_stride (elements; n when contiguous)
 };
 
 enum SampleError : int { kSampleOk = 0, kSampleNaN = 1, kSampleAllNegInf = 2, kSamplePosInf = 3 };
 
-// Samples one token per row of the contiguous rows x n matrix x (T: float, double, Half,
-// BFloat16). tokens (and logprobs when
+// Samples one token per row of the rows x n matrix x, row r at x + r * p.row_stride (T:
+// float, double, Half, BFloat16). tokens (and logprobs when
 // not null: the log-probability of the drawn token under the filtered, renormalized
 // distribution it was drawn from) get one value per row. Returns the lowest row index
 // whose logits are invalid (and *error its SampleError), or -1 when every row was sampled;

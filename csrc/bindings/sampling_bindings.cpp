@@ -39,6 +39,7 @@ py::tuple sample_rows_py(const py::array& x, const py::array_t<double>& temperat
   p.min_p = row_values(min_p, rows, "min_p");
   p.seed = row_values(seed, rows, "seed");
   p.row_offset = row_offset;
+  p.row_stride = static_cast<std::ptrdiff_t>(n);
   py::array_t<std::int64_t> tokens(static_cast<py::ssize_t>(rows));
   py::object lp = py::none();
   double* lpp = nullptr;
