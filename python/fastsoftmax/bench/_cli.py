@@ -170,7 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "optional ml_dtypes package (listed as skipped without it). Half-type inputs are the float32 "
                         "input rounded to the type; with float32 in the run a summary compares their two-pass time "
                         "with float32's")
-    p.add_argument("--op", default="softmax", help="softmax, log_softmax or both comma-separated (default softmax)")
+    p.add_argument("--op", default="softmax", help="softmax, log_softmax or both comma-separated (default softmax); "
+                   "or 'sample': fastsoftmax.sample beside softmax and a sort-based torch sampler (--top-p, --top-k, "
+                   "--min-p; shapes from --shape, default 1x128256 and 64x128256; threads 1 and the default)")
+    p.add_argument("--top-p", type=float, default=None, help="--op sample: time top_p=P (alone, and combined)")
+    p.add_argument("--top-k", type=int, default=None, help="--op sample: time top_k=K (alone, and combined)")
+    p.add_argument("--min-p", type=float, default=None, help="--op sample: time min_p=M (alone, and combined)")
     p.add_argument("--algorithms", default=None,
                    help=f"comma list of {', '.join(_ALGS)} (default: all; --suite: auto)")
     p.add_argument("--isa", help="tier(s): 'all' (default), 'active', or a comma list of scalar, avx2, avx512 "
@@ -306,6 +311,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _tune.main(args.profile, args.dry_run, args.quick)
     if args.profile or args.dry_run:
         parser.error("--profile and --dry-run go with --tune")
+    if args.op.strip() == "sample":
+        from . import _sample
+
+        try:
+            return _sample.main(args, argv)
+        except ValueError as e:
+            parser.error(str(e))
+    if args.top_p is not None or args.top_k is not None or args.min_p is not None:
+        parser.error("--top-p, --top-k and --min-p go with --op sample")
     # Cap the peers' thread pools before anything imports them.
     from . import _machine
 
