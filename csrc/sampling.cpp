@@ -417,7 +417,7 @@ template <> struct StorageOf<BFloat16> { static constexpr int value = sampling::
 struct FastWorkspace {
   std::vector<std::uint32_t> bmax, tmp, keys;
   std::vector<std::size_t> idx;
-  std::vector<float> w;
+  std::vector<float> w, cw;
   std::vector<std::uint64_t> order;   // top-k: candidate positions
   std::vector<std::uint32_t> c2;
   std::vector<double> m2;
@@ -442,6 +442,9 @@ Prefix<std::uint32_t> select_in_candidates(std::uint32_t* cand, std::size_t nc, 
   std::uint32_t* c2 = ws.c2.data();
   double* m2 = ws.m2.data();
   auto weight = [&](std::uint32_t key) { return exp_nonpositive(y_of(key_value(key), mx, inv_t)); };
+  ws.cw.resize(nc);  // each candidate's weight, computed once
+  float* cw = ws.cw.data();
+  for (std::size_t i = 0; i < nc; ++i) cw[i] = weight(cand[i]);
   for (int level = 0; level < 3 && nc > 0; ++level) {
     const int shift = kShift[level];
     const std::uint32_t mask = (1u << kBits[level]) - 1u;
@@ -450,7 +453,7 @@ Prefix<std::uint32_t> select_in_candidates(std::uint32_t* cand, std::size_t nc, 
     for (std::size_t i = 0; i < nc; ++i) {
       const std::size_t bb = (cand[i] >> shift) & mask;
       c2[bb] += 1;
-      m2[bb] += double(weight(cand[i]));
+      m2[bb] += double(cw[i]);
     }
     int lowest = 0;
     while (c2[lowest] == 0) ++lowest;
@@ -462,7 +465,10 @@ Prefix<std::uint32_t> select_in_candidates(std::uint32_t* cand, std::size_t nc, 
     }
     std::size_t kept = 0;
     for (std::size_t i = 0; i < nc; ++i)
-      if (((cand[i] >> shift) & mask) == std::uint32_t(bb)) cand[kept++] = cand[i];
+      if (((cand[i] >> shift) & mask) == std::uint32_t(bb)) {
+        cw[kept] = cw[i];
+        cand[kept++] = cand[i];
+      }
     nc = kept;
   }
   Prefix<std::uint32_t> p;
