@@ -11,10 +11,10 @@
 //     min-p and the draw run over the kept top-k tokens alone;
 //   otherwise:
 //   2. read x, write w (weights): w_i = exp(y_i), their sum Z, the min-p set's sum;
-//   3. top-p: the weight per weight code (8 buckets per octave of w, each a range of the
-//     ranking; code_mass, one pass over w) gives the code holding the crossing token; its
-//     tokens' keys (gather_code) finish a radix select (11 + 11 + 10 bits) over those few
-//     candidates;
+//   3. top-p: weight codes (8 buckets per octave of w, each a range of the ranking): one
+//     vector pass weighs 8 code ranges (mass_above), the per-code weights of the crossing
+//     range (code_mass) give the code holding the crossing token, and its tokens' keys
+//     finish a radix select (11 + 11 + 10 bits) over those few candidates;
 //   4. read x and w (walk): blocks of 128 whose kept weight leaves the running sum at or
 //     below u * Z_kept are skipped after one vector pass; the block holding it is walked.
 // float64 rows take the portable path (RowSampler below): the same semantics, with a
@@ -496,10 +496,12 @@ Prefix<std::uint32_t> select_in_candidates(std::uint32_t* cand, std::size_t nc, 
 //  - One vector pass (mass_above) weighs {w >= floor of code c_i} for 8 codes c_i spread
 //    evenly over [0, code_tau]: the crossing's code lies in the first range (c_{i-1}, c_i]
 //    whose weight reaches the target.
-//  - The weight of each code in that range alone (code_mass, scalar adds over its tokens),
-//    walked from the largest weights down, gives the crossing code.
+//  - The weight of each code in that range alone (code_mass, scalar adds over its tokens,
+//    which it also lists), walked from the largest weights down, gives the crossing code;
+//    the listed tokens of that code are the candidates.
 // Should rounding leave the target unreached, the codes of every token are weighed instead.
-Prefix<std::uint32_t> select_top_p(const sampling::Kernels& K, const void* x, const float* w, std::size_t n,
+template <class S>
+Prefix<std::uint32_t> select_top_p(const sampling::Kernels& K, const S* x, const float* w, std::size_t n,
                                    double z, double top_p, float mx, float inv_t, FastWorkspace& ws) {
   constexpr std::size_t C = sampling::kCodes;
   constexpr int T = sampling::kThresholds;
@@ -540,7 +542,9 @@ Prefix<std::uint32_t> select_top_p(const sampling::Kernels& K, const void* x, co
       hi = 2.0f;
       above = 0;
     }
-    K.code_mass(w, n, lo, hi, mass);
+    ws.idx.resize(n);
+    std::size_t listed = 0;
+    K.code_mass(w, n, lo, hi, mass, ws.idx.data(), &listed);
     double cum = above;
     std::uint32_t c = c_lo, last = c_lo;
     for (std::uint32_t q = c_lo; q <= c_hi; ++q)
@@ -551,8 +555,12 @@ Prefix<std::uint32_t> select_top_p(const sampling::Kernels& K, const void* x, co
       cum += mass[c];
     }
     if (attempt == 0 && !(cum + mass[c] >= target)) continue;  // rounding: weigh every code
-    ws.keys.resize(n);
-    const std::size_t nc = K.gather_code(x, w, n, c, ws.keys.data());
+    ws.keys.resize(listed);
+    std::size_t nc = 0;  // the keys of code c's tokens, in index order
+    for (std::size_t i = 0; i < listed; ++i) {
+      const std::size_t q = ws.idx[i];
+      if (weight_code(w[q]) == c) ws.keys[nc++] = float_key(StorageOf<S>::at(x, q));
+    }
     return select_in_candidates(ws.keys.data(), nc, cum, target, mx, inv_t, ws);
   }
   return Prefix<std::uint32_t>();  // not reached: the second attempt always returns

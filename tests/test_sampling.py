@@ -415,6 +415,17 @@ def test_16bit_logits_give_the_float32_tokens(n):
             b = fs.sample(xd.astype(np.float32), seed=9, return_logprobs=True, **kw)
             np.testing.assert_array_equal(a[0], b[0])
             np.testing.assert_array_equal(a[1], b[1])
+    # every float16 subnormal (both signs) in one row, every float16 in [-8, 8] in another
+    bits = np.arange(1 << 16, dtype=np.uint16).view(np.float16)
+    sub = bits[(np.abs(bits.astype(np.float32)) < 2.0 ** -14) & np.isfinite(bits)]
+    mid = bits[np.isfinite(bits) & (np.abs(bits.astype(np.float32)) <= 8)]
+    for row in (sub, mid):
+        r = np.ascontiguousarray(np.broadcast_to(row, (3, row.size)))
+        for kw in (dict(), dict(top_p=0.9), dict(min_p=0.5), dict(top_k=100, top_p=0.5)):
+            a = fs.sample(r, seed=2, return_logprobs=True, **kw)
+            b = fs.sample(r.astype(np.float32), seed=2, return_logprobs=True, **kw)
+            np.testing.assert_array_equal(a[0], b[0])
+            np.testing.assert_array_equal(a[1], b[1])
     hb = h.copy()
     hb[4, 7] = np.inf
     with pytest.raises(ValueError, match=r"row 4 contains \+inf"):
@@ -422,3 +433,21 @@ def test_16bit_logits_give_the_float32_tokens(n):
     hb[4, 7] = np.nan
     with pytest.raises(ValueError, match="row 4 contains NaN"):
         fs.sample(hb, seed=1)
+
+
+def test_float16_subnormals_under_flush_to_zero():
+    # Some libraries leave flush-to-zero / denormals-are-zero set on a thread (torch can set
+    # it explicitly): the native float16 reads must not depend on it.
+    torch = pytest.importorskip("torch")
+    bits = np.arange(1 << 16, dtype=np.uint16).view(np.float16)
+    sub = bits[(np.abs(bits.astype(np.float32)) < 2.0 ** -14) & np.isfinite(bits)]
+    r = np.ascontiguousarray(np.broadcast_to(sub, (3, sub.size)))
+    want = fs.sample(r.astype(np.float32), seed=2, return_logprobs=True, threads=1, top_p=0.9)
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush denormals")
+    try:
+        got = fs.sample(r, seed=2, return_logprobs=True, threads=1, top_p=0.9)
+    finally:
+        torch.set_flush_denormal(False)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])

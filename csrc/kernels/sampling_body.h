@@ -73,11 +73,13 @@ template <> struct Load<Half> {
     std::memcpy(&h, x + j, sizeof h);
     const vu u = __builtin_convertvector(h, vu);
     const vu em = u & 0x7FFFu;
-    const vu shifted = em << 13;
-    const vf f = (vf)shifted * 5.192296858534828e+33f;
-    const vu special = (vu)(em >= 0x7C00u);
-    const vu b = (((vu)f & ~special) | ((shifted | 0x7F800000u) & special)) | ((u & 0x8000u) << 16);
-    return (vf)b;
+    const vu normal = (em << 13) + 0x38000000u;
+    const vf sub = __builtin_convertvector((vi)em, vf) * 5.9604644775390625e-08f;
+    const vu is_sub = (vu)(em < 0x0400u);
+    const vu is_special = (vu)(em >= 0x7C00u);
+    vu b = (normal & ~is_sub) | ((vu)sub & is_sub);
+    b = (b & ~is_special) | (((em << 13) | 0x7F800000u) & is_special);
+    return (vf)(b | ((u & 0x8000u) << 16));
   }
 };
 
@@ -293,11 +295,13 @@ void mass_above(const float* w, std::size_t n, const float* thr, double* mass) {
 }
 
 // mass[c] = the float64 weight of the tokens with lo <= w_i < hi and code c (c <=
-// weight_code(lo); lo > 0, or lo = 0: every code). Lane l of the 16 lanes sums the tokens
+// weight_code(lo); lo > 0, or lo = 0: every code); their indices, in order, go to list. Lane l of the 16 lanes sums the tokens
 // i = l mod 16 in index order in its own table (runs of one code do not chain through one
 // memory slot), the tables added in a fixed tree. Vectors of 16 weights none of which is in
 // [lo, hi) are skipped after one compare.
-void code_mass(const float* w, std::size_t n, float lo, float hi, double* mass) {
+void code_mass(const float* w, std::size_t n, float lo, float hi, double* mass, std::size_t* list,
+               std::size_t* listed) {
+  std::size_t m = 0;
   const std::size_t C = lo > 0.0f ? std::size_t(weight_code(lo)) + 1 : sampling::kCodes;
   double* t = mass;  // 16 * kCodes doubles of scratch, lane l's table at t + l * C
   for (std::size_t i = 0; i < 16 * C; ++i) t[i] = 0.0;
@@ -319,49 +323,24 @@ void code_mass(const float* w, std::size_t n, float lo, float hi, double* mass) 
           const unsigned l = unsigned(__builtin_ctz(bits));
           bits &= bits - 1;
           t[l * C + vc[l]] += double(vw[l]);
+          list[m++] = j + g + l;
         }
       }
     } else {
       for (std::size_t q = 0; q < len; ++q)
-        if (wb[q] >= lo && wb[q] < hi) t[(q % 16) * C + weight_code(wb[q])] += double(wb[q]);
+        if (wb[q] >= lo && wb[q] < hi) {
+          t[(q % 16) * C + weight_code(wb[q])] += double(wb[q]);
+          list[m++] = j + q;
+        }
     }
   }
+  *listed = m;
   for (std::size_t c = 0; c < C; ++c) {
     double d[16];
     for (std::size_t l = 0; l < 16; ++l) d[l] = t[l * C + c];
     mass[c] = tree16(d);  // reads row c of every table before writing slot c (= t[c], lane 0's)
   }
   for (std::size_t c = C; c < sampling::kCodes; ++c) mass[c] = 0.0;
-}
-
-// The keys of the tokens whose weight has code c, in index order: the weights whose bits lie
-// in [lo, hi) (weight_code is a function of the top 12 bits).
-template <class S>
-std::size_t gather_code(const void* xv, const float* w, std::size_t n, std::uint32_t c, std::uint32_t* keys) {
-  const S* x = static_cast<const S*>(xv);
-  const std::uint32_t e = 127u - (c >> 3), f = 7u - (c & 7u);
-  const std::uint32_t lo = (e << 23) | (f << 20), hi = lo + (1u << 20);
-  std::size_t out = 0;
-  for (std::size_t j = 0; j < n; j += kBlock) {
-    const std::size_t len = n - j < kBlock ? n - j : kBlock;
-    const float* wb = w + j;
-    if (len == kBlock) {
-      for (std::size_t g = 0; g < kBlock; g += kLanes) {  // 16 at a time: most hold no hit
-        vu v;
-        std::memcpy(&v, wb + g, sizeof v);
-        std::uint32_t bits = lane_bits((v >= lo) & (v < hi));
-        while (bits) {
-          const unsigned l = unsigned(__builtin_ctz(bits));
-          bits &= bits - 1;
-          keys[out++] = float_key(Load<S>::at(x, j + g + l));
-        }
-      }
-      continue;
-    }
-    for (std::size_t q = 0; q < len; ++q)
-      if (weight_code(wb[q]) == c) keys[out++] = float_key(Load<S>::at(x, j + q));
-  }
-  return out;
 }
 
 template <class S>
@@ -457,7 +436,7 @@ std::int64_t walk(const void* xv, const float* w, std::size_t n, const sampling:
 }
 
 template <class S> const sampling::Kernels kernels_of = {
-    &stats<S>, &weights<S>, &mass_above, &code_mass, &gather_code<S>, &gather_ge<S>, &walk<S>,
+    &stats<S>, &weights<S>, &mass_above, &code_mass, &gather_ge<S>, &walk<S>,
 };
 
 }  // namespace

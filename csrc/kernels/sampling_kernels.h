@@ -45,10 +45,10 @@ struct Kernels {
   // For each of kThresholds thresholds (> 0), the weight of {w_i >= thr[t]}.
   void (*mass_above)(const float* w, std::size_t n, const float* thr, double* mass);
   // The weight of each weight_code over the tokens with lo <= w_i < hi (mass: 16 * kCodes
-  // doubles of scratch; the first kCodes hold the result).
-  void (*code_mass)(const float* w, std::size_t n, float lo, float hi, double* mass);
-  // The keys of the tokens whose weight_code(w_i) is c, in index order; returns their count.
-  std::size_t (*gather_code)(const void* x, const float* w, std::size_t n, std::uint32_t c, std::uint32_t* keys);
+  // doubles of scratch; the first kCodes hold the result), and those tokens' indices in
+  // index order (list: room for n; *listed: their count).
+  void (*code_mass)(const float* w, std::size_t n, float lo, float hi, double* mass, std::size_t* list,
+                    std::size_t* listed);
   // The keys and indices of the tokens with key >= t (only blocks whose bmax >= t are read).
   std::size_t (*gather_ge)(const void* x, std::size_t n, const std::uint32_t* bmax, std::uint32_t t,
                            std::uint32_t* keys, std::size_t* idx);
@@ -137,21 +137,24 @@ inline float code_floor(std::uint32_t c) {
   return f;
 }
 
-// float16 bits to float32, exactly, branch-free (vectorizes): the 15 magnitude bits shifted
-// into a float's place are the value times 2^-112 (normals and subnormals alike, as long as
-// subnormals are not flushed); infinities and NaNs get the all-ones exponent.
+// float16 bits to float32, exactly, branch-free (vectorizes), and without arithmetic on
+// subnormal floats, so a flush-to-zero / denormals-are-zero mode (which some libraries leave
+// set on a thread) cannot change it: normal halves move their bits (exponent rebiased by
+// 127 - 15), subnormal halves are their 10-bit integer times 2^-24 (a normal float32),
+// infinities and NaNs get the all-ones exponent.
 inline float half_bits_to_float(std::uint16_t h) {
   const std::uint32_t sign = std::uint32_t(h & 0x8000u) << 16;
   const std::uint32_t em = std::uint32_t(h & 0x7FFFu);
-  const std::uint32_t shifted = em << 13;
-  float f;
-  std::memcpy(&f, &shifted, 4);
-  f = f * 5.192296858534828e+33f;  // 2^112
-  std::uint32_t b;
-  std::memcpy(&b, &f, 4);
-  const std::uint32_t special = -std::uint32_t(em >= 0x7C00u);
-  b = (b & ~special) | ((shifted | 0x7F800000u) & special);
+  const std::uint32_t normal = (em << 13) + 0x38000000u;
+  const float sub = float(std::int32_t(em)) * 5.9604644775390625e-08f;  // 2^-24
+  std::uint32_t sub_bits;
+  std::memcpy(&sub_bits, &sub, 4);
+  const std::uint32_t is_sub = -std::uint32_t(em < 0x0400u);
+  const std::uint32_t is_special = -std::uint32_t(em >= 0x7C00u);
+  std::uint32_t b = (normal & ~is_sub) | (sub_bits & is_sub);
+  b = (b & ~is_special) | (((em << 13) | 0x7F800000u) & is_special);
   b |= sign;
+  float f;
   std::memcpy(&f, &b, 4);
   return f;
 }

@@ -198,7 +198,10 @@ def main(args, argv=None) -> int:
     shapes: List[Tuple[int, int]] = []
     for spec in args.shape or []:
         shapes += _cli.parse_shapes(spec)
-    dtypes = _cli._list(args.dtype or "float32,bfloat16", ("float32", "bfloat16", "float16"), "dtype")
+    dtypes = [d.strip() for d in (args.dtype or "float32,bfloat16").split(",") if d.strip()]
+    for d in dtypes:
+        if d not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"--op sample: unknown dtype {d!r}; choose float32, bfloat16, float16")
     threads = _cli.parse_threads(args.threads) if args.threads is not None else [1, 0]
     peers = _impls.peer_list(args.peers or "on")
     if args.repeat is not None and args.repeat < 1:
