@@ -29,7 +29,8 @@ def reference(x, temperature=1.0, top_k=None, top_p=None, min_p=None):
     mx = x.max()
     y = (x - mx) / temperature
     w = np.exp(y)
-    order = np.argsort(-x, kind="stable")  # logit descending, index ascending
+    # logit descending, +0.0 above -0.0, index ascending
+    order = np.lexsort((np.arange(n), np.signbit(x) & (x == 0), -x))
     length = n
     robust = True
     if top_k is not None:
@@ -201,6 +202,10 @@ def test_ties_at_the_threshold_keep_the_lowest_indices():
     assert set(draw_many(row, draws, seed=1, top_p=0.3).tolist()) == {1, 3}
     # min-p keeps every token equal to the threshold value
     assert set(draw_many(row, draws, seed=1, min_p=1.0).tolist()) == {1, 3, 4, 5}
+    # +0.0 ranks above -0.0 (then index): top_k=2 of [-0, +0, 1, -0] keeps 2 and 1
+    signed = np.array([-0.0, 0.0, 1.0, -0.0], np.float32)
+    assert set(draw_many(signed, 3000, seed=2, top_k=2).tolist()) == {1, 2}
+    assert set(draw_many(signed.astype(np.float64), 3000, seed=2, top_k=2).tolist()) == {1, 2}
     # all equal: top_k=3 keeps 0, 1, 2 uniformly
     flat = np.zeros(10, np.float32)
     tok = draw_many(flat, 30000, seed=8, top_k=3)
@@ -451,3 +456,37 @@ def test_float16_subnormals_under_flush_to_zero():
         torch.set_flush_denormal(False)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
+
+
+@pytest.mark.parametrize("trial", range(24))
+def test_random_configurations_match_the_reference(trial):
+    # Row lengths around the block sizes, scales from nearly flat to very peaked, extreme
+    # temperatures and p, ties and -inf: every robust row draws the reference's token.
+    rng = np.random.default_rng(1000 + trial)
+    n = int(rng.choice([1, 2, 3, 17, 64, 129, 1000, 5000]))
+    scale = float(rng.choice([0.01, 1.0, 30.0]))
+    x = (rng.standard_normal((40, n)) * scale).astype(np.float32)
+    if n > 4:
+        x[:, ::3] = np.round(x[:, ::3] * 4) / 4  # ties
+        x[::5, 1] = -np.inf
+    kw = dict(temperature=float(rng.choice([0.05, 1.0, 10.0])))
+    if rng.random() < 0.8:
+        kw["top_p"] = float(rng.choice([1e-3, 0.3, 0.9, 0.999]))
+    if rng.random() < 0.3:
+        kw["top_k"] = int(rng.integers(1, n + 2))
+    if rng.random() < 0.3:
+        kw["min_p"] = float(rng.choice([1e-4, 0.05, 0.5]))
+    tok, lp = fs.sample(x, seed=trial, return_logprobs=True, **kw)
+    u = uniforms(trial, 40)
+    checked = 0
+    for r in range(40):
+        q, robust = reference(x[r], **kw)
+        if not robust:
+            continue
+        assert q[tok[r]] > 0, (kw, r)
+        np.testing.assert_allclose(lp[r], np.log(q[tok[r]]), atol=2e-5)
+        e = expected_token(q, u[r])
+        if e is not None:
+            assert tok[r] == e, (kw, r)
+            checked += 1
+    assert checked >= 10, (kw, checked)
