@@ -82,8 +82,8 @@ def main() -> None:
             pass
     cases = {"top_p=0.9": dict(top_p=0.9), "top_k=50": dict(top_k=50), "min_p=0.05": dict(min_p=0.05),
              "plain": dict()}
-    print(f"fastsoftmax {fs.__version__}, tier {fs.runtime_info().get('isa', '?') if hasattr(fs, 'runtime_info') else '?'}"
-          f", V={V}, median of {args.repeat}, times in us")
+    print(f"fastsoftmax {fs.__version__}, tier {fs.runtime_info().get('active_isa', '?')}, V={V}, "
+          f"median of {args.repeat}, times in us (fastsoftmax-bench --op sample is the harness's version of this)")
     for dtype in args.dtypes:
         for rows in args.rows:
             x = logits(rows, dtype)
