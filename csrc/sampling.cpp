@@ -1,14 +1,24 @@
 // Sampling without sorting: see sampling.h and docs/sampling.md.
 //
-// Per row (one thread per row, so the result never depends on the thread count):
-//   1. read x: max, NaN and +inf check;
-//   2. read x, write w (the row's float32 weights w_i = exp(y_i), y_i = (x_i - max) * (1/T),
-//      so w_max = 1): their float64 sum Z, the sum over the min-p set, and, when top-k or
-//      top-p is on, a histogram over the top 11 bits of the logits' order-preserving keys
-//      holding each bucket's count and float64 mass;
-//   3. (top-k / top-p) read x: gather the keys of the crossing bucket; the remaining levels
-//      of the radix select (11 + 10 bits for float32) run over those few candidates;
-//   4. read x and w: walk the kept tokens in index order to the drawn u * Z_kept.
+// float32, float16 and bfloat16 rows (computed in float32) run the tier's vector passes
+// (csrc/kernels/sampling_body.h, dispatched like the softmax kernels); one thread per row,
+// and every decision is taken on values that do not depend on the tier, so the tokens
+// never depend on the tier, the thread count or the batch split. Per row:
+//   1. read x (stats): the max, the per-64-block max keys, a NaN/inf flag;
+//   top-k on (k < V): the k-th largest block maximum bounds the k-th largest logit from
+//     below, so only the blocks whose maximum reaches it are read again (gather_ge); the
+//     few candidates are ranked exactly (key descending, index ascending), and top-p,
+//     min-p and the draw run over the kept top-k tokens alone;
+//   otherwise:
+//   2. read x, write w (weights): w_i = exp(y_i), their sum Z, the min-p set's sum;
+//   3. top-p: weight codes (8 buckets per octave of w, each a range of the ranking): one
+//     vector pass weighs 8 code ranges (mass_above), the per-code weights of the crossing
+//     range (code_mass) give the code holding the crossing token, and its tokens' keys
+//     finish a radix select (11 + 11 + 10 bits) over those few candidates;
+//   4. read x and w (walk): blocks of 128 whose kept weight leaves the running sum at or
+//     below u * Z_kept are skipped after one vector pass; the block holding it is walked.
+// float64 rows take the portable path (RowSampler below): the same semantics, with a
+// 2048-bucket histogram instead of the threshold passes.
 #include "sampling.h"
 
 #include <algorithm>
@@ -18,6 +28,9 @@
 #include <limits>
 #include <vector>
 
+#include "dispatch/registry.h"
+#include "kernels/half.h"
+#include "kernels/sampling_kernels.h"
 #include "threadpool.h"
 
 namespace fastsoftmax {
@@ -82,41 +95,6 @@ template <> struct Keys<double> {
 };
 constexpr int kBuckets = 2048;
 
-// exp(y) for y <= 0 in float32 (Cody-Waite reduction, Cephes' expf polynomial), written
-// branch-free so that the loops calling it vectorize; 0 below -87.33 (where exp(y) is
-// no longer a normal float) and for y = -inf. exp(0) = 1 exactly.
-inline float exp_nonpositive(float y) {
-  // Masks instead of branches (GCC does not if-convert float selects here).
-  const std::int32_t keep = -std::int32_t(y >= -87.33654f);  // all ones, or 0 (also for NaN)
-  std::int32_t yb, lob;
-  const float lo = -87.33654f;
-  std::memcpy(&yb, &y, 4);
-  std::memcpy(&lob, &lo, 4);
-  const std::int32_t ycb = (yb & keep) | (lob & ~keep);
-  float yc;
-  std::memcpy(&yc, &ycb, 4);
-  const float n = (yc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
-  float r = yc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float q = 1.9875691500E-4f;
-  q = q * r + 1.3981999507E-3f;
-  q = q * r + 8.3334519073E-3f;
-  q = q * r + 4.1665795894E-2f;
-  q = q * r + 1.6666665459E-1f;
-  q = q * r + 5.0000001201E-1f;
-  q = q * (r * r) + r + 1.0f;
-  const std::int32_t bits = (std::int32_t(n) + 127) << 23;
-  float s;
-  std::memcpy(&s, &bits, 4);
-  const float e = q * s;
-  std::int32_t eb;
-  std::memcpy(&eb, &e, 4);
-  eb &= keep;
-  float out;
-  std::memcpy(&out, &eb, 4);
-  return out;
-}
-
 // sum_i f(i) of non-negative floats in float64, 64 at a time: eight float lanes of eight
 // terms each (relative error <= 8 ulp of float per block), then the lanes in double. The
 // float lanes vectorize; the order is fixed, so the sum is too.
@@ -137,35 +115,6 @@ template <typename F> double block_sum(std::size_t b0, std::size_t b1, F f) {
 template <typename T> inline float scaled(T x, T mx, T inv_t) { return float((x - mx) * inv_t); }
 
 // The row's maximum (NaN ignored) and sum of (v - v) (NaN iff a NaN or an infinity).
-// float: a max over order-preserving signed integer keys, which vectorizes.
-inline void max_and_check(const float* x, std::size_t n, float* mx, float* badsum) {
-  std::int32_t mk[8];
-  float bad[8];
-  for (int l = 0; l < 8; ++l) { mk[l] = std::numeric_limits<std::int32_t>::min(); bad[l] = 0; }
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; ++l) {
-      std::int32_t b;
-      std::memcpy(&b, &x[i + l], 4);
-      const std::int32_t k = b ^ ((b >> 31) & 0x7FFFFFFF);
-      mk[l] = k > mk[l] ? k : mk[l];
-      bad[l] += x[i + l] - x[i + l];
-    }
-  for (; i < n; ++i) {
-    std::int32_t b;
-    std::memcpy(&b, &x[i], 4);
-    const std::int32_t k = b ^ ((b >> 31) & 0x7FFFFFFF);
-    mk[0] = k > mk[0] ? k : mk[0];
-    bad[0] += x[i] - x[i];
-  }
-  std::int32_t k = mk[0];
-  float bs = bad[0];
-  for (int l = 1; l < 8; ++l) { k = mk[l] > k ? mk[l] : k; bs += bad[l]; }
-  const std::int32_t b = k ^ ((k >> 31) & 0x7FFFFFFF);
-  std::memcpy(mx, &b, 4);
-  *badsum = bs;
-  // NaN keys sort above +inf (or below -inf): the caller sees badsum NaN and checks.
-}
 inline void max_and_check(const double* x, std::size_t n, double* mx, double* badsum) {
   double m = -INFINITY, bad = 0;
   for (std::size_t i = 0; i < n; ++i) { m = x[i] > m ? x[i] : m; bad += x[i] - x[i]; }
@@ -438,6 +387,390 @@ template <typename T> class RowSampler {
   float lmp_f_ = 0;
 };
 
+// ---- float32 / float16 / bfloat16 rows: the tier's vector passes ----------------------
+
+const sampling::Kernels* tier_kernels(int storage) {
+  static const sampling::Kernels* table[3] = {nullptr, nullptr, nullptr};
+  static const bool ready = [] {
+    const std::string& isa = active_isa();
+    for (int s = 0; s < 3; ++s) {
+      table[s] = scalar::sampling_kernels(s);
+#if defined(FASTSOFTMAX_X86)
+      if (isa == "avx512") table[s] = avx512::sampling_kernels(s);
+      if (isa == "avx2") table[s] = avx2::sampling_kernels(s);
+#endif
+#if defined(FASTSOFTMAX_AARCH64)
+      if (isa == "neon") table[s] = neon::sampling_kernels(s);
+#endif
+    }
+    return true;
+  }();
+  (void)ready;
+  return table[storage];
+}
+
+template <class S> struct StorageOf;
+template <> struct StorageOf<float> { static constexpr int value = sampling::kF32; static float at(const float* x, std::size_t j) { return x[j]; } };
+template <> struct StorageOf<Half> { static constexpr int value = sampling::kF16; static float at(const Half* x, std::size_t j) { return half_bits_to_float(x[j].bits); } };
+template <> struct StorageOf<BFloat16> { static constexpr int value = sampling::kBF16; static float at(const BFloat16* x, std::size_t j) { return bfloat16_to_float(x[j].bits); } };
+
+struct FastWorkspace {
+  std::vector<std::uint32_t> bmax, tmp, keys;
+  std::vector<std::size_t> idx;
+  std::vector<float> w, cw;
+  std::vector<std::uint64_t> order;   // top-k: candidate positions
+  std::vector<std::uint32_t> c2;
+  std::vector<double> m2;
+};
+FastWorkspace& fast_workspace() {
+  thread_local FastWorkspace ws;
+  return ws;
+}
+
+inline float y_of(float x, float mx, float inv_t) { return (x - mx) * inv_t; }
+
+// The shortest prefix of the order (key descending, index ascending) whose weight reaches
+// `target`, given that the tokens above the candidates weigh cum_mass and the candidates
+// (keys, index order) hold the crossing: a radix select over their keys (11, 11, 10 bits).
+// When rounding leaves the candidates short of the target, the prefix takes them all.
+Prefix<std::uint32_t> select_in_candidates(std::uint32_t* cand, std::size_t nc, double cum_mass, double target,
+                                           float mx, float inv_t, FastWorkspace& ws) {
+  static constexpr int kShift[3] = {21, 10, 0};
+  static constexpr int kBits[3] = {11, 11, 10};
+  ws.c2.assign(kBuckets, 0);
+  ws.m2.assign(kBuckets, 0.0);
+  std::uint32_t* c2 = ws.c2.data();
+  double* m2 = ws.m2.data();
+  auto weight = [&](std::uint32_t key) { return exp_nonpositive(y_of(key_value(key), mx, inv_t)); };
+  ws.cw.resize(nc);  // each candidate's weight, computed once
+  float* cw = ws.cw.data();
+  for (std::size_t i = 0; i < nc; ++i) cw[i] = weight(cand[i]);
+  for (int level = 0; level < 3 && nc > 0; ++level) {
+    const int shift = kShift[level];
+    const std::uint32_t mask = (1u << kBits[level]) - 1u;
+    std::fill(c2, c2 + kBuckets, 0u);
+    std::fill(m2, m2 + kBuckets, 0.0);
+    for (std::size_t i = 0; i < nc; ++i) {
+      const std::size_t bb = (cand[i] >> shift) & mask;
+      c2[bb] += 1;
+      m2[bb] += double(cw[i]);
+    }
+    int lowest = 0;
+    while (c2[lowest] == 0) ++lowest;
+    int bb = int(mask);
+    for (; bb > lowest; --bb) {
+      if (c2[bb] == 0) continue;
+      if (cum_mass + m2[bb] >= target) break;
+      cum_mass += m2[bb];
+    }
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < nc; ++i)
+      if (((cand[i] >> shift) & mask) == std::uint32_t(bb)) {
+        cw[kept] = cw[i];
+        cand[kept++] = cand[i];
+      }
+    nc = kept;
+  }
+  Prefix<std::uint32_t> p;
+  p.t = nc ? cand[0] : 0;
+  const std::uint64_t ties = nc;
+  p.wt = weight(p.t);
+  const double wt = double(p.wt);
+  if (wt > 0 && ties > 0) {
+    const double rr = std::ceil((target - cum_mass) / wt);
+    std::uint64_t r = rr < 1 ? 1 : (rr > double(ties) ? ties : std::uint64_t(rr));
+    while (r > 1 && cum_mass + double(r - 1) * wt >= target) --r;
+    while (r < ties && cum_mass + double(r) * wt < target) ++r;
+    p.r = r;
+  } else {
+    p.r = ties;
+  }
+  p.mass = cum_mass + double(p.r) * wt;
+  return p;
+}
+
+// Top-p without top-k: the weight code holding the crossing token, then the exact select
+// among that code's tokens.
+//  - The tokens with w < tau weigh less than n * tau <= (1 - p) Z / 2 in all, so the
+//    crossing lies above tau (taken at a code's lower bound, code_tau).
+//  - One vector pass (mass_above) weighs {w >= floor of code c_i} for 8 codes c_i spread
+//    evenly over [0, code_tau]: the crossing's code lies in the first range (c_{i-1}, c_i]
+//    whose weight reaches the target.
+//  - The weight of each code in that range alone (code_mass, scalar adds over its tokens,
+//    which it also lists), walked from the largest weights down, gives the crossing code;
+//    the listed tokens of that code are the candidates.
+// Should rounding leave the target unreached, the codes of every token are weighed instead.
+template <class S>
+Prefix<std::uint32_t> select_top_p(const sampling::Kernels& K, const S* x, const float* w, std::size_t n,
+                                   double z, double top_p, float mx, float inv_t, FastWorkspace& ws) {
+  constexpr std::size_t C = sampling::kCodes;
+  constexpr int T = sampling::kThresholds;
+  const double target = top_p * z;
+  ws.m2.resize(16 * C);
+  double* mass = ws.m2.data();
+  const float tau_raw = float(0.5 * (1.0 - top_p) * z / double(n));
+  const std::uint32_t code_tau = tau_raw > 0.0f ? std::min<std::uint32_t>(weight_code(tau_raw), 1015u) : 1015u;
+  std::uint32_t c_lo = 0, c_hi = code_tau;  // the crossing's code is in [c_lo, c_hi] ...
+  float lo = code_floor(code_tau), hi = 2.0f;
+  double above = 0;                         // ... and the tokens with w >= hi weigh `above`
+  {
+    std::uint32_t cs[T];
+    float thr[T];
+    double m[T];
+    for (int i = 0; i < T; ++i) {
+      cs[i] = std::uint32_t((std::uint64_t(code_tau) * std::uint64_t(i + 1)) / std::uint64_t(T + 1));
+      thr[i] = code_floor(cs[i]);
+    }
+    K.mass_above(w, n, thr, m);
+    int i = 0;
+    while (i < T && !(m[i] >= target)) ++i;
+    if (i < T) {
+      c_hi = cs[i];
+      lo = thr[i];
+    }
+    if (i > 0) {
+      c_lo = cs[i - 1] + 1;
+      hi = thr[i - 1];
+      above = m[i - 1];
+    }
+  }
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (attempt == 1) {  // every token
+      c_lo = 0;
+      c_hi = C - 1;
+      lo = 0.0f;
+      hi = 2.0f;
+      above = 0;
+    }
+    ws.idx.resize(n);
+    std::size_t listed = 0;
+    K.code_mass(w, n, lo, hi, mass, ws.idx.data(), &listed);
+    double cum = above;
+    std::uint32_t c = c_lo, last = c_lo;
+    for (std::uint32_t q = c_lo; q <= c_hi; ++q)
+      if (mass[q] > 0) last = q;
+    for (; c < last; ++c) {
+      if (!(mass[c] > 0)) continue;
+      if (cum + mass[c] >= target) break;
+      cum += mass[c];
+    }
+    if (attempt == 0 && !(cum + mass[c] >= target)) continue;  // rounding: weigh every code
+    ws.keys.resize(listed);
+    std::size_t nc = 0;  // the keys of code c's tokens, in index order
+    for (std::size_t i = 0; i < listed; ++i) {
+      const std::size_t q = ws.idx[i];
+      if (weight_code(w[q]) == c) ws.keys[nc++] = float_key(StorageOf<S>::at(x, q));
+    }
+    return select_in_candidates(ws.keys.data(), nc, cum, target, mx, inv_t, ws);
+  }
+  return Prefix<std::uint32_t>();  // not reached: the second attempt always returns
+}
+
+// The k first tokens of the order (key descending, index ascending): positions into
+// ws.keys / ws.idx, in ws.order[0, k), in that order (ws.bmax holds the row's block maxima).
+// Every one of the k largest block maxima is a distinct token, so the k-th largest logit is
+// at least the k-th largest block maximum t: only blocks whose maximum reaches t are read.
+// With k above the number of blocks, the whole row is ranked.
+std::size_t rank_top_k(const sampling::Kernels& K, const void* x, std::size_t n, std::size_t k, FastWorkspace& ws) {
+  const std::size_t nb = ws.bmax.size();
+  const std::uint32_t* bmax = ws.bmax.data();
+  std::uint32_t t = 0;
+  if (k <= nb) {
+    ws.tmp.assign(bmax, bmax + nb);
+    std::nth_element(ws.tmp.begin(), ws.tmp.begin() + std::ptrdiff_t(k - 1), ws.tmp.end(),
+                     [](std::uint32_t a, std::uint32_t b) { return a > b; });
+    t = ws.tmp[k - 1];
+  }
+  ws.keys.resize(n);
+  ws.idx.resize(n);
+  const std::size_t nc = K.gather_ge(x, n, bmax, t, ws.keys.data(), ws.idx.data());
+  const std::uint32_t* keys = ws.keys.data();
+  const std::size_t* idx = ws.idx.data();
+  ws.order.resize(nc);
+  for (std::size_t i = 0; i < nc; ++i) ws.order[i] = i;
+  auto before = [&](std::uint64_t a, std::uint64_t b) {  // key descending, index ascending
+    return keys[a] > keys[b] || (keys[a] == keys[b] && idx[a] < idx[b]);
+  };
+  if (nc > k) std::nth_element(ws.order.begin(), ws.order.begin() + std::ptrdiff_t(k - 1), ws.order.end(), before);
+  const std::size_t kk = std::min(k, nc);
+  std::sort(ws.order.begin(), ws.order.begin() + std::ptrdiff_t(kk), before);
+  return kk;
+}
+
+// Pass 1 and the row checks shared by sample and topk_rows: kSampleOk, or the row's error.
+template <class S>
+int checked_stats(const sampling::Kernels& K, const S* x, std::size_t n, FastWorkspace& ws, std::uint32_t* max_key) {
+  const std::size_t nb = (n + sampling::kMaxBlock - 1) / sampling::kMaxBlock;
+  ws.bmax.resize(nb);
+  int bad;
+  K.stats(x, n, ws.bmax.data(), max_key, &bad);
+  if (bad) {
+    for (std::size_t q = 0; q < n; ++q) {
+      const float v = StorageOf<S>::at(x, q);
+      if (v != v) return kSampleNaN;
+    }
+  }
+  const float mx = key_value(*max_key);
+  if (mx == std::numeric_limits<float>::infinity()) return kSamplePosInf;
+  if (mx == -std::numeric_limits<float>::infinity()) return kSampleAllNegInf;
+  return kSampleOk;
+}
+
+template <class S>
+int sample_fast(const S* x, std::size_t n, double temperature, std::int64_t top_k, double top_p, double min_p,
+                double u, std::int64_t* token, double* logprob) {
+  const sampling::Kernels& K = *tier_kernels(StorageOf<S>::value);
+  FastWorkspace& ws = fast_workspace();
+  std::uint32_t max_key;
+  const int err = checked_stats(K, x, n, ws, &max_key);
+  if (err != kSampleOk) return err;
+  const std::uint32_t* bmax = ws.bmax.data();
+  const float mx = key_value(max_key);
+  if (temperature == 0) {  // greedy: the lowest index holding the maximum (-0 == +0)
+    std::size_t b = 0;
+    while (!(key_value(bmax[b]) == mx)) ++b;
+    std::size_t q = b * sampling::kMaxBlock;
+    while (!(StorageOf<S>::at(x, q) == mx)) ++q;
+    *token = std::int64_t(q);
+    if (logprob) *logprob = 0.0;
+    return kSampleOk;
+  }
+  const float inv_t = float(std::min(1.0 / temperature, double(std::numeric_limits<float>::max())));
+  const bool do_k = top_k < std::int64_t(n);
+  const bool do_p = top_p < 1.0;
+  const bool do_m = min_p > 0.0;
+  const double log_min_p = do_m ? std::log(min_p) : 0.0;
+  float lmp = float(log_min_p);  // the smallest float >= log(min_p)
+  if (double(lmp) < log_min_p) lmp = std::nextafter(lmp, INFINITY);
+
+  if (do_k) {
+    const std::size_t kk = rank_top_k(K, x, n, std::size_t(top_k), ws);
+    const std::uint32_t* keys = ws.keys.data();
+    const std::size_t* idx = ws.idx.data();
+    ws.w.resize(kk);
+    float* wk = ws.w.data();
+    for (std::size_t i = 0; i < kk; ++i) wk[i] = exp_nonpositive(y_of(key_value(keys[ws.order[i]]), mx, inv_t));
+    std::size_t len = kk;
+    if (do_p) {
+      double zk = 0;
+      for (std::size_t i = 0; i < kk; ++i) zk += double(wk[i]);
+      const double target = top_p * zk;
+      double cum = 0;
+      for (std::size_t i = 0; i < kk; ++i) {
+        cum += double(wk[i]);
+        if (cum >= target) { len = i + 1; break; }
+      }
+    }
+    if (do_m) {
+      std::size_t i = 0;
+      while (i < len && y_of(key_value(keys[ws.order[i]]), mx, inv_t) >= lmp) ++i;
+      len = i;
+    }
+    // The kept tokens in index order (a token's weight travels with it).
+    std::vector<std::uint64_t>& kept = ws.order;
+    for (std::size_t i = 0; i < len; ++i) kept[i] = std::uint64_t(idx[kept[i]]);
+    std::sort(kept.begin(), kept.begin() + std::ptrdiff_t(len));
+    double z_kept = 0;
+    float* wi = wk;  // reuse: weights in index order
+    for (std::size_t i = 0; i < len; ++i) {
+      wi[i] = exp_nonpositive(y_of(StorageOf<S>::at(x, kept[i]), mx, inv_t));
+      z_kept += double(wi[i]);
+    }
+    const double target = u * z_kept;
+    double cum = 0;
+    std::int64_t chosen = -1, last = -1;
+    for (std::size_t i = 0; i < len; ++i) {
+      if (!(wi[i] > 0.0f)) continue;
+      cum += double(wi[i]);
+      last = std::int64_t(i);
+      if (cum > target) { chosen = last; break; }
+    }
+    if (chosen < 0) chosen = last;
+    *token = std::int64_t(kept[std::size_t(chosen)]);
+    if (logprob) *logprob = std::log(double(wi[std::size_t(chosen)])) - std::log(z_kept);
+    return kSampleOk;
+  }
+
+  ws.w.resize(n);
+  float* w = ws.w.data();
+  double z = 0, zm = 0;
+  K.weights(x, n, mx, inv_t, lmp, do_m ? 1 : 0, w, &z, &zm);
+  sampling::WalkSpec spec{};
+  spec.mode = sampling::kAll;
+  spec.lmp = lmp;
+  spec.mx = mx;
+  spec.inv_t = inv_t;
+  double z_kept = z;
+  if (do_p) {
+    const Prefix<std::uint32_t> pre = select_top_p(K, x, w, n, z, top_p, mx, inv_t, ws);
+    spec.mode = sampling::kPrefix;
+    spec.t = pre.t;
+    spec.r = pre.r;
+    z_kept = pre.mass;
+    if (do_m && !(y_of(key_value(pre.t), mx, inv_t) >= lmp)) {  // min-p cuts into the prefix
+      spec.mode = sampling::kMinP;
+      z_kept = zm;
+    }
+  } else if (do_m) {
+    spec.mode = sampling::kMinP;
+    z_kept = zm;
+  }
+  spec.target = u * z_kept;
+  const std::int64_t chosen = K.walk(x, w, n, spec);
+  *token = chosen;
+  if (logprob) *logprob = std::log(double(w[std::size_t(chosen)])) - std::log(z_kept);
+  return kSampleOk;
+}
+
+// topk_rows: one row's k first tokens of the order.
+template <class S>
+int topk_fast(const S* x, std::size_t n, std::size_t k, std::int64_t* out) {
+  const sampling::Kernels& K = *tier_kernels(StorageOf<S>::value);
+  FastWorkspace& ws = fast_workspace();
+  std::uint32_t max_key;
+  const int err = checked_stats(K, x, n, ws, &max_key);
+  if (err != kSampleOk) return err;
+  const std::size_t kk = rank_top_k(K, x, n, k, ws);  // kk == k: the row has n >= k tokens
+  for (std::size_t i = 0; i < kk; ++i) out[i] = std::int64_t(ws.idx[ws.order[i]]);
+  return kSampleOk;
+}
+int topk_fast(const double* x, std::size_t n, std::size_t k, std::int64_t* out) {
+  bool nan = false, pinf = false, all_ninf = true;
+  for (std::size_t q = 0; q < n; ++q) {
+    nan = nan || x[q] != x[q];
+    pinf = pinf || x[q] == INFINITY;
+    all_ninf = all_ninf && x[q] == -INFINITY;
+  }
+  if (nan) return kSampleNaN;
+  if (pinf) return kSamplePosInf;
+  if (all_ninf) return kSampleAllNegInf;
+  FastWorkspace& ws = fast_workspace();
+  ws.order.resize(n);
+  for (std::size_t i = 0; i < n; ++i) ws.order[i] = i;
+  auto before = [&](std::uint64_t a, std::uint64_t b) {
+    const std::uint64_t ka = Keys<double>::key(x[a]), kb = Keys<double>::key(x[b]);
+    return ka > kb || (ka == kb && a < b);
+  };
+  if (n > k) std::nth_element(ws.order.begin(), ws.order.begin() + std::ptrdiff_t(k - 1), ws.order.end(), before);
+  std::sort(ws.order.begin(), ws.order.begin() + std::ptrdiff_t(k), before);
+  for (std::size_t i = 0; i < k; ++i) out[i] = std::int64_t(ws.order[i]);
+  return kSampleOk;
+}
+
+template <class T> struct RowRunner {
+  static int run(const T* x, std::size_t n, double t, std::int64_t k, double p, double m, double u, std::int64_t* tok,
+                 double* lp) {
+    return sample_fast(x, n, t, k, p, m, u, tok, lp);
+  }
+};
+template <> struct RowRunner<double> {
+  static int run(const double* x, std::size_t n, double t, std::int64_t k, double p, double m, double u,
+                 std::int64_t* tok, double* lp) {
+    RowSampler<double> s(x, n, workspace());
+    return s.run(t, k, p, m, u, tok, lp);
+  }
+};
+
 }  // namespace
 
 template <typename T>
@@ -449,10 +782,9 @@ std::int64_t sample_rows(const T* x, std::size_t rows, std::size_t n, const Samp
                                             double(rows) * double(n) * 3.0)
                            : 1;
   auto one = [&](std::size_t r) {
-    RowSampler<T> s(x + r * n, n, workspace());
     const double u = philox_uniform(p.seed[r], p.row_offset + r);
-    errors[r] = s.run(p.temperature[r], p.top_k[r], p.top_p[r], p.min_p[r], u, tokens + r,
-                      logprobs ? logprobs + r : nullptr);
+    errors[r] = RowRunner<T>::run(x + std::ptrdiff_t(r) * p.row_stride, n, p.temperature[r], p.top_k[r], p.top_p[r], p.min_p[r], u, tokens + r,
+                                  logprobs ? logprobs + r : nullptr);
   };
   if (use <= 1) {
     for (std::size_t r = 0; r < rows; ++r) one(r);
@@ -465,9 +797,41 @@ std::int64_t sample_rows(const T* x, std::size_t rows, std::size_t n, const Samp
   return -1;
 }
 
+template <typename T>
+std::int64_t topk_rows(const T* x, std::size_t rows, std::size_t n, std::size_t k, std::int64_t* idx, int threads,
+                       int* error) {
+  std::vector<int> errors(rows, kSampleOk);
+  const int want = resolve_threads(threads);
+  const int use = rows > 1 ? useful_threads(std::min<int>(want, int(std::min<std::size_t>(rows, 1 << 20))),
+                                            double(rows) * double(n) * 2.0)
+                           : 1;
+  auto one = [&](std::size_t r) { errors[r] = topk_fast(x + r * n, n, k, idx + r * k); };
+  if (use <= 1) {
+    for (std::size_t r = 0; r < rows; ++r) one(r);
+  } else {
+    parallel_for(rows, use, [&](std::size_t r) { one(r); });
+  }
+  for (std::size_t r = 0; r < rows; ++r)
+    if (errors[r] != kSampleOk) { *error = errors[r]; return std::int64_t(r); }
+  *error = kSampleOk;
+  return -1;
+}
+
+#define FSM_TOPK_ROWS(T) \
+  template std::int64_t topk_rows<T>(const T*, std::size_t, std::size_t, std::size_t, std::int64_t*, int, int*);
+FSM_TOPK_ROWS(float)
+FSM_TOPK_ROWS(double)
+FSM_TOPK_ROWS(Half)
+FSM_TOPK_ROWS(BFloat16)
+#undef FSM_TOPK_ROWS
+
 template std::int64_t sample_rows<float>(const float*, std::size_t, std::size_t, const SampleParams&,
                                          std::int64_t*, double*, int, int*);
 template std::int64_t sample_rows<double>(const double*, std::size_t, std::size_t, const SampleParams&,
                                           std::int64_t*, double*, int, int*);
+template std::int64_t sample_rows<Half>(const Half*, std::size_t, std::size_t, const SampleParams&, std::int64_t*,
+                                        double*, int, int*);
+template std::int64_t sample_rows<BFloat16>(const BFloat16*, std::size_t, std::size_t, const SampleParams&,
+                                            std::int64_t*, double*, int, int*);
 
 }  // namespace fastsoftmax

@@ -29,7 +29,8 @@ def reference(x, temperature=1.0, top_k=None, top_p=None, min_p=None):
     mx = x.max()
     y = (x - mx) / temperature
     w = np.exp(y)
-    order = np.argsort(-x, kind="stable")  # logit descending, index ascending
+    # logit descending, +0.0 above -0.0, index ascending
+    order = np.lexsort((np.arange(n), np.signbit(x) & (x == 0), -x))
     length = n
     robust = True
     if top_k is not None:
@@ -144,8 +145,11 @@ def test_large_vocabulary_matches_reference():
     x = (rng.standard_normal((rows, n)) * 3).astype(np.float32)
     x[:, ::7] = np.round(x[:, ::7], 1)  # plenty of exact ties
     u = uniforms(11, rows)
+    # top_k=5000 exceeds the 2004 blocks of 64 (the whole row is ranked); temperature 3 puts
+    # the top-p crossing deep in the low weights.
     for case in [dict(top_p=0.9), dict(top_k=50), dict(top_k=1000, top_p=0.5), dict(min_p=0.01),
-                 dict(top_k=50, temperature=0.6), dict()]:
+                 dict(top_k=50, temperature=0.6), dict(), dict(top_k=5000), dict(top_p=0.99, temperature=3.0),
+                 dict(top_k=5000, top_p=0.7, min_p=0.001)]:
         tok, lp = fs.sample(x, seed=11, return_logprobs=True, **case)
         for r in range(rows):
             q, robust = reference(x[r], **case)
@@ -156,6 +160,22 @@ def test_large_vocabulary_matches_reference():
             e = expected_token(q, u[r])
             if e is not None:
                 assert tok[r] == e, (case, r)
+
+
+def test_flat_and_two_level_rows():
+    # One value everywhere (every token in one weight bucket, all tied keys), and two values.
+    n = 128256
+    flat = np.zeros((1, n), np.float32)
+    # ties keep the lowest indices: the first ceil(p * kept) tokens (+1 for rounding of the sum)
+    for kw, bound in ((dict(top_p=0.5), n // 2 + 1), (dict(top_k=7), 7), (dict(top_p=0.5, top_k=100), 51)):
+        tok = fs.sample(np.repeat(flat, 400, axis=0), seed=3, **kw)
+        assert tok.min() >= 0 and tok.max() < bound, kw
+        assert tok.max() >= (bound - 2) * 0.9, kw  # drawn from the whole kept range
+    two = np.zeros((1, n), np.float32)
+    two[0, 1::2] = 1.0
+    tok = fs.sample(np.repeat(two, 200, axis=0), seed=5, top_p=0.4)
+    kept = int(np.ceil(0.4 * (n // 2) * (1 + np.exp(-1.0))))  # odd tokens needed to reach 0.4
+    assert np.all(tok % 2 == 1) and tok.max() <= 2 * (kept + 1) + 1 and tok.max() > 1.8 * kept
 
 
 def test_greedy_is_argmax_lowest_index():
@@ -182,6 +202,10 @@ def test_ties_at_the_threshold_keep_the_lowest_indices():
     assert set(draw_many(row, draws, seed=1, top_p=0.3).tolist()) == {1, 3}
     # min-p keeps every token equal to the threshold value
     assert set(draw_many(row, draws, seed=1, min_p=1.0).tolist()) == {1, 3, 4, 5}
+    # +0.0 ranks above -0.0 (then index): top_k=2 of [-0, +0, 1, -0] keeps 2 and 1
+    signed = np.array([-0.0, 0.0, 1.0, -0.0], np.float32)
+    assert set(draw_many(signed, 3000, seed=2, top_k=2).tolist()) == {1, 2}
+    assert set(draw_many(signed.astype(np.float64), 3000, seed=2, top_k=2).tolist()) == {1, 2}
     # all equal: top_k=3 keeps 0, 1, 2 uniformly
     flat = np.zeros(10, np.float32)
     tok = draw_many(flat, 30000, seed=8, top_k=3)
@@ -329,3 +353,140 @@ def test_bad_logits_name_the_row_and_leave_out_untouched():
         fs.sample(x, out=np.zeros((2, 3), np.int32))
     with pytest.raises(ValueError):
         fs.sample(np.zeros((2, 0), np.float32))
+
+
+# --- the vector passes: identical bits on every tier, 16-bit logits read natively --------
+
+_TIER_SCRIPT = r"""
+import hashlib, sys
+import numpy as np
+import fastsoftmax as fs
+import ml_dtypes
+rng = np.random.default_rng(31)
+out = []
+for n in (7, 127, 128, 129, 1000, 4099, 128256):
+    rows = 5 if n > 5000 else 24
+    x = (rng.standard_normal((rows, n)) * 3).astype(np.float32)
+    x[:, ::5] = np.round(x[:, ::5], 1)          # ties
+    x[0, ::3] = -np.inf                            # -inf logits
+    x[1, : n // 2] = x[1, 0]                       # a long run of one value
+    for dt in (np.float32, np.float16, ml_dtypes.bfloat16):
+        xd = x.astype(dt)
+        for kw in (dict(), dict(top_p=0.9), dict(top_p=0.3, min_p=0.02), dict(top_k=50),
+                   dict(top_k=3, top_p=0.8, min_p=0.1, temperature=0.7), dict(min_p=0.05, temperature=1.7),
+                   dict(top_k=n // 2 + 1), dict(temperature=0.0)):
+            tok, lp = fs.sample(xd, seed=4321, return_logprobs=True, **kw)
+            out.append(tok.tobytes() + lp.tobytes())
+print(fs.runtime_info()["active_isa"], hashlib.sha256(b"".join(out)).hexdigest())
+"""
+
+
+def test_tokens_and_logprobs_are_bitwise_identical_on_every_tier():
+    # The vector passes are compiled per tier; each tier runs in its own process
+    # (FASTSOFTMAX_ISA is read once), over float32/float16/bfloat16 rows of lengths around
+    # the block sizes, ties, -inf and runs of equal values, every filter combination.
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("ml_dtypes")
+    tiers = fs.runtime_info()["runnable_isas"]
+    results = {}
+    for tier in tiers:
+        env = dict(os.environ, FASTSOFTMAX_ISA=tier)
+        proc = subprocess.run([sys.executable, "-c", _TIER_SCRIPT], capture_output=True, text=True, timeout=300,
+                              env=env)
+        assert proc.returncode == 0, proc.stderr
+        active, digest = proc.stdout.split()
+        assert active == tier
+        results[tier] = digest
+    assert len(tiers) >= 1
+    assert len(set(results.values())) == 1, results
+
+
+@pytest.mark.parametrize("n", [33, 128256])
+def test_16bit_logits_give_the_float32_tokens(n):
+    # float16 and bfloat16 rows are widened in registers, never copied: the same tokens and
+    # log-probabilities as their exact float32 values, including float16 subnormals and infinities.
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    rng = np.random.default_rng(17)
+    x = (rng.standard_normal((6, n)) * 4).astype(np.float32)
+    x[2, 1::2] = -np.inf
+    h = x.astype(np.float16)
+    h[3, :5] = np.array([6e-8, -6e-8, 1e-5, 0.0, -0.0], np.float16)  # subnormals, signed zeros
+    for dt, xd in ((np.float16, h), (ml_dtypes.bfloat16, x.astype(ml_dtypes.bfloat16))):
+        for kw in (dict(), dict(top_p=0.9), dict(top_k=5), dict(min_p=0.1), dict(temperature=0)):
+            a = fs.sample(xd, seed=9, return_logprobs=True, **kw)
+            b = fs.sample(xd.astype(np.float32), seed=9, return_logprobs=True, **kw)
+            np.testing.assert_array_equal(a[0], b[0])
+            np.testing.assert_array_equal(a[1], b[1])
+    # every float16 subnormal (both signs) in one row, every float16 in [-8, 8] in another
+    bits = np.arange(1 << 16, dtype=np.uint16).view(np.float16)
+    sub = bits[(np.abs(bits.astype(np.float32)) < 2.0 ** -14) & np.isfinite(bits)]
+    mid = bits[np.isfinite(bits) & (np.abs(bits.astype(np.float32)) <= 8)]
+    for row in (sub, mid):
+        r = np.ascontiguousarray(np.broadcast_to(row, (3, row.size)))
+        for kw in (dict(), dict(top_p=0.9), dict(min_p=0.5), dict(top_k=100, top_p=0.5)):
+            a = fs.sample(r, seed=2, return_logprobs=True, **kw)
+            b = fs.sample(r.astype(np.float32), seed=2, return_logprobs=True, **kw)
+            np.testing.assert_array_equal(a[0], b[0])
+            np.testing.assert_array_equal(a[1], b[1])
+    hb = h.copy()
+    hb[4, 7] = np.inf
+    with pytest.raises(ValueError, match=r"row 4 contains \+inf"):
+        fs.sample(hb, seed=1)
+    hb[4, 7] = np.nan
+    with pytest.raises(ValueError, match="row 4 contains NaN"):
+        fs.sample(hb, seed=1)
+
+
+def test_float16_subnormals_under_flush_to_zero():
+    # Some libraries leave flush-to-zero / denormals-are-zero set on a thread (torch can set
+    # it explicitly): the native float16 reads must not depend on it.
+    torch = pytest.importorskip("torch")
+    bits = np.arange(1 << 16, dtype=np.uint16).view(np.float16)
+    sub = bits[(np.abs(bits.astype(np.float32)) < 2.0 ** -14) & np.isfinite(bits)]
+    r = np.ascontiguousarray(np.broadcast_to(sub, (3, sub.size)))
+    want = fs.sample(r.astype(np.float32), seed=2, return_logprobs=True, threads=1, top_p=0.9)
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush denormals")
+    try:
+        got = fs.sample(r, seed=2, return_logprobs=True, threads=1, top_p=0.9)
+    finally:
+        torch.set_flush_denormal(False)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+@pytest.mark.parametrize("trial", range(24))
+def test_random_configurations_match_the_reference(trial):
+    # Row lengths around the block sizes, scales from nearly flat to very peaked, extreme
+    # temperatures and p, ties and -inf: every robust row draws the reference's token.
+    rng = np.random.default_rng(1000 + trial)
+    n = int(rng.choice([1, 2, 3, 17, 64, 129, 1000, 5000]))
+    scale = float(rng.choice([0.01, 1.0, 30.0]))
+    x = (rng.standard_normal((40, n)) * scale).astype(np.float32)
+    if n > 4:
+        x[:, ::3] = np.round(x[:, ::3] * 4) / 4  # ties
+        x[::5, 1] = -np.inf
+    kw = dict(temperature=float(rng.choice([0.05, 1.0, 10.0])))
+    if rng.random() < 0.8:
+        kw["top_p"] = float(rng.choice([1e-3, 0.3, 0.9, 0.999]))
+    if rng.random() < 0.3:
+        kw["top_k"] = int(rng.integers(1, n + 2))
+    if rng.random() < 0.3:
+        kw["min_p"] = float(rng.choice([1e-4, 0.05, 0.5]))
+    tok, lp = fs.sample(x, seed=trial, return_logprobs=True, **kw)
+    u = uniforms(trial, 40)
+    checked = 0
+    for r in range(40):
+        q, robust = reference(x[r], **kw)
+        if not robust:
+            continue
+        assert q[tok[r]] > 0, (kw, r)
+        np.testing.assert_allclose(lp[r], np.log(q[tok[r]]), atol=2e-5)
+        e = expected_token(q, u[r])
+        if e is not None:
+            assert tok[r] == e, (kw, r)
+            checked += 1
+    assert checked >= 10, (kw, checked)

@@ -6,7 +6,10 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
+#include "kernels/half.h"
+#include "release_gil.h"
 #include "sampling.h"
 
 namespace py = pybind11;
@@ -36,6 +39,7 @@ py::tuple sample_rows_py(const py::array& x, const py::array_t<double>& temperat
   p.min_p = row_values(min_p, rows, "min_p");
   p.seed = row_values(seed, rows, "seed");
   p.row_offset = row_offset;
+  p.row_stride = static_cast<std::ptrdiff_t>(n);
   py::array_t<std::int64_t> tokens(static_cast<py::ssize_t>(rows));
   py::object lp = py::none();
   double* lpp = nullptr;
@@ -48,26 +52,66 @@ py::tuple sample_rows_py(const py::array& x, const py::array_t<double>& temperat
   std::int64_t bad = -1;
   int error = 0;
   const py::dtype d = x.dtype();
+  auto run = [&](auto* typed) {
+    using T = std::remove_const_t<std::remove_pointer_t<decltype(typed)>>;
+    const T* xp = static_cast<const T*>(x.data());
+    without_gil([&] { bad = sample_rows<T>(xp, rows, n, p, tp, lpp, threads, &error); });
+  };
   if (d.equal(py::dtype::of<float>())) {
-    const float* xp = static_cast<const float*>(x.data());
-    py::gil_scoped_release release;
-    bad = sample_rows<float>(xp, rows, n, p, tp, lpp, threads, &error);
+    run(static_cast<const float*>(nullptr));
   } else if (d.equal(py::dtype::of<double>())) {
-    const double* xp = static_cast<const double*>(x.data());
-    py::gil_scoped_release release;
-    bad = sample_rows<double>(xp, rows, n, p, tp, lpp, threads, &error);
+    run(static_cast<const double*>(nullptr));
+  } else if (d.kind() == 'f' && d.itemsize() == 2) {
+    run(static_cast<const Half*>(nullptr));
+  } else if (d.kind() == 'V' && d.itemsize() == 2 && py::str(d.attr("name")).cast<std::string>() == "bfloat16") {
+    run(static_cast<const BFloat16*>(nullptr));
   } else {
-    throw py::type_error("sample_rows: x must be float32 or float64");
+    throw py::type_error("sample_rows: x must be float32, float64, float16 or bfloat16");
   }
   return py::make_tuple(tokens, lp, bad, error);
+}
+
+template <class Fn> void with_rows_type(const py::array& x, Fn&& fn) {
+  const py::dtype d = x.dtype();
+  if (d.equal(py::dtype::of<float>())) {
+    fn(static_cast<const float*>(nullptr));
+  } else if (d.equal(py::dtype::of<double>())) {
+    fn(static_cast<const double*>(nullptr));
+  } else if (d.kind() == 'f' && d.itemsize() == 2) {
+    fn(static_cast<const Half*>(nullptr));
+  } else if (d.kind() == 'V' && d.itemsize() == 2 && py::str(d.attr("name")).cast<std::string>() == "bfloat16") {
+    fn(static_cast<const BFloat16*>(nullptr));
+  } else {
+    throw py::type_error("x must be float32, float64, float16 or bfloat16");
+  }
+}
+
+py::tuple topk_rows_py(const py::array& x, std::int64_t k, int threads) {
+  if (x.ndim() != 2 || !(x.flags() & py::array::c_style))
+    throw py::value_error("topk_rows: x must be a C-contiguous 2-d array");
+  const std::size_t rows = std::size_t(x.shape(0)), n = std::size_t(x.shape(1));
+  if (k < 1 || std::size_t(k) > n) throw py::value_error("topk_rows: k must be in [1, n]");
+  py::array_t<std::int64_t> idx({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(k)});
+  std::int64_t* ip = idx.mutable_data();
+  std::int64_t bad = -1;
+  int error = 0;
+  with_rows_type(x, [&](auto* typed) {
+    using T = std::remove_const_t<std::remove_pointer_t<decltype(typed)>>;
+    const T* xp = static_cast<const T*>(x.data());
+    without_gil([&] { bad = topk_rows<T>(xp, rows, n, std::size_t(k), ip, threads, &error); });
+  });
+  return py::make_tuple(idx, bad, error);
 }
 
 }  // namespace
 
 void bind_sampling(py::module_& m) {
+  m.def("topk_rows", &topk_rows_py, py::arg("x"), py::arg("k"), py::arg("threads"),
+        "Indices (rows, k) of each row's k largest values (value descending, index ascending) of a contiguous "
+        "float32/float64/float16/bfloat16 matrix. Returns (indices, lowest bad row or -1, error kind)");
   m.def("sample_rows", &sample_rows_py, py::arg("x"), py::arg("temperature"), py::arg("top_k"), py::arg("top_p"),
         py::arg("min_p"), py::arg("seed"), py::arg("row_offset"), py::arg("want_logprobs"), py::arg("threads"),
-        "One token per row of a contiguous float32/float64 matrix; per-row parameter arrays. Returns "
+        "One token per row of a contiguous float32/float64/float16/bfloat16 matrix; per-row parameter arrays. Returns "
         "(tokens, logprobs or None, lowest bad row or -1, error kind: 1 NaN, 2 all -inf, 3 +inf)");
   m.def("philox4x32", [](std::uint32_t c0, std::uint32_t c1, std::uint32_t c2, std::uint32_t c3, std::uint32_t k0,
                          std::uint32_t k1) {

@@ -16,6 +16,7 @@ from ._runtime import (check_environment as _check_isa_environment, get_cmake_di
 from ._profile import load as _load_profile
 from ._sampling import sample
 from ._backward import log_softmax_backward, softmax_backward
+from ._topk import cross_entropy, topk_softmax
 from ._stats import (SoftmaxStats, log_softmax_from_stats, logsumexp, merge_stats, softmax_from_stats,
                      softmax_stats)
 
@@ -26,7 +27,7 @@ __all__ = ["softmax", "log_softmax", "set_num_threads", "get_num_threads", "thre
            "get_include", "get_cmake_dir", "get_library", "ALGORITHMS", "__version__",
            "logsumexp", "softmax_stats", "merge_stats", "softmax_from_stats", "log_softmax_from_stats",
            "SoftmaxStats", "AxisLike", "Algorithm", "Tier", "sample", "softmax_backward",
-           "log_softmax_backward"]
+           "log_softmax_backward", "topk_softmax", "cross_entropy"]
 
 _check_environment()
 _check_isa_environment()

@@ -5,6 +5,7 @@ The exact semantics are written down in docs/sampling.md.
 
 from __future__ import annotations
 
+import math
 import operator
 from typing import Optional
 
@@ -21,10 +22,8 @@ _ERRORS = {1: "contains NaN", 2: "is all -inf (no token can be drawn)", 3: "cont
 def _logits(logits) -> np.ndarray:
     x = np.asarray(logits)
     dt = x.dtype
-    if dt == np.float32 or dt == np.float64:
-        return x
-    if (dt.kind == "f" and dt.itemsize == 2) or is_bfloat16(dt):
-        return x.astype(np.float32)  # exact: every float16 / bfloat16 is a float32
+    if dt == np.float32 or dt == np.float64 or (dt.kind == "f" and dt.itemsize == 2) or is_bfloat16(dt):
+        return x  # float16 / bfloat16 are read natively (widened to float32 in registers)
     raise TypeError(f"sample needs float logits (float32, float64, float16 or bfloat16), got dtype {dt}")
 
 
@@ -39,6 +38,21 @@ def _per_row(name: str, value, batch: tuple, dtype) -> np.ndarray:
     except ValueError:
         raise ValueError(f"{name} must be a scalar or one value per row (shape {batch}), got shape {a.shape}") from None
     return a
+
+
+def _is_real_scalar(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _scalar_param(name: str, value, rows: int, ok, rule: str) -> Optional[np.ndarray]:
+    """A Python or NumPy real scalar, checked and repeated for every row; None for anything
+    else (arrays take the general path)."""
+    if not _is_real_scalar(value):
+        return None
+    v = float(value)
+    if not ok(v):  # NaN fails every rule
+        raise ValueError(f"{name} must be {rule}, got {value!r}")
+    return np.full(rows, v)
 
 
 def _check_values(name: str, a: np.ndarray, ok: np.ndarray, rule: str) -> None:
@@ -119,10 +133,19 @@ def sample(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, seed=
     if not 0 <= row_offset < 2**64:
         raise ValueError(f"row_offset must be in [0, 2**64), got {row_offset}")
 
-    t = _per_row("temperature", temperature, batch, np.float64).astype(np.float64)
-    _check_values("temperature", t, np.isfinite(t) & (t >= 0), "finite and >= 0")
+    rows = math.prod(batch)
+    t = _scalar_param("temperature", temperature, rows, lambda v: math.isfinite(v) and v >= 0, "finite and >= 0")
+    if t is None:
+        t = _per_row("temperature", temperature, batch, np.float64).astype(np.float64)
+        _check_values("temperature", t, np.isfinite(t) & (t >= 0), "finite and >= 0")
     if top_k is None:
         k = np.full(batch, n, dtype=np.int64)
+    elif _is_real_scalar(top_k):
+        if isinstance(top_k, (float, np.floating)) and not (math.isfinite(top_k) and top_k == math.floor(top_k)):
+            raise ValueError(f"top_k must be an integer, got {top_k!r}")
+        if not top_k >= 1:
+            raise ValueError(f"top_k must be >= 1 (None disables top-k), got {top_k!r}")
+        k = np.full(rows, min(int(top_k), n), dtype=np.int64)
     else:
         k0 = _per_row("top_k", top_k, batch, np.int64)
         if k0.dtype.kind == "f":
@@ -132,13 +155,17 @@ def sample(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, seed=
     if top_p is None:
         p = np.ones(batch)
     else:
-        p = _per_row("top_p", top_p, batch, np.float64).astype(np.float64)
-        _check_values("top_p", p, (p > 0) & (p <= 1), "in (0, 1] (None disables top-p)")
+        p = _scalar_param("top_p", top_p, rows, lambda v: 0 < v <= 1, "in (0, 1] (None disables top-p)")
+        if p is None:
+            p = _per_row("top_p", top_p, batch, np.float64).astype(np.float64)
+            _check_values("top_p", p, (p > 0) & (p <= 1), "in (0, 1] (None disables top-p)")
     if min_p is None:
         mp = np.zeros(batch)
     else:
-        mp = _per_row("min_p", min_p, batch, np.float64).astype(np.float64)
-        _check_values("min_p", mp, (mp >= 0) & (mp <= 1), "in [0, 1] (None disables min-p)")
+        mp = _scalar_param("min_p", min_p, rows, lambda v: 0 <= v <= 1, "in [0, 1] (None disables min-p)")
+        if mp is None:
+            mp = _per_row("min_p", min_p, batch, np.float64).astype(np.float64)
+            _check_values("min_p", mp, (mp >= 0) & (mp <= 1), "in [0, 1] (None disables min-p)")
     seeds = _seed_array(seed, batch)
     if out is not None:
         if not isinstance(out, np.ndarray):
@@ -150,12 +177,14 @@ def sample(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, seed=
         if not out.flags.writeable:
             raise ValueError("out is read-only")
 
-    rows = int(np.prod(batch, dtype=np.int64))
     if rows == 0:
         tokens = np.empty(batch, dtype=np.int64)
         logp = np.empty(batch, dtype=np.float64)
     else:
-        xm = np.ascontiguousarray(np.moveaxis(x, ax, -1)).reshape(rows, n)
+        if ax == x.ndim - 1 and x.flags.c_contiguous:
+            xm = x.reshape(rows, n)
+        else:
+            xm = np.ascontiguousarray(np.moveaxis(x, ax, -1)).reshape(rows, n)
         flat = lambda a, d: np.ascontiguousarray(a, dtype=d).reshape(rows)  # noqa: E731
         tok, lp, bad, err = _core.sample_rows(xm, flat(t, np.float64), flat(k, np.int64), flat(p, np.float64),
                                               flat(mp, np.float64), flat(seeds, np.uint64), row_offset,

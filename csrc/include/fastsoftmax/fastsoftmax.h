@@ -116,6 +116,60 @@ FASTSOFTMAX_API fastsoftmax_status fastsoftmax_log_softmax_backward_bf16(const u
                                                                          int threads);
 
 #define FASTSOFTMAX_MAX_THREADS 1024
+/* Sampling (docs/sampling.md: the semantics of fastsoftmax.sample, exactly). One token per
+ * row of `rows` rows of `n` logits, row r at x + r * x_row_stride (elements, any sign; 0
+ * repeats one row). Per-row parameters are arrays of `rows` values, or NULL for the
+ * default of every row: temperature 1 (>= 0, finite; 0 greedy), top_k disabled (>= 1; >= n
+ * disables), top_p 1 (in (0, 1]), min_p 0 (in [0, 1]); seeds NULL: every row uses `seed`.
+ * Row r draws with Philox counter row_offset + r. tokens (rows values) receives the tokens,
+ * logprobs (rows values, or NULL) their log-probabilities. Returns
+ * FASTSOFTMAX_ERROR_INVALID_ARGUMENT, having written nothing to tokens or logprobs, for: a
+ * bad parameter value, n == 0 (with rows > 0), x or tokens NULL, rows that do not fit the
+ * address space (sizes overflow-checked), outputs that share a byte with x or each other,
+ * threads outside [0, FASTSOFTMAX_MAX_THREADS], or a row of logits with NaN, +inf or all
+ * -inf. bad_row (or NULL) receives the lowest such row of logits, else -1. rows == 0 does
+ * nothing. The tokens do not depend on the thread count, tier or batch split. */
+FASTSOFTMAX_API fastsoftmax_status fastsoftmax_sample_f32(const float* x, size_t rows, size_t n, ptrdiff_t x_row_stride,
+                                                          const double* temperature, const int64_t* top_k,
+                                                          const double* top_p, const double* min_p,
+                                                          const uint64_t* seeds, uint64_t seed, uint64_t row_offset,
+                                                          int64_t* tokens, double* logprobs, int threads,
+                                                          int64_t* bad_row);
+FASTSOFTMAX_API fastsoftmax_status fastsoftmax_sample_f16(const uint16_t* x, size_t rows, size_t n,
+                                                          ptrdiff_t x_row_stride, const double* temperature,
+                                                          const int64_t* top_k, const double* top_p,
+                                                          const double* min_p, const uint64_t* seeds, uint64_t seed,
+                                                          uint64_t row_offset, int64_t* tokens, double* logprobs,
+                                                          int threads, int64_t* bad_row);
+FASTSOFTMAX_API fastsoftmax_status fastsoftmax_sample_bf16(const uint16_t* x, size_t rows, size_t n,
+                                                           ptrdiff_t x_row_stride, const double* temperature,
+                                                           const int64_t* top_k, const double* top_p,
+                                                           const double* min_p, const uint64_t* seeds, uint64_t seed,
+                                                           uint64_t row_offset, int64_t* tokens, double* logprobs,
+                                                           int threads, int64_t* bad_row);
+/* Cross-entropy: per row logsumexp(row) - row[targets[r]] in float64 (PyTorch's semantics).
+ * targets[r] == ignore_index: the row is left out (its loss is 0, and it counts in neither
+ * *sum nor *count). losses (rows values), sum and count may each be NULL; mean = *sum /
+ * *count (NaN when *count is 0, as PyTorch). A target outside [0, n) that is not
+ * ignore_index is FASTSOFTMAX_ERROR_INVALID_ARGUMENT with its row in *bad_row, nothing
+ * written; so are NULL x or targets (rows > 0), n == 0, sizes that do not fit, outputs that
+ * share a byte with an input or each other, and a bad thread count. */
+FASTSOFTMAX_API fastsoftmax_status fastsoftmax_cross_entropy_f32(const float* x, size_t rows, size_t n,
+                                                                 ptrdiff_t x_row_stride, const int64_t* targets,
+                                                                 int64_t ignore_index, double* losses, double* sum,
+                                                                 int64_t* count, int threads, int64_t* bad_row);
+FASTSOFTMAX_API fastsoftmax_status fastsoftmax_cross_entropy_f64(const double* x, size_t rows, size_t n,
+                                                                 ptrdiff_t x_row_stride, const int64_t* targets,
+                                                                 int64_t ignore_index, double* losses, double* sum,
+                                                                 int64_t* count, int threads, int64_t* bad_row);
+FASTSOFTMAX_API fastsoftmax_status fastsoftmax_cross_entropy_f16(const uint16_t* x, size_t rows, size_t n,
+                                                                 ptrdiff_t x_row_stride, const int64_t* targets,
+                                                                 int64_t ignore_index, double* losses, double* sum,
+                                                                 int64_t* count, int threads, int64_t* bad_row);
+FASTSOFTMAX_API fastsoftmax_status fastsoftmax_cross_entropy_bf16(const uint16_t* x, size_t rows, size_t n,
+                                                                  ptrdiff_t x_row_stride, const int64_t* targets,
+                                                                  int64_t ignore_index, double* losses, double* sum,
+                                                                  int64_t* count, int threads, int64_t* bad_row);
 
 /* Threads used when a call passes threads = 0: what fastsoftmax_set_num_threads set, else
  * FASTSOFTMAX_NUM_THREADS, else OMP_NUM_THREADS (a malformed value is ignored), else the

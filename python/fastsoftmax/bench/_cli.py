@@ -175,7 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "log_softmax_backward (comma-separated): the backward kernels beside PyTorch's CPU backward "
                         "and the memory-only pattern of the same traffic, and the forward through fastsoftmax.torch "
                         "beside the NumPy call (float32; default --sizes 2^24, --shape 256x32000, --threads 1 and "
-                        "the default count, --min-time 0.25)")
+                        "the default count, --min-time 0.25); or 'sample': fastsoftmax.sample beside softmax and a "
+                        "sort-based torch sampler (--top-p, --top-k, --min-p; shapes from --shape, default 1x128256 "
+                        "and 64x128256; threads 1 and the default)")
+    p.add_argument("--top-p", type=float, default=None, help="--op sample: time top_p=P (alone, and combined)")
+    p.add_argument("--top-k", type=int, default=None, help="--op sample: time top_k=K (alone, and combined)")
+    p.add_argument("--min-p", type=float, default=None, help="--op sample: time min_p=M (alone, and combined)")
     p.add_argument("--algorithms", default=None,
                    help=f"comma list of {', '.join(_ALGS)} (default: all; --suite: auto)")
     p.add_argument("--isa", help="tier(s): 'all' (default), 'active', or a comma list of scalar, avx2, avx512 "
@@ -313,6 +318,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("--profile and --dry-run go with --tune")
     if "_backward" in args.op:
         return _backward_main(parser, args)
+    if args.op.strip() == "sample":
+        from . import _sample
+
+        try:
+            return _sample.main(args, argv)
+        except ValueError as e:
+            parser.error(str(e))
+    if args.top_p is not None or args.top_k is not None or args.min_p is not None:
+        parser.error("--top-p, --top-k and --min-p go with --op sample")
     # Cap the peers' thread pools before anything imports them.
     from . import _machine
 
