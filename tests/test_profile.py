@@ -26,6 +26,7 @@ def restore_limits():
     yield
     for d in DTYPES:
         _core.set_auto_reload_limit(d, None)
+    _core.set_prefetch_min_elements(None)
 
 
 def test_the_suite_runs_without_a_profile():
@@ -122,6 +123,40 @@ def test_import_applies_this_machines_entry(tmp_path):
     assert out["limits"]["float16"] == _core.auto_reload_limit("float16")["builtin_bytes"]
 
 
+PREFETCH_REPORT = ("import json, fastsoftmax; from fastsoftmax import _core\n"
+                   "p = fastsoftmax.runtime_info()['auto_profile']\n"
+                   "print(json.dumps([_core.prefetch_min_elements(), p['prefetch_min_elements']]))")
+
+
+def test_import_applies_the_entrys_prefetch_setting(tmp_path):
+    path = tmp_path / "profile.json"
+    _write(path, {_profile.machine_key(): dict(_entry({"float32": 4096}), prefetch_min_elements=_tune.PREFETCH_OFF)})
+    r = _child(PREFETCH_REPORT, FASTSOFTMAX_PROFILE=str(path))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [_tune.PREFETCH_OFF] * 2
+    # an entry without the key keeps the built-in rule
+    _write(path, {_profile.machine_key(): _entry({"float32": 4096})})
+    r = _child(PREFETCH_REPORT, FASTSOFTMAX_PROFILE=str(path))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [1 << 16] * 2
+
+
+@pytest.mark.parametrize("bad", [-1, True, "off", 1.5])
+def test_a_bad_prefetch_setting_is_refused(tmp_path, bad):
+    path = tmp_path / "profile.json"
+    _write(path, {_profile.machine_key(): dict(_entry({"float32": 4096}), prefetch_min_elements=bad)})
+    r = _child("import fastsoftmax", FASTSOFTMAX_PROFILE=str(path))
+    assert r.returncode != 0 and "prefetch_min_elements" in r.stderr
+
+
+def test_choose_prefetch():
+    off = _tune.PREFETCH_OFF
+    assert _tune.choose_prefetch([1.0, 1.0], [0.9, 0.99]) == off
+    assert _tune.choose_prefetch([1.0, 1.0], [0.8, 1.01]) is None  # slower on one workload
+    assert _tune.choose_prefetch([1.0, 1.0], [0.99, 0.99]) is None  # within the margin
+    assert _tune.choose_prefetch([2.0, 1.0], [1.9, 0.99], margin=0.03) == off
+
+
 def test_another_machines_entry_is_not_used(tmp_path):
     path = tmp_path / "profile.json"
     _write(path, {"Some Other CPU | avx2 | L2 1 | L3 2": _entry({"float32": 0})})
@@ -189,6 +224,8 @@ def test_tune_writes_an_entry_and_keeps_the_others(tmp_path, monkeypatch, restor
     _write(path, {"Some Other CPU | avx2 | L2 1 | L3 2": _entry({"float32": 123})})
     monkeypatch.setattr(_tune, "ladder", lambda: [1 << 15, 1 << 16])
     monkeypatch.setattr(_tune, "available_dtypes", lambda: ["float32", "float16"])
+    monkeypatch.setattr(_tune, "prefetch_workloads", lambda: [("three-pass-reload", (4, 1 << 16)),
+                                                              ("two-pass", (1, 1 << 17))])
     from fastsoftmax.bench import _cli
 
     assert _cli.main(["--tune", "--quick", "--profile", str(path)]) == 0
@@ -199,6 +236,11 @@ def test_tune_writes_an_entry_and_keeps_the_others(tmp_path, monkeypatch, restor
     assert mine["reload_limit_bytes"]["float32"] in (0, 1 << 15, 1 << 16)
     assert [row[0] for row in mine["measurements"]["float32"]] == [1 << 15, 1 << 16]
     assert all(r > 0 and t > 0 for _, r, t in mine["measurements"]["float32"])
+    pf = mine["prefetch_measurements"]["rows"]
+    assert [row[0] for row in pf] == [4 << 16, 1 << 17] and all(b > 0 and o > 0 for _, b, o in pf)
+    chosen = _tune.choose_prefetch([b for _, b, _ in pf], [o for _, _, o in pf])
+    assert mine.get("prefetch_min_elements") == chosen
+    assert _core.prefetch_min_elements() == (1 << 16 if chosen is None else chosen)
     # applied to this process at once
     assert _core.auto_reload_limit("float32") == {"bytes": mine["reload_limit_bytes"]["float32"],
                                                   "builtin_bytes": mine["builtin_limit_bytes"]["float32"],
@@ -209,12 +251,14 @@ def test_tune_writes_an_entry_and_keeps_the_others(tmp_path, monkeypatch, restor
 def test_dry_run_writes_nothing(tmp_path, monkeypatch, restore_limits):
     monkeypatch.setattr(_tune, "ladder", lambda: [1 << 15])
     monkeypatch.setattr(_tune, "available_dtypes", lambda: ["float32"])
+    monkeypatch.setattr(_tune, "prefetch_workloads", lambda: [("two-pass", (1, 1 << 16))])
     from fastsoftmax.bench import _cli
 
     path = tmp_path / "p.json"
     assert _cli.main(["--tune", "--quick", "--dry-run", "--profile", str(path)]) == 0
     assert not path.exists()
     assert _core.auto_reload_limit("float32")["from_profile"] is False
+    assert _core.prefetch_min_elements() == 1 << 16  # measured with both settings, restored
 
 
 def test_profile_options_need_tune(capsys):

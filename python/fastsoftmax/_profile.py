@@ -5,7 +5,9 @@ longer ones. The built-in limit comes from the L2 size; ``fastsoftmax-bench --tu
 measures both kernels on this machine and stores the limit that picks the faster one per
 dtype in a profile file. At import the profile's entry for this machine (its CPU, active
 tier and cache sizes) replaces the built-in limit, so a given machine and configuration
-always picks the same kernel.
+always picks the same kernel. The entry may also hold ``prefetch_min_elements``: the row
+length (elements) from which the kernels use software prefetch, where ``--tune`` found that
+turning it off is faster on this machine.
 
 The file: ``FASTSOFTMAX_PROFILE`` when set (``off`` disables profiles), else
 ``$XDG_CONFIG_HOME/fastsoftmax/profile.json`` (``~/.config/fastsoftmax/profile.json``). One
@@ -64,12 +66,18 @@ def _read(path: str) -> Dict[str, Any]:
         for dtype, b in limits.items():
             if dtype not in DTYPES or not isinstance(b, int) or isinstance(b, bool) or b < 0:
                 raise ValueError(f"{path}: the entry for {key!r} has a bad limit {dtype!r}: {b!r}")
+        pf = entry.get("prefetch_min_elements")
+        if pf is not None and (not isinstance(pf, int) or isinstance(pf, bool) or pf < 0):
+            raise ValueError(f"{path}: the entry for {key!r} has a bad prefetch_min_elements: {pf!r}")
     return data
 
 
-def _apply(limits: Dict[str, int]) -> None:
+def _apply(entry: Dict[str, Any]) -> None:
+    limits = entry.get("reload_limit_bytes", {})
     for dtype in DTYPES:
         _core.set_auto_reload_limit(dtype, limits.get(dtype))
+    # Software prefetch: rows (and chunks of long rows) of at least this many elements use it.
+    _core.set_prefetch_min_elements(entry.get("prefetch_min_elements"))
 
 
 def load() -> None:
@@ -101,7 +109,7 @@ def load() -> None:
     if entry is None:
         _status["reason"] = f"no entry for this machine ({key})"
         return
-    _apply(entry["reload_limit_bytes"])
+    _apply(entry)
     _status.update(applied=True, reason=None, key=key, tuned=entry.get("tuned"))
 
 
@@ -124,7 +132,7 @@ def save_entry(path: str, entry: Dict[str, Any]) -> str:
     except BaseException:
         os.unlink(tmp)
         raise
-    _apply(entry["reload_limit_bytes"])
+    _apply(entry)
     _status.update(path=path, applied=True, reason=None, key=key, tuned=entry.get("tuned"))
     return key
 
@@ -132,5 +140,6 @@ def save_entry(path: str, entry: Dict[str, Any]) -> str:
 def status() -> Dict[str, Any]:
     """The profile as this process uses it, and auto's limit per dtype."""
     limits = {d: _core.auto_reload_limit(d) for d in DTYPES}
-    return dict(_status, reload_limit_bytes={d: v["bytes"] for d, v in limits.items()},
+    return dict(_status, prefetch_min_elements=_core.prefetch_min_elements(),
+                reload_limit_bytes={d: v["bytes"] for d, v in limits.items()},
                 builtin_limit_bytes={d: v["builtin_bytes"] for d, v in limits.items()})

@@ -79,7 +79,8 @@ def runtime_info() -> Dict[str, Any]:
     ``FASTSOFTMAX_ISA`` (the cap this process read, or None), ``active_isa``,
     ``auto_kernels`` (the kernel ``algorithm="auto"`` picks per op/dtype for a short and a
     long row), ``auto_profile`` (the machine profile file, whether its entry for this machine
-    is applied, and auto's reload limit per dtype: see ``fastsoftmax-bench --tune``), ``ftz_daz``, ``avx512_bf16_rounding``, ``threads``, ``num_threads``, and
+    is applied, auto's reload limit per dtype and the row length from which the kernels use
+    software prefetch: see ``fastsoftmax-bench --tune``), ``ftz_daz``, ``avx512_bf16_rounding``, ``threads``, ``num_threads``, and
     ``error``: None, or why the configuration is not what was asked for (a
     ``FASTSOFTMAX_ISA`` naming a tier this CPU cannot run; ``python -m fastsoftmax`` then
     exits with status 1).
@@ -160,6 +161,9 @@ def show_runtime() -> None:
         print(f"auto: reload up to {limits} (machine profile {prof['path']}, tuned {prof.get('tuned')})")
     else:
         print(f"auto: reload up to {limits} (built-in rule; profile: {prof['reason']})")
+    pf = prof["prefetch_min_elements"]
+    print("software prefetch: " + (f"rows (and chunks of long rows) of {pf} elements or more" if pf < 1 << 62
+                                   else "off (machine profile)"))
     fd = info["ftz_daz"]
     print(f"MXCSR: FTZ={fd['ftz']} DAZ={fd['daz']}")
     print("bfloat16 rounding on the avx512 tier: "

@@ -1,4 +1,5 @@
-"""fastsoftmax-bench --tune: this machine's crossover between three-pass reload and two-pass.
+"""fastsoftmax-bench --tune: this machine's crossover between three-pass reload and two-pass,
+and whether its kernels run faster without software prefetch.
 
 Both kernels run, one thread, on single rows from 32 KiB to 128 MiB of input (half-octave
 steps), in interleaved rounds; per dtype the limit is the one whose picks lose least in
@@ -102,6 +103,61 @@ def measure_dtype(dtype: str, sizes: Sequence[int], rounds: int, min_sample_s: f
     return out
 
 
+#: The setting that turns software prefetch off (any row is shorter).
+PREFETCH_OFF = 1 << 62
+
+
+def prefetch_workloads() -> List[Tuple[str, Tuple[int, int]]]:
+    """What the prefetch choice is measured on (float32, one thread): a batch of rows that
+    fit in L2 but not together in the LLC (three-pass reload), and one long row (two-pass)."""
+    return [("three-pass-reload", (64, 1 << 17)), ("two-pass", (1, 1 << 25))]
+
+
+def choose_prefetch(builtin: Sequence[float], off: Sequence[float], margin: float = 0.03) -> Optional[int]:
+    """PREFETCH_OFF when no prefetch is faster on every workload and by at least `margin` on
+    their total, else None (the built-in rule). builtin, off: times per workload.
+
+    >>> choose_prefetch([1.0, 1.0], [0.9, 0.99]) == PREFETCH_OFF
+    True
+    >>> choose_prefetch([1.0, 1.0], [0.8, 1.01]) is None
+    True
+    >>> choose_prefetch([1.0, 1.0], [0.99, 0.99]) is None
+    True
+    """
+    if all(o < b for b, o in zip(builtin, off)) and sum(off) <= (1.0 - margin) * sum(builtin):
+        return PREFETCH_OFF
+    return None
+
+
+def measure_prefetch(rounds: int, min_sample_s: float, rng: np.random.Generator) -> List[List[float]]:
+    """[elements, built-in ns/element, off ns/element] per workload: medians over rounds, the
+    two settings alternating within each round (the setting is restored afterwards)."""
+    before = _core.prefetch_min_elements()
+    out = []
+    try:
+        for alg, shape in prefetch_workloads():
+            x = rng.standard_normal(shape, dtype=np.float32)
+            y = np.empty_like(x)
+            settings = {"builtin": None, "off": PREFETCH_OFF}
+
+            def call(alg=alg, x=x, y=y):
+                _core.run("softmax", alg, x, y, None, 1)
+
+            call()
+            reps = max(1, min(100000, int(min_sample_s / max(_time_per_call(call, 1), 1e-9))))
+            samples: Dict[str, List[float]] = {k: [] for k in settings}
+            for r in range(rounds):
+                for k in (list(settings) if r % 2 == 0 else list(settings)[::-1]):
+                    _core.set_prefetch_min_elements(settings[k])
+                    samples[k].append(_time_per_call(call, reps))
+            n = x.size
+            out.append([n, statistics.median(samples["builtin"]) * 1e9 / n,
+                        statistics.median(samples["off"]) * 1e9 / n])
+    finally:
+        _core.set_prefetch_min_elements(before)
+    return out
+
+
 def available_dtypes() -> List[str]:
     names = ["float32", "float64", "float16"]
     try:
@@ -138,7 +194,16 @@ def tune(dtypes: Optional[Sequence[str]] = None, rounds: int = 5, min_sample_s: 
             log(f"  {b >> 10:>9d} {r:8.3f} {t:8.3f} {r / t:6.2f}  {mark}")
         log(f"  limit {limit >> 10} KiB (built-in {builtin[dtype] >> 10} KiB): auto's worst ratio to the faster "
             f"kernel {worst:.3f} (built-in {worst_builtin:.3f})")
+    pf = measure_prefetch(rounds, max(min_sample_s, 0.02), rng)
+    prefetch = choose_prefetch([b for _, b, _ in pf], [o for _, _, o in pf])
+    log("\nsoftmax float32, software prefetch: elements, built-in ns/el, off ns/el")
+    for n, b, o in pf:
+        log(f"  {n:>10d} {b:8.3f} {o:8.3f}")
+    log("  prefetch " + ("off (faster on every workload)" if prefetch else "as built in (rows of 2^16 elements or more)"))
+    entry_prefetch = {} if prefetch is None else {"prefetch_min_elements": prefetch}
     return {
+        **entry_prefetch,
+        "prefetch_measurements": {"columns": ["elements", "built-in ns/element", "off ns/element"], "rows": pf},
         "tuned": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "fastsoftmax": __version__,
         "cpu": _core.cpu_brand(),
