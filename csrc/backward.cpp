@@ -9,6 +9,7 @@
 #include <xmmintrin.h>
 #endif
 
+#include "dispatch/storage.h"
 #include "kernels/backward_primitives.h"
 #include "kernels/kernels.inc"
 #include "softmax.h"
@@ -107,15 +108,6 @@ void run(const BackwardPrimitives<S>& p, bool log, std::size_t rows, std::size_t
   }
 }
 
-template <class F>
-void with_storage(DType d, F&& f) {
-  switch (d) {
-    case DType::f32: return f(float{});
-    case DType::f64: return f(double{});
-    case DType::f16: return f(Half{});
-    case DType::bf16: return f(BFloat16{});
-  }
-}
 
 }  // namespace
 

@@ -63,6 +63,17 @@ double philox_uniform(std::uint64_t seed, std::uint64_t counter) {
 
 namespace {
 
+// How many of `ties` tokens that weigh wt each, taken after cum_mass, first bring the mass
+// to target (all of them when they weigh nothing).
+std::uint64_t ties_to_reach(double target, double cum_mass, double wt, std::uint64_t ties) {
+  if (!(wt > 0)) return ties;
+  const double rr = std::ceil((target - cum_mass) / wt);
+  std::uint64_t r = rr < 1 ? 1 : (rr > double(ties) ? ties : std::uint64_t(rr));
+  while (r > 1 && cum_mass + double(r - 1) * wt >= target) --r;
+  while (r < ties && cum_mass + double(r) * wt < target) ++r;
+  return r;
+}
+
 // Order-preserving unsigned keys of the logits' bits (-0 sorts just below +0).
 template <typename T> struct Keys;
 template <> struct Keys<float> {
@@ -364,14 +375,8 @@ template <typename T> class RowSampler {
     const double wt = double(p.wt);
     if (!by_mass) {
       p.r = std::min<std::uint64_t>(k - cum_cnt, ties);
-    } else if (wt > 0) {
-      double rr = std::ceil((target - cum_mass) / wt);
-      std::uint64_t r = rr < 1 ? 1 : (rr > double(ties) ? ties : std::uint64_t(rr));
-      while (r > 1 && cum_mass + double(r - 1) * wt >= target) --r;
-      while (r < ties && cum_mass + double(r) * wt < target) ++r;
-      p.r = r;
     } else {
-      p.r = ties;
+      p.r = ties_to_reach(target, cum_mass, wt, ties);
     }
     p.mass = cum_mass + double(p.r) * wt;
     return p;
@@ -476,15 +481,7 @@ Prefix<std::uint32_t> select_in_candidates(std::uint32_t* cand, std::size_t nc, 
   const std::uint64_t ties = nc;
   p.wt = weight(p.t);
   const double wt = double(p.wt);
-  if (wt > 0 && ties > 0) {
-    const double rr = std::ceil((target - cum_mass) / wt);
-    std::uint64_t r = rr < 1 ? 1 : (rr > double(ties) ? ties : std::uint64_t(rr));
-    while (r > 1 && cum_mass + double(r - 1) * wt >= target) --r;
-    while (r < ties && cum_mass + double(r) * wt < target) ++r;
-    p.r = r;
-  } else {
-    p.r = ties;
-  }
+  p.r = ties > 0 ? ties_to_reach(target, cum_mass, wt, ties) : ties;
   p.mass = cum_mass + double(p.r) * wt;
   return p;
 }

@@ -9,6 +9,7 @@
 #include <limits>
 #include <vector>
 
+#include "dispatch/storage.h"
 #include "threadpool.h"
 #include "workspace.h"
 
@@ -84,16 +85,6 @@ const char* auto_algorithm(DType dtype, std::size_t row_length) {
 
 namespace {
 
-// Calls f(S{}) with the storage type of dtype d.
-template <class F>
-void with_storage(DType d, F&& f) {
-  switch (d) {
-    case DType::f32: return f(float{});
-    case DType::f64: return f(double{});
-    case DType::f16: return f(Half{});
-    case DType::bf16: return f(BFloat16{});
-  }
-}
 
 // The cost model for splitting a call: nanoseconds of work per element at the fast end of
 // what one thread takes in cache (docs/results.md), so that the estimate errs towards

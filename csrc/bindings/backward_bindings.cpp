@@ -7,6 +7,7 @@
 #include <string>
 
 #include "backward.h"
+#include "bindings/dtype_of.h"
 #include "bindings/release_gil.h"
 #include "dispatch/cpu_features.h"
 #include "dispatch/registry.h"
@@ -17,16 +18,6 @@ namespace fastsoftmax {
 
 namespace {
 
-DType backward_dtype(const py::array& a, const char* what) {
-  const py::dtype d = a.dtype();
-  if (d.equal(py::dtype::of<float>())) return DType::f32;
-  if (d.equal(py::dtype::of<double>())) return DType::f64;
-  if (d.kind() == 'f' && d.itemsize() == 2) return DType::f16;
-  if (d.kind() == 'V' && d.itemsize() == 2 && py::str(d.attr("name")).cast<std::string>() == "bfloat16")
-    return DType::bf16;
-  throw py::type_error(std::string(what) + " must be float32, float64, float16 or bfloat16, got " +
-                       std::string(py::str(d)));
-}
 
 std::string backward_isa(const py::object& isa) {
   if (isa.is_none()) return active_isa();
@@ -47,8 +38,8 @@ bool bytes_meet(const py::array& a, const py::array& b) {
 // either y or g itself or apart from both. Rows: the last axis.
 void backward_py(bool log, const py::array& y, const py::array& g, py::array& out, const py::object& isa,
                  int threads) {
-  const DType d = backward_dtype(y, "y");
-  if (backward_dtype(g, "g") != d || backward_dtype(out, "out") != d)
+  const DType d = dtype_of(y, "y");
+  if (dtype_of(g, "g") != d || dtype_of(out, "out") != d)
     throw py::type_error("y, g and out must have the same dtype");
   if (y.ndim() < 1 || g.ndim() != y.ndim() || out.ndim() != y.ndim())
     throw py::value_error("y, g and out must have the same shape (ndim >= 1)");
@@ -72,8 +63,8 @@ void backward_py(bool log, const py::array& y, const py::array& g, py::array& ou
 }
 
 void backward_pattern_py(const py::array& y, const py::array& g, py::array& out, bool log, const py::object& isa) {
-  const DType d = backward_dtype(y, "y");
-  if (backward_dtype(g, "g") != d || backward_dtype(out, "out") != d)
+  const DType d = dtype_of(y, "y");
+  if (dtype_of(g, "g") != d || dtype_of(out, "out") != d)
     throw py::type_error("y, g and out must have the same dtype");
   const auto ok = [&](const py::array& a) {
     if (!(a.flags() & py::array::c_style) || a.ndim() != y.ndim() || a.ndim() < 1) return false;

@@ -17,6 +17,7 @@
 #include <xmmintrin.h>
 #endif
 
+#include "bindings/dtype_of.h"
 #include "bindings/release_gil.h"
 #include "dispatch/cpu_features.h"
 #include "dispatch/registry.h"
@@ -33,17 +34,6 @@ namespace fastsoftmax { void bind_backward(py::module_& m); }  // backward_bindi
 
 namespace {
 
-DType dtype_of(const py::array& a, const char* what) {
-  const py::dtype d = a.dtype();
-  if (d.equal(py::dtype::of<float>())) return DType::f32;
-  if (d.equal(py::dtype::of<double>())) return DType::f64;
-  if (d.kind() == 'f' && d.itemsize() == 2) return DType::f16;
-  // ml_dtypes.bfloat16 (an optional dependency, never imported here): a 2-byte user dtype.
-  if (d.kind() == 'V' && d.itemsize() == 2 && py::str(d.attr("name")).cast<std::string>() == "bfloat16")
-    return DType::bf16;
-  throw py::type_error(std::string(what) + " must be float32, float64, float16 or bfloat16, got " +
-                       std::string(py::str(d)));
-}
 
 // A caller's string as Python writes it ('avx2', 'a\x00b'): an error message cannot hold a
 // NUL (it would end the message there).

@@ -15,7 +15,7 @@ import numpy as np
 from . import _core
 from ._threads import check_threads
 
-__all__ = ["AxisError", "AxisLike", "F16", "F32", "F64", "LD", "FLOAT_NAMES", "normalize_axes", "rows_view",
+__all__ = ["AxisError", "AxisLike", "class_axis", "F16", "F32", "F64", "LD", "FLOAT_NAMES", "normalize_axes", "rows_view",
            "merge_trailing_view", "row_shape", "is_bfloat16", "not_real", "as_real_array", "result_dtype",
            "logsumexp_dtype", "stats_dtype", "float_rank", "requested_dtype", "compute_dtype", "output_dtype",
            "cast", "check_out", "check_out_against_x", "same_view", "check_isa", "check_options",
@@ -283,3 +283,19 @@ def check_options(isa: Any, threads: Any) -> int:
     if isa is not None:
         check_isa(isa)
     return check_threads(threads)
+
+
+def class_axis(axis, ndim: int, what: str, role: str) -> int:
+    """The one axis (an int, as NumPy takes it) that `what` works along, normalized to
+    [0, ndim); role names it in the error for a 0-d input ("the vocabulary axis")."""
+    if isinstance(axis, (bool, np.bool_)):
+        raise TypeError(f"axis must be an int, got {axis!r}")
+    try:
+        ax = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"axis must be an int, got {axis!r}") from None
+    if ndim == 0:
+        raise ValueError(f"{what} needs at least one dimension ({role})")
+    if not -ndim <= ax < ndim:
+        raise AxisError(ax, ndim)
+    return ax % ndim

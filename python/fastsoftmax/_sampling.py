@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 
 from . import _core
-from ._args import AxisError, check_threads, is_bfloat16
+from ._args import check_threads, class_axis, is_bfloat16
 
 __all__ = ["sample"]
 
@@ -111,17 +111,7 @@ def sample(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, seed=
     See docs/sampling.md.
     """
     x = _logits(logits)
-    if isinstance(axis, (bool, np.bool_)):
-        raise TypeError(f"axis must be an int, got {axis!r}")
-    try:
-        ax = operator.index(axis)
-    except TypeError:
-        raise TypeError(f"axis must be an int, got {axis!r}") from None
-    if x.ndim == 0:
-        raise ValueError("sample needs at least one dimension (the vocabulary axis)")
-    if not -x.ndim <= ax < x.ndim:
-        raise AxisError(ax, x.ndim)
-    ax %= x.ndim
+    ax = class_axis(axis, x.ndim, "sample", "the vocabulary axis")
     n = x.shape[ax]
     batch = x.shape[:ax] + x.shape[ax + 1:]
     if n == 0:

@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 
 from . import _core
-from ._args import AxisError, check_threads, is_bfloat16
+from ._args import check_threads, class_axis, is_bfloat16
 from ._stats import logsumexp
 
 __all__ = ["topk_softmax", "cross_entropy"]
@@ -27,20 +27,6 @@ def _float_logits(logits, what: str) -> np.ndarray:
     if dt == np.float32 or dt == np.float64 or (dt.kind == "f" and dt.itemsize == 2) or is_bfloat16(dt):
         return x
     raise TypeError(f"{what} needs float logits (float32, float64, float16 or bfloat16), got dtype {dt}")
-
-
-def _axis(axis, ndim: int, what: str) -> int:
-    if isinstance(axis, (bool, np.bool_)):
-        raise TypeError(f"axis must be an int, got {axis!r}")
-    try:
-        ax = operator.index(axis)
-    except TypeError:
-        raise TypeError(f"axis must be an int, got {axis!r}") from None
-    if ndim == 0:
-        raise ValueError(f"{what} needs at least one dimension (the class axis)")
-    if not -ndim <= ax < ndim:
-        raise AxisError(ax, ndim)
-    return ax % ndim
 
 
 def _rows(x: np.ndarray, ax: int) -> np.ndarray:
@@ -77,7 +63,7 @@ def topk_softmax(logits, k: int, axis: int = -1, *, threads: Optional[int] = Non
     ([1, 3], [3.0, 3.0])
     """
     x = _float_logits(logits, "topk_softmax")
-    ax = _axis(axis, x.ndim, "topk_softmax")
+    ax = class_axis(axis, x.ndim, "topk_softmax", "the class axis")
     n = x.shape[ax]
     if isinstance(k, (bool, np.bool_)):
         raise TypeError("k must be an int")
@@ -129,7 +115,7 @@ def cross_entropy(logits, targets, axis: int = -1, reduction: str = "mean", igno
     1.3862943...
     """
     x = _float_logits(logits, "cross_entropy")
-    ax = _axis(axis, x.ndim, "cross_entropy")
+    ax = class_axis(axis, x.ndim, "cross_entropy", "the class axis")
     n = x.shape[ax]
     if n == 0:
         raise ValueError("cross_entropy needs a non-empty class axis")
