@@ -770,6 +770,21 @@ template <> struct RowRunner<double> {
 
 }  // namespace
 
+// Runs one(r) for every row (on `use` threads); then the first row whose errors[r] is not
+// kSampleOk is returned with its code in *error, or -1 (*error = kSampleOk).
+template <class F>
+std::int64_t each_row(std::size_t rows, int use, const std::vector<int>& errors, int* error, F& one) {
+  if (use <= 1) {
+    for (std::size_t r = 0; r < rows; ++r) one(r);
+  } else {
+    parallel_for(rows, use, [&](std::size_t r) { one(r); });
+  }
+  for (std::size_t r = 0; r < rows; ++r)
+    if (errors[r] != kSampleOk) { *error = errors[r]; return std::int64_t(r); }
+  *error = kSampleOk;
+  return -1;
+}
+
 template <typename T>
 std::int64_t sample_rows(const T* x, std::size_t rows, std::size_t n, const SampleParams& p,
                          std::int64_t* tokens, double* logprobs, int threads, int* error) {
@@ -783,15 +798,7 @@ std::int64_t sample_rows(const T* x, std::size_t rows, std::size_t n, const Samp
     errors[r] = RowRunner<T>::run(x + std::ptrdiff_t(r) * p.row_stride, n, p.temperature[r], p.top_k[r], p.top_p[r], p.min_p[r], u, tokens + r,
                                   logprobs ? logprobs + r : nullptr);
   };
-  if (use <= 1) {
-    for (std::size_t r = 0; r < rows; ++r) one(r);
-  } else {
-    parallel_for(rows, use, [&](std::size_t r) { one(r); });
-  }
-  for (std::size_t r = 0; r < rows; ++r)
-    if (errors[r] != kSampleOk) { *error = errors[r]; return std::int64_t(r); }
-  *error = kSampleOk;
-  return -1;
+  return each_row(rows, use, errors, error, one);
 }
 
 template <typename T>
@@ -803,15 +810,7 @@ std::int64_t topk_rows(const T* x, std::size_t rows, std::size_t n, std::size_t 
                                             double(rows) * double(n) * 2.0)
                            : 1;
   auto one = [&](std::size_t r) { errors[r] = topk_fast(x + r * n, n, k, idx + r * k); };
-  if (use <= 1) {
-    for (std::size_t r = 0; r < rows; ++r) one(r);
-  } else {
-    parallel_for(rows, use, [&](std::size_t r) { one(r); });
-  }
-  for (std::size_t r = 0; r < rows; ++r)
-    if (errors[r] != kSampleOk) { *error = errors[r]; return std::int64_t(r); }
-  *error = kSampleOk;
-  return -1;
+  return each_row(rows, use, errors, error, one);
 }
 
 #define FSM_TOPK_ROWS(T) \
