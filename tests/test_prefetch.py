@@ -1,6 +1,6 @@
 """Software prefetch is a speed setting only: the rows a call reads with prefetch (those of
 at least _core.prefetch_min_elements() elements, and the chunks of long rows) give the same
-bits as without it, on every tier, and the setting is checked."""
+bits as without it, forward and backward, on every tier, and the setting is checked."""
 
 from __future__ import annotations
 
@@ -66,3 +66,12 @@ def test_results_do_not_depend_on_prefetch(isa, dtype, restore_prefetch):
                     outs.append(op(x, axis=-1, algorithm=algorithm, isa=isa, threads=1))
                 for other in outs[1:]:
                     assert other.tobytes() == outs[0].tobytes(), (shape, op.__name__, algorithm)
+        y = fastsoftmax.softmax(x, axis=-1)
+        g = (rng.standard_normal(shape) * 2).astype(dtype)
+        for backward in (fastsoftmax.softmax_backward, fastsoftmax.log_softmax_backward):
+            outs = []
+            for limit in (0, None, 2**62):
+                _core.set_prefetch_min_elements(limit)
+                outs.append(backward(y, g, axis=-1, isa=isa, threads=1))
+            for other in outs[1:]:
+                assert other.tobytes() == outs[0].tobytes(), (shape, backward.__name__)

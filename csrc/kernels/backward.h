@@ -51,13 +51,15 @@ struct BackwardPasses {
   // The sum of count <= B terms, lane by lane: whole groups of U into A accumulators,
   // then whole vectors and the masked tail into the first.
   template <bool kDot>
-  static R block_sum(const S* g, const S* y, std::size_t count) {
+  static R block_sum(const S* g, const S* y, std::size_t count, bool pf) {
     R s[A];
     for (std::size_t a = 0; a < A; ++a) s[a] = V::set1(T(0));
     std::size_t i = 0;
     for (; i + U <= count; i += U) {
-      P::prefetch_ahead(g + i, U);
-      if constexpr (kDot) P::prefetch_ahead(y + i, U);
+      if (pf) {
+        P::prefetch_ahead(g + i, U);
+        if constexpr (kDot) P::prefetch_ahead(y + i, U);
+      }
       for (std::size_t a = 0; a < A; ++a) s[a] = acc_term<kDot>(s[a], g, y, i + a * N);
     }
     for (; i + N <= count; i += N) s[0] = acc_term<kDot>(s[0], g, y, i);
@@ -73,11 +75,12 @@ struct BackwardPasses {
 
   template <bool kDot>
   static T row_sum(std::size_t n, const S* g, const S* y) {
-    if (n <= B) return V::reduce_add(block_sum<kDot>(g, y, n));
+    const bool pf = P::prefetch_for(n);  // the forward passes' rule (passes.h)
+    if (n <= B) return V::reduce_add(block_sum<kDot>(g, y, n, pf));
     Cascade<typename P::SumAcc> cascade;
     std::size_t i = 0;
-    for (; i + B <= n; i += B) cascade.push(block_sum<kDot>(g + i, y ? y + i : y, B));
-    if (i < n) cascade.push(block_sum<kDot>(g + i, y ? y + i : y, n - i));
+    for (; i + B <= n; i += B) cascade.push(block_sum<kDot>(g + i, y ? y + i : y, B, pf));
+    if (i < n) cascade.push(block_sum<kDot>(g + i, y ? y + i : y, n - i, pf));
     return V::reduce_add(cascade.total());
   }
   static T prim_dot(std::size_t n, const S* g, const S* y) { return row_sum<true>(n, g, y); }
@@ -97,10 +100,13 @@ struct BackwardPasses {
       std::size_t head = (N - (addr / sizeof(S)) % N) % N;
       if (head > n) head = n;
       if (head) masked(0, head);
+      const bool pf = P::prefetch_for(n);
       for (i = head; i + U <= n; i += U) {
         R a[A], b[A];
-        P::prefetch_ahead(y + i, U);
-        P::prefetch_ahead(g + i, U);
+        if (pf) {
+          P::prefetch_ahead(y + i, U);
+          P::prefetch_ahead(g + i, U);
+        }
         for (std::size_t k = 0; k < A; ++k) a[k] = IO::loadu(y + i + k * N);
         for (std::size_t k = 0; k < A; ++k) b[k] = IO::loadu(g + i + k * N);
         for (std::size_t k = 0; k < A; ++k) IO::stream(dx + i + k * N, f(a[k], b[k]));
