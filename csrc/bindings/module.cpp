@@ -270,7 +270,10 @@ bool fast_dtype(PyObject* descr, DType* dt) {
     case 11: *dt = DType::f32; return true;  // NPY_FLOAT
     case 12: *dt = DType::f64; return true;  // NPY_DOUBLE
     case 23: *dt = DType::f16; return true;  // NPY_HALF
-    default: return false;
+    default:
+      if (d->type_num < 256 || !is_bfloat16(descr)) return false;  // NPY_USERDEF: ml_dtypes' types
+      *dt = DType::bf16;
+      return true;
   }
 }
 

@@ -99,9 +99,18 @@ def empty_axis_error(op: str) -> ValueError:
 
 # ---- dtypes ----------------------------------------------------------------------------------
 
+_known_bfloat16: Optional[np.dtype] = None  # the instance seen last: its .name costs a microsecond
+
+
 def is_bfloat16(dtype: np.dtype) -> bool:
     """ml_dtypes.bfloat16 (an optional dependency), recognised without importing ml_dtypes."""
-    return dtype.kind == "V" and dtype.itemsize == 2 and dtype.name == "bfloat16" and dtype.names is None
+    global _known_bfloat16
+    if dtype is _known_bfloat16:
+        return True
+    if dtype.kind == "V" and dtype.itemsize == 2 and dtype.names is None and dtype.name == "bfloat16":
+        _known_bfloat16 = dtype
+        return True
+    return False
 
 
 def not_real(dtype: np.dtype) -> bool:
