@@ -142,7 +142,8 @@ void run_rows_typed(const KernelEntry& k, int ndim, const std::int64_t* shape, c
   const RowsJob job{k.op_id, k.algorithm_id, ndim, shape, x, xs, y, ys, n * sizeof(T) >= streaming_threshold_bytes()};
   const Plan pl = plan<T>(job, threads);
   if (pl.n == 0 || pl.rows == 0) return;
-  const Primitives<T>& p = *static_cast<const Primitives<T>*>(k.prims);
+  const Primitives<T>& table = *static_cast<const Primitives<T>*>(k.prims);
+  const Primitives<T>& p = k.op_id == Op::softmax ? *table.softmax : table;
   if (pl.n <= generic::kChunk) {  // short rows: the whole per-row work inside the tier
     const std::size_t tasks = std::min(pl.rows, std::size_t(pl.threads) * 4);
     Workspace ws(workspace_blocks(tasks, pl.threads), p.rows_scratch_bytes(job));  // before any row is written

@@ -37,8 +37,15 @@ def rows(dtype, n, seed=0, scale=4.0):
     return (scale * np.random.default_rng(seed).standard_normal(n)).astype(dtype)
 
 
-@pytest.mark.parametrize("k", HALF_KERNELS, ids=kernel_id)
-def test_half_kernel_is_the_float32_kernel_rounded_once(k):
+# Softmax with 16-bit results runs its exps with Exp16 (passes.h; tools/derive_exp_16.py):
+# relative error <= 2^-13.25 per exp, two of them (element and sum) per result, and the
+# single ln2 constant's factor between elements of a row (<= 2^-20). Against the float32
+# kernel's result, whose own error is below 2^-18 for these rows (|x_i - max x| < 40).
+EXP16_VS_FLOAT32 = 2 * 2.0**-13.25 + 2.0**-20 + 2.0**-18
+
+
+@pytest.mark.parametrize("k", [k for k in HALF_KERNELS if k["op"] == "log_softmax"], ids=kernel_id)
+def test_half_log_softmax_kernel_is_the_float32_kernel_rounded_once(k):
     """Conversion in registers changes nothing but the final rounding: the 16-bit kernel
     gives bitwise the float32 kernel's result (same algorithm, same tier) rounded to
     nearest even -- NumPy's float32 -> float16 cast; for bfloat16 our own float64 rounding."""
@@ -52,6 +59,24 @@ def test_half_kernel_is_the_float32_kernel_rounded_once(k):
         got = y.astype(np.float64)
         assert y.dtype == dt
         assert np.array_equal(got, want, equal_nan=True), f"n={n}: {kernel_id(k)} differs from float32 + rounding"
+
+
+@pytest.mark.parametrize("k", [k for k in HALF_KERNELS if k["op"] == "softmax"], ids=kernel_id)
+def test_half_softmax_kernel_is_the_float32_kernel_within_the_exp16_bound(k):
+    """16-bit softmax computes its exps to what a 16-bit result keeps (Exp16): the result is
+    the rounding of a value within EXP16_VS_FLOAT32 (relative) of the float32 kernel's, and
+    so within 1 ulp of the float32 kernel's result rounded."""
+    require_or_skip(k["isa"])
+    dt = half_dtype(k["dtype"])
+    for n in LENGTHS:
+        x = rows(dt, n, seed=n)
+        y = run_kernel(k, x).astype(np.float64)
+        y32 = run_kernel(k, x.astype(np.float32)).astype(np.float64)
+        lo = round_to(y32 * (1 - EXP16_VS_FLOAT32), dt)
+        hi = round_to(y32 * (1 + EXP16_VS_FLOAT32), dt)
+        assert np.all((y >= lo) & (y <= hi)), f"n={n}: {kernel_id(k)} outside the Exp16 bound of the float32 kernel"
+        want = round_to(y32, dt)
+        assert np.all(np.abs(y - want) <= ulp(want, dt)), f"n={n}: {kernel_id(k)} more than 1 ulp from float32"
 
 
 @pytest.mark.parametrize("dtype", HALF_DTYPES)
@@ -171,8 +196,14 @@ def test_half_logsumexp_and_stats(dtype):
     a = fastsoftmax.softmax_stats(x, axis=1)
     b = fastsoftmax.softmax_stats(x.astype(np.float32), axis=1)
     assert np.array_equal(a.m, b.m) and np.array_equal(a.e, b.e)
+    # The statistics API keeps float32's exp (so that merged statistics and logsumexp stay
+    # float32-accurate): pass 2 from them is the float32 two-pass rounded once, and within
+    # 1 ulp of the one-shot 16-bit softmax (which uses Exp16).
     y = fastsoftmax.softmax_from_stats(x, a)
-    assert y.dtype == dt and np.array_equal(y, fastsoftmax.softmax(x, axis=1, algorithm="two-pass"))
+    want = round_to(fastsoftmax.softmax(x.astype(np.float32), axis=1, algorithm="two-pass").astype(np.float64), dt)
+    assert y.dtype == dt and np.array_equal(y.astype(np.float64), want)
+    one_shot = fastsoftmax.softmax(x, axis=1, algorithm="two-pass").astype(np.float64)
+    assert np.all(np.abs(one_shot - want) <= ulp(want, dt))
 
 
 @pytest.mark.parametrize("dtype", HALF_DTYPES)

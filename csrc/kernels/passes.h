@@ -220,15 +220,31 @@ struct Io<V, S, false> {
   }
 };
 
+// Softmax with float16/bfloat16 results: an exp accurate to what a 16-bit result keeps
+// (tools/derive_exp_16.py): one ln2 constant and degree 3, e^t ~ 1 + t*(c1 + t*(c2 + t*c3)).
+// Relative error <= 2^-13.25 against e^(x + n*kMinusLn2) for every 16-bit input of the fast
+// path; the single constant makes each exp of a row off by e^(n*(LN2 - ln2)), a factor that
+// the two passes share, so only the differences of n within a row are left (<= 2^-23 for any
+// element that a 16-bit result can show). A softmax result is then within 2 x 2^-13.25 plus
+// float32's rounding of the exact value: under half of float16's ulp, a twentieth of bfloat16's.
+struct Exp16 {
+  static constexpr float kMinusLn2 = -0x1.62E430p-1f;
+  static constexpr int kDegree = 3;
+  static constexpr float kPoly[kDegree] = {0x1.524572p-3f, 0x1.022066p-1f, 0x1.000cfap+0f};
+};
+
 // V: the tier's vector of the compute type T; S: the storage type of x and y (T itself,
 // or a 16-bit type computed in float32).
-template <class V, class S = typename V::T>
+// kExp16: the passes of softmax with 16-bit storage S, over Exp16 (primitives() hands
+// softmax.cpp that table for op softmax); the statistics API and log-softmax keep float32's exp.
+template <class V, class S = typename V::T, bool kExp16 = false>
 struct Passes {
   using T = typename V::T;
   using IO = Io<V, S>;
   using R = typename V::reg;
   using M = typename V::mask;
   using C = Constants<T>;
+  static_assert(!kExp16 || (sizeof(S) == 2 && std::is_same<T, float>::value), "Exp16 is for 16-bit storage");
   static constexpr std::size_t N = V::N;
   static constexpr std::size_t A = V::kAccumulators;  // independent accumulators
   static constexpr std::size_t U = N * A;              // elements per unrolled step
@@ -241,17 +257,24 @@ struct Passes {
   // cheaper than a round instruction (2 uops on Intel), and exact for |n| < 2^22 (f32) --
   // which holds on the whole fast path (clamped at kLow below; any |n| > kMaxRowExponent
   // sends the row to the exact path, and garbage there stays huge, NaN or inf).
+  template <bool kExp = kExp16>
   static R reduce(R x, R& t) {
     const R bias = V::set1(C::kRoundBias);
     const R n = V::sub(V::fmadd(x, V::set1(C::kLog2e), bias), bias);
-    t = V::fmadd(n, V::set1(C::kMinusLn2Hi), x);
-    t = V::fmadd(n, V::set1(C::kMinusLn2Lo), t);
+    if constexpr (kExp) {
+      t = V::fmadd(n, V::set1(Exp16::kMinusLn2), x);
+    } else {
+      t = V::fmadd(n, V::set1(C::kMinusLn2Hi), x);
+      t = V::fmadd(n, V::set1(C::kMinusLn2Lo), t);
+    }
     return n;
   }
   // e^t for |t| <= ln2/2, the mantissa of ExtExp (in [0.7, 1.42]).
+  template <bool kExp = kExp16>
   static R mantissa(R t) {
-    R p = V::set1(C::kPoly[0]);
-    for (int k = 1; k < C::kDegree; ++k) p = V::fmadd(p, t, V::set1(C::kPoly[k]));
+    using E = std::conditional_t<kExp, Exp16, C>;
+    R p = V::set1(E::kPoly[0]);
+    for (int k = 1; k < E::kDegree; ++k) p = V::fmadd(p, t, V::set1(E::kPoly[k]));
     return V::fmadd(p, t, V::set1(T(1)));
   }
 
@@ -259,6 +282,7 @@ struct Passes {
 
   // e^x = m * 2^floor(n) (scalef's rounding of the exponent). n is integral for the
   // polynomial scheme and a multiple of 1/16 for the table scheme (m in [0.98, 1.97]).
+  template <bool kExp = kExp16>
   static R exp_parts(R x, R& m) {
     if constexpr (kTableExp) {
       const R bias = V::set1(TableExp::kRoundBias);
@@ -275,8 +299,8 @@ struct Passes {
       return n;
     } else {
       R t;
-      const R n = reduce(x, t);
-      m = mantissa(t);
+      const R n = reduce<kExp>(x, t);
+      m = mantissa<kExp>(t);
       return n;
     }
   }
@@ -287,10 +311,11 @@ struct Passes {
     else return e;
   }
   // e^(x - mu) for x <= mu (the three-pass and online algorithms).
+  template <bool kExp = kExp16>
   static R exp_shifted(R x, R mu) {
     const R z = V::max(V::set1(C::kLow), V::sub(x, mu));  // NaN-preserving: x86 max returns its 2nd operand on NaN
     R m;
-    const R n = exp_parts(z, m);
+    const R n = exp_parts<kExp>(z, m);
     return V::scale(m, n);
   }
 
@@ -336,20 +361,21 @@ struct Passes {
     }
   };
 
-  // Milakov & Gimelshein: running max and the sum rescaled to it by a real exp.
+  // Milakov & Gimelshein: running max and the sum rescaled to it by a real exp -- float32's
+  // exp even for Exp16: every rise of the max multiplies the sum by one more rescaling exp.
   struct OnlineAcc {
     struct State { R mx, s; };
     static State init() { return {V::set1(C::kLow), V::set1(T(0))}; }
     R update(State& st, R x) const {
       const R xc = V::max(V::set1(C::kLow), x);
       const R mx = V::max(st.mx, xc);
-      st.s = V::fmadd(st.s, exp_shifted(st.mx, mx), exp_shifted(xc, mx));
+      st.s = V::fmadd(st.s, exp_shifted<false>(st.mx, mx), exp_shifted<false>(xc, mx));
       st.mx = mx;
       return x;
     }
     static State merge(State a, State b) {
       const R mx = V::max(a.mx, b.mx);
-      return {mx, V::fmadd(a.s, exp_shifted(a.mx, mx), V::mul(b.s, exp_shifted(b.mx, mx)))};
+      return {mx, V::fmadd(a.s, exp_shifted<false>(a.mx, mx), V::mul(b.s, exp_shifted<false>(b.mx, mx)))};
     }
   };
 
@@ -551,7 +577,7 @@ struct Passes {
     bool unused;
     const typename OnlineAcc::State s = reduce_row<OnlineAcc, false>(OnlineAcc{}, n, x, nullptr, unused);
     const T mu = V::reduce_max(s.mx);
-    const T sigma = V::reduce_add(V::mul(s.s, exp_shifted(s.mx, V::set1(mu))));
+    const T sigma = V::reduce_add(V::mul(s.s, exp_shifted<false>(s.mx, V::set1(mu))));
     return {mu, sigma};
   }
 
@@ -885,8 +911,12 @@ struct Passes {
                                     &prim_sum_exp,       &prim_store_exp,        &prim_store_shifted,
                                     &prim_write_pair,    &prim_write_exp_scaled, &prim_write_sub,
                                     &prim_reload_scale,  &prim_reload_sub,       &exact_row,
-                                    &prim_rows,          &prim_rows_scratch_bytes};
+                                    &prim_rows,          &prim_rows_scratch_bytes, softmax_table(&p)};
     return p;
+  }
+  static const Primitives<S>* softmax_table(const Primitives<S>* self) {
+    if constexpr (sizeof(S) == 2 && !kExp16) return &Passes<V, S, true>::primitives();
+    else return self;
   }
 
   // ---- memory-only patterns (the roofline) -------------------------------------------

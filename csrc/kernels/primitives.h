@@ -71,6 +71,10 @@ struct Primitives {
   // rows_scratch_bytes(job) bytes, 64-byte aligned, for this thread alone (null if 0).
   void (*rows)(const RowsJob& job, std::size_t r0, std::size_t r1, unsigned char* scratch);
   std::size_t (*rows_scratch_bytes)(const RowsJob& job);
+  // The table op softmax runs over: for float16/bfloat16, the same passes with an exp
+  // accurate to a 16-bit result (passes.h, Exp16); else this table. The statistics API
+  // (row_stats, rows_from_stats) and log-softmax use this table itself.
+  const Primitives* softmax;
 };
 
 // The memory-only patterns of one dtype (kernels.inc): double fn(n, const S* x, S* y).

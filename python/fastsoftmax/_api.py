@@ -178,8 +178,10 @@ def softmax(x: ArrayLike, axis: AxisLike = None, *, out: Optional[NDArray[Any]] 
         ``ValueError`` naming it, and one that requires grad goes through
         :mod:`fastsoftmax.torch`'s differentiable operators. float32 and float64 are computed natively; float16 and bfloat16
         (``ml_dtypes.bfloat16``, optional) are read and written in 16 bits and computed
-        in float32 in registers, rounded once to nearest even; int8 and uint8 as float16
-        (NumPy's result type), wider integers in float64.
+        in float32 in registers, rounded once to nearest even (within 1 ulp of the exact
+        softmax; the exponentials only as accurate as a 16-bit result needs, see the
+        README's Accuracy section); int8 and uint8 as float16 (NumPy's result type), wider
+        integers in float64.
     axis : None, int or tuple of ints
         Axes over which the softmax is taken; ``None`` (the default, as in SciPy) means
         the whole array. As for NumPy's reductions (and SciPy), a list is a ``TypeError``:
