@@ -30,7 +30,7 @@ import torch
 from . import _api, _core, _dlpack
 from ._stats import logsumexp as _np_logsumexp
 
-__all__ = ["softmax", "log_softmax", "logsumexp"]
+__all__ = ["softmax", "log_softmax", "logsumexp", "cross_entropy", "sample", "topk_softmax"]
 
 _FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
@@ -299,3 +299,7 @@ def logsumexp(input: torch.Tensor, dim: Union[int, Sequence[int]], keepdim: bool
     if len(set(norm)) != len(norm):
         raise ValueError(f"fastsoftmax.torch.logsumexp: dim {dim!r} names a dimension twice")
     return torch.ops.fastsoftmax.logsumexp(input, norm, bool(keepdim))
+
+
+# cross_entropy (differentiable), sample and topk_softmax: _torch_sampling.py (uses the helpers above).
+from ._torch_sampling import cross_entropy, sample, topk_softmax  # noqa: E402
