@@ -370,6 +370,25 @@ def test_topk_softmax_is_the_numpy_function(dtype):
         _check_grad(p, torch.softmax(xx.double(), dim).gather(dim, i), torch.float32, rel=8)
 
 
+def test_topk_softmax_gradients():
+    torch.manual_seed(10)
+    x = torch.randn(3, 12, dtype=torch.float64, requires_grad=True)
+    for dim, k in ((1, 4), (0, 2), (-1, 12)):
+        for pick in ((0,), (2,), (0, 2)):  # values, probabilities, both
+            fn = lambda t: tuple(fst.topk_softmax(t, k, dim)[j] for j in pick)  # noqa: E731
+            assert torch.autograd.gradcheck(fn, (x,))
+    # against torch: values as torch.topk's (no ties here), probabilities as softmax().gather()
+    x32 = (torch.randn(4, 500) * 2).requires_grad_()
+    wv, wp = torch.randn(4, 5), torch.randn(4, 5)
+    v, i, p = fst.topk_softmax(x32, 5)
+    ((v * wv).sum() + (p * wp).sum()).backward()
+    ref = x32.detach().double().requires_grad_()
+    tv, ti = torch.topk(ref, 5, 1)
+    assert torch.equal(ti, i)
+    ((tv * wv.double()).sum() + (torch.softmax(ref, 1).gather(1, ti) * wp.double()).sum()).backward()
+    _check_grad(x32.grad, ref.grad, torch.float32)
+
+
 def test_topk_softmax_errors():
     x = torch.randn(2, 5)
     with pytest.raises(ValueError, match=r"k must be in \[1, 5\]"):
@@ -448,6 +467,7 @@ def test_opcheck():
                      (torch.ops.fastsoftmax.cross_entropy.default, (x, t, 1, -100, "none")),
                      (torch.ops.fastsoftmax.cross_entropy.default, (x[:, :, 0].detach().requires_grad_(), t[:, 0], 1, -100, "sum")),
                      (torch.ops.fastsoftmax.topk_softmax.default, (logits, 3, 1)),
+                     (torch.ops.fastsoftmax.topk_softmax.default, (x.detach().requires_grad_(), 2, 1)),
                      (torch.ops.fastsoftmax.topk_softmax.default, (logits.bfloat16(), 2, 0)),
                      (torch.ops.fastsoftmax.sample.default,
                       (logits, 1, one, None, torch.tensor(0.9, dtype=torch.float64), None, torch.tensor(5), True)),

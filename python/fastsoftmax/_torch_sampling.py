@@ -330,6 +330,31 @@ def _(logits, k, dim):
             logits.new_empty(shape, dtype=_result_float(logits.dtype)))
 
 
+def _save_topk(ctx, inputs, output) -> None:
+    logits, k, dim = inputs
+    ctx.dim = dim
+    ctx.save_for_backward(logits, output[1], output[2])
+
+
+def _topk_softmax_grad(ctx, g_values, g_indices, g_probs):
+    # values_j = x[i_j]: its gradient lands on x[i_j]. probabilities_j = s[i_j] with
+    # s = softmax(x): d p_j / d x = p_j (onehot(i_j) - s), so the gradient is
+    # scatter(g_p * p) - s * sum(g_p * p), s by fastsoftmax's operator.
+    x, idx, p = ctx.saved_tensors
+    dim = ctx.dim
+    gx = torch.zeros_like(x)
+    if g_values is not None:
+        gx = gx.scatter_add(dim, idx, g_values.to(x.dtype))
+    if g_probs is not None:
+        gp = g_probs * p
+        gx = gx.scatter_add(dim, idx, gp.to(x.dtype))
+        gx = gx - torch.ops.fastsoftmax.softmax(x, dim) * gp.sum(dim, keepdim=True).to(x.dtype)
+    return gx, None, None
+
+
+_topk_softmax_op.register_autograd(_topk_softmax_grad, setup_context=_save_topk)
+
+
 def topk_softmax(logits: torch.Tensor, k: int, dim: int = -1) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``fastsoftmax.topk_softmax`` for a tensor: ``(values, indices, probabilities)`` of the k
     most probable classes along ``dim``, sorted (logit descending, ties by index ascending).
@@ -338,7 +363,8 @@ def topk_softmax(logits: torch.Tensor, k: int, dim: int = -1) -> Tuple[torch.Ten
     whole row at those indices) float64 for float64 logits and float32 otherwise; each has
     the logits' shape with ``dim`` of length k (contiguous). ``k`` in ``[1, V]``. Rows with
     NaN or ``+inf``, or all ``-inf``, are a ``ValueError`` naming the row. A custom operator
-    (traceable by ``torch.compile``); not differentiable.
+    (traceable by ``torch.compile``), differentiable in ``logits`` through ``values`` (as
+    ``torch.topk``) and ``probabilities`` (their softmax's gradient, softmax by fastsoftmax).
 
     >>> import torch, fastsoftmax.torch as fst
     >>> fst.topk_softmax(torch.tensor([1.0, 3.0, 2.0]), 2)[1]
