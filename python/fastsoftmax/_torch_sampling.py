@@ -88,8 +88,10 @@ def _cross_entropy_grad(ctx, grad):
     w = torch.where(keep, w, torch.zeros((), dtype=w.dtype))
     p = torch.ops.fastsoftmax.softmax(x, cdim)
     index = torch.where(keep, target, torch.zeros((), dtype=target.dtype)).to(torch.int64).unsqueeze(cdim)
-    d = p.scatter_add(cdim, index, -keep.to(p.dtype).unsqueeze(cdim))
-    return d * w.to(p.dtype).unsqueeze(cdim), None, None, None, None
+    src, scale = -keep.to(p.dtype).unsqueeze(cdim), w.to(p.dtype).unsqueeze(cdim)
+    if torch.is_grad_enabled():  # create_graph: p stays as softmax's backward saved it
+        return p.scatter_add(cdim, index, src) * scale, None, None, None, None
+    return p.scatter_add_(cdim, index, src).mul_(scale), None, None, None, None  # p is ours: in place
 
 
 _cross_entropy_op.register_autograd(_cross_entropy_grad, setup_context=_save_cross_entropy)
