@@ -381,11 +381,18 @@ def _cross_entropy_grad(ctx, grad):
         w = (grad / keep.sum()).expand(target.shape)
     w = torch.where(keep, w, torch.zeros((), dtype=w.dtype))
     p = torch.ops.fastsoftmax.softmax(x, cdim)
-    index = torch.where(keep, target, torch.zeros((), dtype=target.dtype)).to(torch.int64).unsqueeze(cdim)
-    src, scale = -keep.to(p.dtype).unsqueeze(cdim), w.to(p.dtype).unsqueeze(cdim)
+    # p[row, target] -= 1 for the rows kept, by index_put over (batch indices, target): torch
+    # 2.13's scatter / scatter_add on a 16-bit tensor copy all of it to float32 and back (3x the
+    # softmax's time). The batch indices are aranges that broadcast to the target's shape.
+    nd = target.dim()
+    batch_index = [torch.arange(n).view([-1 if j == i else 1 for j in range(nd)]) for i, n in enumerate(target.shape)]
+    index = tuple(batch_index[:cdim]) + (torch.where(keep, target, torch.zeros((), dtype=target.dtype)).long(),) \
+        + tuple(batch_index[cdim:])
+    values = p[index] - keep.to(p.dtype)
+    scale = w.to(p.dtype).unsqueeze(cdim)
     if torch.is_grad_enabled():  # create_graph: p stays as softmax's backward saved it
-        return p.scatter_add(cdim, index, src) * scale, None, None, None, None
-    return p.scatter_add_(cdim, index, src).mul_(scale), None, None, None, None  # p is ours: in place
+        return p.index_put(index, values) * scale, None, None, None, None
+    return p.index_put_(index, values).mul_(scale), None, None, None, None  # p is ours: in place
 
 
 _cross_entropy_op.register_autograd(_cross_entropy_grad, setup_context=_save_cross_entropy)
