@@ -465,7 +465,8 @@ def _sample_op(logits: torch.Tensor, dim: int, temperature: torch.Tensor, top_k:
         if t is None:
             return None
         t = t.detach()
-        return t.to(torch.float64).numpy() if t.is_floating_point() else t.to(torch.int64).numpy()
+        a = t.to(torch.float64).numpy() if t.is_floating_point() else t.to(torch.int64).numpy()
+        return a.item() if a.ndim == 0 else a  # a Python scalar takes the NumPy function's fast path
 
     s = seed.numpy()
     if seed_bits:  # the wrapper's own seeds: 64-bit patterns
@@ -473,7 +474,8 @@ def _sample_op(logits: torch.Tensor, dim: int, temperature: torch.Tensor, top_k:
     elif s.size and int(s.min()) < 0:
         raise ValueError(f"seed must be in [0, 2**64), got {int(s.min())} in the seed tensor")
     tokens = _np_sample(_np(logits, "logits"), temperature=param(temperature), top_k=param(top_k),
-                              top_p=param(top_p), min_p=param(min_p), seed=s.astype(np.uint64), axis=dim)
+                        top_p=param(top_p), min_p=param(min_p),
+                        seed=int(s) if s.ndim == 0 else s.astype(np.uint64), axis=dim)
     return _to_torch(np.asarray(tokens, dtype=np.int64))
 
 
