@@ -385,9 +385,10 @@ def _cross_entropy_grad(ctx, grad):
     # 2.13's scatter / scatter_add on a 16-bit tensor copy all of it to float32 and back (3x the
     # softmax's time). The batch indices are aranges that broadcast to the target's shape.
     nd = target.dim()
-    batch_index = [torch.arange(n).view([-1 if j == i else 1 for j in range(nd)]) for i, n in enumerate(target.shape)]
-    index = tuple(batch_index[:cdim]) + (torch.where(keep, target, torch.zeros((), dtype=target.dtype)).long(),) \
-        + tuple(batch_index[cdim:])
+    batch_index = [torch.arange(n).view([-1 if j == i else 1 for j in range(nd)])
+                   for i, n in enumerate(target.shape)]
+    classes = torch.where(keep, target, torch.zeros((), dtype=target.dtype)).long()
+    index = tuple(batch_index[:cdim]) + (classes,) + tuple(batch_index[cdim:])
     values = p[index] - keep.to(p.dtype)
     scale = w.to(p.dtype).unsqueeze(cdim)
     if torch.is_grad_enabled():  # create_graph: p stays as softmax's backward saved it
@@ -409,7 +410,8 @@ def cross_entropy(input: torch.Tensor, target: torch.Tensor, *, ignore_index: in
     has ``input``'s dtype: a 0-d tensor for "mean" / "sum", ``target``'s shape for "none".
     Per row ``logsumexp(row) - row[target]``: the logsumexp is one read of the tensor's own
     memory by fastsoftmax's kernels (float16 / bfloat16 natively, in float32; any strides,
-    no copy), the difference and the reduction in float64, rounded at the end. Differentiable
+    no copy), the difference and the reduction in float64, rounded at the end (for 16-bit
+    input through float32, the NumPy function's result dtype). Differentiable
     in ``input`` (``(softmax(x) - onehot(target)) * upstream``, softmax by fastsoftmax, itself
     differentiable); a custom operator, traceable by ``torch.compile(fullgraph=True)``.
 
