@@ -225,11 +225,16 @@ def test_cross_entropy_gradcheck(shapes, reduction):
     assert torch.autograd.gradcheck(fn, (xs,))
 
 
+@pytest.mark.parametrize("contiguous", [True, False], ids=["contiguous", "permuted"])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("dtype", FLOATS, ids=str)
-def test_cross_entropy_gradients_against_torch(dtype, reduction):
+def test_cross_entropy_gradients_against_torch(dtype, reduction, contiguous):
     torch.manual_seed(5)
-    x0 = (torch.randn(16, 300, 3, dtype=torch.float64) * 3).to(dtype)
+    if contiguous:
+        x0 = (torch.randn(16, 300, 3, dtype=torch.float64) * 3).to(dtype)
+    else:  # dense but permuted: the classes are the last dim in memory (clone keeps the layout)
+        x0 = (torch.randn(16, 3, 300, dtype=torch.float64) * 3).to(dtype).permute(0, 2, 1)
+        assert not x0.is_contiguous() and not x0.clone().is_contiguous()
     t = _targets((16, 3), 300, ignore_every=5)
     w = torch.randn(16, 3, dtype=torch.float64)
     grads = {}
