@@ -482,3 +482,15 @@ def test_opcheck():
                      (torch.ops.fastsoftmax.sample.default,
                       (torch.randn(30, 2), 0, one, torch.tensor([2, 3]), None, None, torch.tensor([1, 2]), False))):
         torch.library.opcheck(op, args)
+
+
+def test_torch_export():
+    class M(torch.nn.Module):
+        def forward(self, x, t):
+            v, i, p = fst.topk_softmax(x, 2)
+            return fst.cross_entropy(x, t, reduction="none") + p.sum(1), fst.sample(x, seed=5, top_k=3)
+
+    x, t = torch.randn(4, 6), torch.tensor([0, 5, -100, 2])
+    ep = torch.export.export(M(), (x, t))
+    for a, b in zip(ep.module()(x, t), M()(x, t)):
+        assert torch.equal(a, b)
