@@ -12,8 +12,8 @@ from typing import Optional
 import numpy as np
 
 from . import _core
-from ._args import check_threads, class_axis, is_bfloat16
-from ._stats import logsumexp
+from ._args import check_threads, class_axis, is_bfloat16, rows_view
+from ._stats import stats_logsumexp
 
 __all__ = ["topk_softmax", "cross_entropy"]
 
@@ -41,6 +41,14 @@ def _result_dtype(x: np.ndarray):
     return np.float64 if x.dtype == np.float64 else np.float32
 
 
+def _row_logsumexp(x: np.ndarray, ax: int, nthreads: int) -> np.ndarray:
+    """float64 logsumexp along `ax` (the batch shape): fastsoftmax.logsumexp's one read of the
+    rows in x's own dtype (float16 / bfloat16 natively, float32 arithmetic in registers: no
+    float32 copy), its statistics combined in float64 and not rounded to the logits' type."""
+    m, e, shift = _core.row_stats(rows_view(x, (ax,)), None, nthreads)
+    return stats_logsumexp(m, e, shift).reshape(x.shape[:ax] + x.shape[ax + 1:])
+
+
 def _where(flat_index: int, batch: tuple):
     where = tuple(int(i) for i in np.unravel_index(flat_index, batch)) if batch else ()
     return where[0] if len(where) == 1 else where
@@ -53,7 +61,8 @@ def topk_softmax(logits, k: int, axis: int = -1, *, threads: Optional[int] = Non
     descending, ties by index ascending (a stable sort of ``-x``; ``+0.0`` above ``-0.0``);
     ``indices`` (int64) where they are; ``probabilities`` their softmax over the *whole* row
     (``softmax(x)`` taken at ``indices``, so they sum to at most 1), float64 for float64
-    logits, float32 otherwise, evaluated as ``exp(value - logsumexp(row))``. The results
+    logits, float32 otherwise, evaluated as ``exp(value - logsumexp(row))`` in float64 (the
+    logsumexp one read of the row in its own dtype, not rounded to it). The results
     have the logits' shape with ``axis`` of length k. Rows holding NaN or ``+inf``, or all
     ``-inf``, are errors naming the row. No full sort: see docs/sampling.md.
 
@@ -87,9 +96,8 @@ def topk_softmax(logits, k: int, axis: int = -1, *, threads: Optional[int] = Non
             where = _where(bad, batch)
             raise ValueError(f"logits row {where} {_ROW_ERRORS[err]}" if batch else f"logits {_ROW_ERRORS[err]}")
         vals = np.take_along_axis(xm, idx, axis=1)
-        lse = logsumexp(xm, axis=1, dtype=None if x.dtype in (np.float32, np.float64) else np.float32,
-                        threads=threads)
-        prob = np.exp(vals.astype(np.float64) - np.asarray(lse, np.float64)[:, None]).astype(rdt)
+        lse = _row_logsumexp(xm, 1, nthreads)
+        prob = np.exp(vals.astype(np.float64) - lse[:, None]).astype(rdt)
         shape = batch + (k,)
         vals, idx, prob = vals.reshape(shape), idx.reshape(shape), prob.reshape(shape)
     if ax != x.ndim - 1:
@@ -108,7 +116,8 @@ def cross_entropy(logits, targets, axis: int = -1, reduction: str = "mean", igno
     row is ignored, as PyTorch). Any other target outside ``[0, V)`` is a ``ValueError``
     naming the row, raised before anything is computed. The result is float64 for float64
     logits and float32 otherwise (a scalar for "mean"/"sum"); the logsumexp is one read of
-    the logits (fastsoftmax.logsumexp), the difference and the reduction run in float64.
+    the logits in their own dtype (fastsoftmax.logsumexp's kernels; 16-bit without a float32
+    copy), kept in float64, and the difference and the reduction run in float64.
 
     >>> import numpy as np, fastsoftmax
     >>> float(fastsoftmax.cross_entropy(np.zeros((2, 4), np.float32), [1, 3]))  # log 4
@@ -127,7 +136,7 @@ def cross_entropy(logits, targets, axis: int = -1, reduction: str = "mean", igno
         ignore_index = operator.index(ignore_index)
     except TypeError:
         raise TypeError(f"ignore_index must be an int, got {ignore_index!r}") from None
-    check_threads(threads)
+    nthreads = check_threads(threads)
     batch = x.shape[:ax] + x.shape[ax + 1:]
     t = np.asarray(targets)
     if t.dtype == np.bool_ or t.dtype.kind not in "iu":
@@ -149,10 +158,9 @@ def cross_entropy(logits, targets, axis: int = -1, reduction: str = "mean", igno
     if math.prod(batch) == 0:
         loss = np.zeros(batch, np.float64)
     else:
-        lse = logsumexp(x, axis=ax, dtype=None if x.dtype in (np.float32, np.float64) else np.float32,
-                        threads=threads)
+        lse = _row_logsumexp(x, ax, nthreads)
         picked = np.take_along_axis(x, np.expand_dims(tt, ax), axis=ax).squeeze(ax)
-        loss = np.asarray(lse, np.float64) - np.asarray(picked, np.float64)
+        loss = lse - np.asarray(picked, np.float64)
         loss = np.where(ignored, 0.0, loss)
     if reduction == "none":
         return loss.astype(rdt)
