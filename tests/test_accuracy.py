@@ -30,7 +30,7 @@ import scipy.special
 
 import fastsoftmax
 from conftest import KERNEL_DTYPES, KERNELS, kernel_id, record_accuracy, require_or_skip, run_kernel
-from helpers import finfo, round_to, ulp
+from helpers import EXP16_SOFTMAX_BOUND, finfo, round_to, ulp
 
 WIDEST_BLOCK = 4 * 16 * 16  # elements per cascade block of the widest tier (avx512 f32)
 SMALL_LENGTHS = tuple(range(1, 2 * WIDEST_BLOCK + 2))  # 1 .. 2049, every one
@@ -133,9 +133,6 @@ class Check(NamedTuple):
     err: np.ndarray       # error of the measured elements (relative for softmax, absolute for log)
     bound: np.ndarray     # their bound
     measured: np.ndarray  # their indices
-
-
-EXP16_SOFTMAX_BOUND = 2 * 2.0**-13.25 + 2.0**-20  # relative; module docstring
 
 
 def check_half(op: str, y: np.ndarray, ref: Ref) -> Check:

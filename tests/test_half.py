@@ -19,7 +19,7 @@ import scipy.special
 
 import fastsoftmax
 from conftest import HALF_DTYPES, KERNELS, kernel_id, require_or_skip, run_kernel
-from helpers import round_to, ulp
+from helpers import EXP16_SOFTMAX_BOUND, round_to, ulp
 
 HALF_KERNELS = [k for k in KERNELS if k["dtype"] in HALF_DTYPES]
 LENGTHS = (1, 7, 16, 33, 100, 1000, 4097, (1 << 16) + 3)
@@ -37,11 +37,10 @@ def rows(dtype, n, seed=0, scale=4.0):
     return (scale * np.random.default_rng(seed).standard_normal(n)).astype(dtype)
 
 
-# Softmax with 16-bit results runs its exps with Exp16 (passes.h; tools/derive_exp_16.py):
-# relative error <= 2^-13.25 per exp, two of them (element and sum) per result, and the
-# single ln2 constant's factor between elements of a row (<= 2^-20). Against the float32
-# kernel's result, whose own error is below 2^-18 for these rows (|x_i - max x| < 40).
-EXP16_VS_FLOAT32 = 2 * 2.0**-13.25 + 2.0**-20 + 2.0**-18
+# Softmax with 16-bit results runs its exps with Exp16 (helpers.EXP16_SOFTMAX_BOUND), here
+# against the float32 kernel's result, whose own error is below 2^-18 for these rows
+# (|x_i - max x| < 40).
+EXP16_VS_FLOAT32 = EXP16_SOFTMAX_BOUND + 2.0**-18
 
 
 @pytest.mark.parametrize("k", [k for k in HALF_KERNELS if k["op"] == "log_softmax"], ids=kernel_id)
