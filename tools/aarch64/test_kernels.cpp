@@ -138,7 +138,9 @@ RowRef reference(DType d, const double* x, std::size_t n) {
     ref.log[i] = double(R(x[i]) - mx - log_s);
     ref.gap[i] = double(gap);
     // soft = 0 (x = -inf): gap = inf, and 0 * inf would make the bound NaN.
-    ref.soft_b[i] = soft == 0 ? tiny(d) : double(soft * (R(rel_base(d)) + gap * R(gap_coef(d))) * R(1 + 1e-12) + R(tiny(d)));
+    // Softmax with a 16-bit result: its exps are Exp16's (tests/helpers.py EXP16_SOFTMAX_BOUND).
+    const R exp16 = d == DType::f16 || d == DType::bf16 ? R(2 * std::exp2(-13.25) + std::exp2(-20.0)) : R(0);
+    ref.soft_b[i] = soft == 0 ? tiny(d) : double(soft * (R(rel_base(d)) + exp16 + gap * R(gap_coef(d))) * R(1 + 1e-12) + R(tiny(d)));
     const double scale = std::fmax(std::fmax(1.0, std::fabs(x[i])), std::fabs(lse));
     ref.log_b[i] = 4 * eps(d) * scale;
   }
