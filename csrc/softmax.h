@@ -19,7 +19,7 @@ void run_rows(const KernelEntry& k, int ndim, const std::int64_t* shape, const c
 
 // Two-pass statistics of every row (C order over the outer axes): sum of e^x =
 // m * 2^e * e^shift; shift = 0 but for finite rows outside the fast range, which have
-// shift = max, e = 0 (kernels/rows.h). k: any kernel of the wanted tier and dtype. See
+// shift = max, e = 0 (kernels/exact.h). k: any kernel of the wanted tier and dtype. See
 // RowRunner::stats for non-finite rows.
 void row_stats(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x, const std::int64_t* xs,
                double* m, double* e, double* shift, int threads);
@@ -42,7 +42,7 @@ bool auto_reload_limit_is_set(DType dtype);
 void set_auto_reload_limit(DType dtype, std::int64_t bytes);
 
 // Rows (and chunks of long rows) of at least this many elements are read with software
-// prefetch (kernels/passes.h); elements < 0 restores the built-in 2^16, SIZE_MAX turns
+// prefetch (kernels/loops.h); elements < 0 restores the built-in 2^16, SIZE_MAX turns
 // prefetch off. Process-wide; results do not depend on it.
 std::size_t prefetch_min_elements();
 void set_prefetch_min_elements(std::int64_t elements);

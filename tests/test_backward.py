@@ -28,7 +28,7 @@ ABS_FLOOR = {"float32": 2.0**-125, "float64": 2.0**-1021, "float16": 2.0**-24, "
 # Depth of the sums' additions (backward.h: <= 16 + A per accumulator lane in a block,
 # log2 A in the tree, <= 11 cascade levels in a 2^16 chunk, <= 4 lane levels), the
 # fma and the rounding to the compute type: each term's relative error is at most
-# K * u. exp (passes.h): <= 2 ULP (float32) and <= 0.89 ULP (float64) relative, i.e. 4u, 2u.
+# K * u. exp (exp.h): <= 2 ULP (float32) and <= 0.89 ULP (float64) relative, i.e. 4u, 2u.
 K_SUM = 40
 EXP_U = {4: 4, 8: 2, 2: 4}
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Derive and measure the table-driven float64 exp of the AVX-512 tier (passes.h, TableExp).
+"""Derive and measure the table-driven float64 exp of the AVX-512 tier (exp.h, TableExp).
 
 Scheme (exactly what the kernel does, FMA emulated exactly):
 

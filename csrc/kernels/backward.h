@@ -75,7 +75,7 @@ struct BackwardPasses {
 
   template <bool kDot>
   static T row_sum(std::size_t n, const S* g, const S* y) {
-    const bool pf = P::prefetch_for(n);  // the forward passes' rule (passes.h)
+    const bool pf = P::prefetch_for(n);  // the forward passes' rule (loops.h)
     if (n <= B) return V::reduce_add(block_sum<kDot>(g, y, n, pf));
     Cascade<typename P::SumAcc> cascade;
     std::size_t i = 0;
@@ -128,7 +128,7 @@ struct BackwardPasses {
     const R sv = V::set1(s);
     write_dx(n, y, g, dx, stream, [sv](R yv, R gv) { return V::mul(yv, V::sub(gv, sv)); });
   }
-  // e^y by the forward's exp (passes.h, exp_shifted with mu = 0: y <= 0 for log-probabilities;
+  // e^y by the forward's exp (exp.h, exp_shifted with mu = 0: y <= 0 for log-probabilities;
   // -inf and anything below kLow give exactly 0); g - e^y s rounded once (fma).
   static void prim_log_softmax_dx(std::size_t n, const S* y, const S* g, S* dx, T s, bool stream) {
     const R minus_s = V::set1(-s), zero = V::set1(T(0));

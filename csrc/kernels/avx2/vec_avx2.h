@@ -36,7 +36,7 @@ struct Vec<float> {
   static reg load_tail(const T* p, mask m) { return _mm256_maskload_ps(p, _mm256_castps_si256(m)); }
   static void store_tail(T* p, reg v, mask m) { _mm256_maskstore_ps(p, _mm256_castps_si256(m), v); }
 
-  // 16-bit storage (passes.h's Io): float16 with F16C (required by the tier), bfloat16 by
+  // 16-bit storage (loops.h's Io): float16 with F16C (required by the tier), bfloat16 by
   // shifts; stores round to nearest even.
   static reg load16(const Half* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
   static reg load16(const BFloat16* p) {

@@ -40,7 +40,7 @@ struct Vec<float> {
   static reg load_tail(const T* p, mask m) { return _mm512_maskz_loadu_ps(m, p); }
   static void store_tail(T* p, reg v, mask m) { _mm512_mask_storeu_ps(p, m, v); }
 
-  // 16-bit storage (passes.h's Io), with AVX512F alone: float16 by vcvtph2ps/vcvtps2ph,
+  // 16-bit storage (loops.h's Io), with AVX512F alone: float16 by vcvtph2ps/vcvtps2ph,
   // bfloat16 by shifts and vpmovdw; stores round to nearest even.
   static reg load16(const Half* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
   static reg load16(const BFloat16* p) {
@@ -133,7 +133,7 @@ struct Vec<double> {
   static reg floor(reg a) { return _mm512_roundscale_pd(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
   static reg select(mask m, reg a, reg b) { return _mm512_mask_blend_pd(m, b, a); }
 
-  // float64 exp by a 16-entry table (passes.h, TableExp): one vpermt2pd picks, in each
+  // float64 exp by a 16-entry table (exp.h, TableExp): one vpermt2pd picks, in each
   // lane, table[index & 15] from the two registers, index being the bits of a biased double.
   static constexpr bool kTableExp = true;
   static reg lookup16(const T* table, reg index) {

@@ -53,7 +53,7 @@ struct Vec<float> {
     std::memcpy(p, buf, mask_count(m) * sizeof(T));
   }
 
-  // 16-bit storage (passes.h's Io): float16 with FCVTL/FCVTN (round to nearest even under
+  // 16-bit storage (loops.h's Io): float16 with FCVTL/FCVTN (round to nearest even under
   // the default FPCR), bfloat16 by shifts.
   static reg load16(const Half* p) {
     return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(reinterpret_cast<const std::uint16_t*>(p))));
