@@ -111,8 +111,6 @@ void run(const BackwardPrimitives<S>& p, bool log, std::size_t rows, std::size_t
 
 }  // namespace
 
-bool backward_tier_known(const std::string& isa) { return backward_table(isa, DType::f32) != nullptr; }
-
 void backward_rows(const std::string& isa, DType d, bool log, std::size_t rows, std::size_t n, const void* y,
                    const void* g, void* dx, int threads) {
   const void* table = backward_table(isa, d);

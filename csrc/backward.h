@@ -24,7 +24,4 @@ void backward_rows(const std::string& isa, DType d, bool log, std::size_t rows, 
 // the same reads and writes with trivial arithmetic (log: log-softmax's, whose sum reads g alone).
 void backward_pattern(const std::string& isa, DType d, bool log, std::size_t n, const void* y, const void* g, void* dx);
 
-// Whether the tier has backward passes (every compiled tier does).
-bool backward_tier_known(const std::string& isa);
-
 }  // namespace fastsoftmax

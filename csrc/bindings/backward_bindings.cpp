@@ -9,7 +9,7 @@
 #include "backward.h"
 #include "bindings/dtype_of.h"
 #include "bindings/release_gil.h"
-#include "dispatch/cpu_features.h"
+#include "bindings/tier_of.h"
 #include "dispatch/registry.h"
 
 namespace py = pybind11;
@@ -19,13 +19,7 @@ namespace fastsoftmax {
 namespace {
 
 
-std::string backward_isa(const py::object& isa) {
-  if (isa.is_none()) return active_isa();
-  const std::string name = isa.cast<std::string>();
-  if (!isa_known(name) || !backward_tier_known(name)) throw py::value_error("unknown isa " + name);
-  if (!isa_runnable(name, cpu_features())) throw py::value_error("isa " + name + " cannot run on this CPU");
-  return name;
-}
+std::string backward_isa(const py::object& isa) { return tier_name(tier_of(isa)); }
 
 // [lo, hi) of a contiguous array's bytes.
 bool bytes_meet(const py::array& a, const py::array& b) {

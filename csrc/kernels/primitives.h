@@ -9,8 +9,15 @@
 
 namespace fastsoftmax {
 
-enum class Op { softmax, log_softmax };
-enum class Algorithm { two_pass, three_pass_reload, three_pass_recompute, online };
+// kernels.inc's ops and algorithms, in its order (names: dispatch/registry.h).
+#define FASTSOFTMAX_ENUMERATOR(id, id_name) id,
+#define FASTSOFTMAX_COUNT(id, id_name) +1
+enum class Op { FASTSOFTMAX_FOR_EACH_OP(FASTSOFTMAX_ENUMERATOR) };
+enum class Algorithm { FASTSOFTMAX_FOR_EACH_ALGORITHM(FASTSOFTMAX_ENUMERATOR) };
+constexpr int kOps = 0 FASTSOFTMAX_FOR_EACH_OP(FASTSOFTMAX_COUNT);
+constexpr int kAlgorithms = 0 FASTSOFTMAX_FOR_EACH_ALGORITHM(FASTSOFTMAX_COUNT);
+#undef FASTSOFTMAX_COUNT
+#undef FASTSOFTMAX_ENUMERATOR
 
 // Every row of an ndim-dimensional array (ndim >= 1) whose LAST axis is the row; byte
 // strides, any sign; x and y may be the same array.
