@@ -388,30 +388,17 @@ PyMethodDef fast_defs[] = {
      METH_FASTCALL, "fast_log_softmax(x, axis, out, dtype, algorithm, isa, threads): the result, or NotImplemented"},
 };
 
-py::list kernel_list() {
+// kernels() and patterns(): name, isa, dtype, what describe(d, entry) adds, supported.
+template <class Entry, class Describe>
+py::list entry_list(const std::vector<Entry>& entries, Describe describe) {
   py::list l;
-  for (const auto& k : all_kernels()) {
+  for (const Entry& e : entries) {
     py::dict d;
-    d["name"] = k.name;
-    d["isa"] = tier_name(k.tier);
-    d["dtype"] = dtype_name(k.dtype);
-    d["op"] = op_name(k.op_id);
-    d["algorithm"] = algorithm_name(k.algorithm_id);
-    d["supported"] = tier_runnable(k.tier, cpu_features());
-    l.append(d);
-  }
-  return l;
-}
-
-py::list pattern_list() {
-  py::list l;
-  for (const auto& p : all_patterns()) {
-    py::dict d;
-    d["name"] = p.name;
-    d["isa"] = tier_name(p.tier);
-    d["dtype"] = dtype_name(p.dtype);
-    d["pattern"] = p.pattern;
-    d["supported"] = tier_runnable(p.tier, cpu_features());
+    d["name"] = e.name;
+    d["isa"] = tier_name(e.tier);
+    d["dtype"] = dtype_name(e.dtype);
+    describe(d, e);
+    d["supported"] = tier_runnable(e.tier, cpu_features());
     l.append(d);
   }
   return l;
@@ -503,8 +490,15 @@ PYBIND11_MODULE(_core, m) {
         "What the pthread_atfork child handler does (for tests): the next parallel call gets a fresh pool");
   m.def("run_pattern", &run_pattern, py::arg("pattern"), py::arg("x"), py::arg("out"), py::arg("isa") = py::none(),
         "Run a memory-only roofline pattern over contiguous x/out; returns a checksum.");
-  m.def("kernels", &kernel_list);
-  m.def("patterns", &pattern_list);
+  m.def("kernels", [] {
+    return entry_list(all_kernels(), [](py::dict& d, const KernelEntry& k) {
+      d["op"] = op_name(k.op_id);
+      d["algorithm"] = algorithm_name(k.algorithm_id);
+    });
+  });
+  m.def("patterns", [] {
+    return entry_list(all_patterns(), [](py::dict& d, const PatternEntry& p) { d["pattern"] = p.pattern; });
+  });
   m.def("algorithms", [] {
     std::vector<std::string> v;
     for (int i = 0; i < kAlgorithms; ++i) v.push_back(algorithm_name(Algorithm(i)));

@@ -7,22 +7,10 @@
 
 #include "dispatch/cpu_features.h"
 #include "kernels/kernels.inc"
+#include "kernels/kinds.h"
 #include "kernels/primitives.h"
 
 namespace fastsoftmax {
-
-// kernels.inc's dtypes and this build's tiers (best first), in its order (Op and Algorithm:
-// primitives.h).
-#define FASTSOFTMAX_DTYPE_ENUMERATOR(dt, stype) dt,
-#define FASTSOFTMAX_TIER_ENUMERATOR(isa, isa_name) isa,
-#define FASTSOFTMAX_COUNT(a, b) +1
-enum class DType { FASTSOFTMAX_FOR_EACH_DTYPE(FASTSOFTMAX_DTYPE_ENUMERATOR) };
-enum class Tier { FASTSOFTMAX_FOR_EACH_ISA(FASTSOFTMAX_TIER_ENUMERATOR) };
-constexpr int kDTypes = 0 FASTSOFTMAX_FOR_EACH_DTYPE(FASTSOFTMAX_COUNT);
-constexpr int kTiers = 0 FASTSOFTMAX_FOR_EACH_ISA(FASTSOFTMAX_COUNT);
-#undef FASTSOFTMAX_COUNT
-#undef FASTSOFTMAX_TIER_ENUMERATOR
-#undef FASTSOFTMAX_DTYPE_ENUMERATOR
 
 // Names, as the Python API and the kernel names spell them ("log_softmax", "two-pass",
 // "float32", "avx2"); *_from_name: false for a name that is not one (compared whole: a name

@@ -6,18 +6,9 @@
 
 #include "kernels/half.h"
 #include "kernels/kernels.inc"
+#include "kernels/kinds.h"
 
 namespace fastsoftmax {
-
-// kernels.inc's ops and algorithms, in its order (names: dispatch/registry.h).
-#define FASTSOFTMAX_ENUMERATOR(id, id_name) id,
-#define FASTSOFTMAX_COUNT(id, id_name) +1
-enum class Op { FASTSOFTMAX_FOR_EACH_OP(FASTSOFTMAX_ENUMERATOR) };
-enum class Algorithm { FASTSOFTMAX_FOR_EACH_ALGORITHM(FASTSOFTMAX_ENUMERATOR) };
-constexpr int kOps = 0 FASTSOFTMAX_FOR_EACH_OP(FASTSOFTMAX_COUNT);
-constexpr int kAlgorithms = 0 FASTSOFTMAX_FOR_EACH_ALGORITHM(FASTSOFTMAX_COUNT);
-#undef FASTSOFTMAX_COUNT
-#undef FASTSOFTMAX_ENUMERATOR
 
 // Every row of an ndim-dimensional array (ndim >= 1) whose LAST axis is the row; byte
 // strides, any sign; x and y may be the same array.
