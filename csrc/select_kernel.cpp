@@ -5,7 +5,7 @@
 namespace fastsoftmax {
 
 bool algorithm_choice_from_name(const std::string& name, AlgorithmChoice* choice) {
-  if (name == "auto") {
+  if (name == kAutoName) {
     *choice = std::nullopt;
     return true;
   }

@@ -10,6 +10,7 @@ namespace fastsoftmax {
 
 // algorithm= of a call: one of kernels.inc's algorithms, or "auto" (nullopt).
 using AlgorithmChoice = std::optional<Algorithm>;
+constexpr const char* kAutoName = "auto";
 // "auto" or an algorithm's name; false for anything else.
 bool algorithm_choice_from_name(const std::string& name, AlgorithmChoice* choice);
 

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -221,7 +220,7 @@ constexpr std::size_t kReleaseGilElements = std::size_t{1} << 14;
 // algorithm= as a str naming one of kernels.inc's algorithms, or "auto"; false otherwise.
 bool fast_algorithm(PyObject* a, AlgorithmChoice* choice) {
   if (!PyUnicode_CheckExact(a)) return false;
-  if (PyUnicode_CompareWithASCIIString(a, "auto") == 0) {
+  if (PyUnicode_CompareWithASCIIString(a, kAutoName) == 0) {
     *choice = std::nullopt;
     return true;
   }
