@@ -40,6 +40,7 @@ const std::size_t kItemsizes[kDTypes] = {FASTSOFTMAX_FOR_EACH_DTYPE(FSM_DTYPE_SI
 const char* const kTierNames[kTiers] = {FASTSOFTMAX_FOR_EACH_ISA(FSM_NAME)};
 const char* const kPatternNames[] = {FASTSOFTMAX_FOR_EACH_PATTERN(FSM_NAME)};
 #undef FSM_DTYPE_SIZE
+static_assert(sizeof(Half) == 2 && sizeof(BFloat16) == 2, "16-bit dtypes are stored in 2 bytes");
 #undef FSM_DTYPE_IDENT
 #undef FSM_DTYPE_NAME
 #undef FSM_IDENT
@@ -164,11 +165,6 @@ const PatternEntry* find_pattern(Tier tier, DType dtype, const std::string& patt
 const std::vector<std::string>& compiled_isas() {
   static const std::vector<std::string> v(std::begin(kTierNames), std::end(kTierNames));
   return v;
-}
-
-bool isa_known(const std::string& isa) {
-  Tier t;
-  return tier_from_name(isa, &t);
 }
 
 bool tier_runnable(Tier tier, const CpuFeatures& f) {

@@ -61,7 +61,6 @@ const PatternEntry* find_pattern(Tier tier, DType dtype, const std::string& patt
 // Tier names compiled into this build, best first.
 const std::vector<std::string>& compiled_isas();
 
-bool isa_known(const std::string& isa);
 bool isa_runnable(const std::string& isa, const CpuFeatures& f);
 bool tier_runnable(Tier tier, const CpuFeatures& f);
 
