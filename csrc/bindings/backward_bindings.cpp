@@ -19,8 +19,6 @@ namespace fastsoftmax {
 namespace {
 
 
-std::string backward_isa(const py::object& isa) { return tier_name(tier_of(isa)); }
-
 // [lo, hi) of a contiguous array's bytes.
 bool bytes_meet(const py::array& a, const py::array& b) {
   const auto lo_a = reinterpret_cast<std::uintptr_t>(a.data()), lo_b = reinterpret_cast<std::uintptr_t>(b.data());
@@ -47,7 +45,7 @@ void backward_py(bool log, const py::array& y, const py::array& g, py::array& ou
   if ((!same(out, y) && bytes_meet(out, y)) || (!same(out, g) && bytes_meet(out, g)))
     throw py::value_error("out must be y, g, or memory apart from both");
   if (threads < 0) throw py::value_error("threads must be >= 0");
-  const std::string tier = backward_isa(isa);
+  const Tier tier = tier_of(isa);
   const std::size_t n = static_cast<std::size_t>(y.shape(y.ndim() - 1));
   const std::size_t rows = n ? static_cast<std::size_t>(y.size()) / n : 0;
   const void* yp = y.data();
@@ -68,7 +66,7 @@ void backward_pattern_py(const py::array& y, const py::array& g, py::array& out,
   };
   if (!ok(y) || !ok(g) || !ok(out) || !out.writeable() || bytes_meet(out, y) || bytes_meet(out, g))
     throw py::value_error("the pattern takes three C-contiguous arrays of one shape, out writable and apart");
-  const std::string tier = backward_isa(isa);
+  const Tier tier = tier_of(isa);
   const std::size_t n = static_cast<std::size_t>(y.shape(y.ndim() - 1));
   const std::size_t rows = n ? static_cast<std::size_t>(y.size()) / n : 0;
   const std::size_t row_bytes = n * static_cast<std::size_t>(y.itemsize());
