@@ -251,6 +251,10 @@ fastsoftmax_status fastsoftmax_set_num_threads(int n) {
 }
 
 namespace {
+static_assert(FASTSOFTMAX_FLOAT32 == int(fastsoftmax::DType::f32) && FASTSOFTMAX_FLOAT64 == int(fastsoftmax::DType::f64) &&
+                  FASTSOFTMAX_FLOAT16 == int(fastsoftmax::DType::f16) &&
+                  FASTSOFTMAX_BFLOAT16 == int(fastsoftmax::DType::bf16) && fastsoftmax::kDTypes == 4,
+              "fastsoftmax.h's fastsoftmax_dtype follows kernels.inc");
 bool dtype_of_c(fastsoftmax_dtype d, fastsoftmax::DType* out) {
   switch (d) {
     case FASTSOFTMAX_FLOAT32: *out = fastsoftmax::DType::f32; return true;
