@@ -13,14 +13,14 @@ pytest.importorskip("pytest_benchmark")
 
 import fastsoftmax  # noqa: E402
 from fastsoftmax import _core  # noqa: E402
-from fastsoftmax.bench._impls import Reference  # noqa: E402
+from fastsoftmax.bench._impls import ALGORITHMS as KERNEL_ALGORITHMS, Reference  # noqa: E402
 
 try:
     import ml_dtypes
 except ImportError:  # optional: the bfloat16 cases are skipped
     ml_dtypes = None
 
-ALGORITHMS = ["auto", "two-pass", "online", "three-pass-reload", "three-pass-recompute"]
+ALGORITHMS = ["auto", *KERNEL_ALGORITHMS]
 SHAPES = [
     (1, 128),         # one short row: call overhead
     (64, 1000),       # a classifier batch

@@ -29,18 +29,22 @@ FASTSOFTMAX_FOR_EACH_ISA(FSM_DECLARE_TIER_BACKWARD)
 
 namespace {
 
-// The table of tier `isa` for dtype d (in DType's order, that of FASTSOFTMAX_FOR_EACH_DTYPE);
-// null for an unknown tier.
-const void* backward_table(const std::string& isa, DType d) {
-#define FSM_BACKWARD_TIER(isa_ns, isa_name)                                                       \
-  if (isa == isa_name) {                                                                          \
-    const void* t[kDTypes] = {&isa_ns::f32_backward(), &isa_ns::f64_backward(), &isa_ns::f16_backward(), \
-                              &isa_ns::bf16_backward()};                                          \
-    return t[static_cast<int>(d)];                                                                \
+// The BackwardPrimitives<S> of a tier for dtype d (S: d's storage type).
+const void* backward_table(Tier tier, DType d) {
+  static const std::vector<const void*> tables = [] {  // [tier * kDTypes + dtype]
+    std::vector<const void*> t;
+#define FSM_BACKWARD_OF_DTYPE(dt, stype) t.push_back(&tier_ns::dt##_backward());
+#define FSM_BACKWARD_OF_TIER(isa, isa_name)           \
+  {                                                   \
+    namespace tier_ns = ::fastsoftmax::isa;           \
+    FASTSOFTMAX_FOR_EACH_DTYPE(FSM_BACKWARD_OF_DTYPE) \
   }
-  FASTSOFTMAX_FOR_EACH_ISA(FSM_BACKWARD_TIER)
-#undef FSM_BACKWARD_TIER
-  return nullptr;
+    FASTSOFTMAX_FOR_EACH_ISA(FSM_BACKWARD_OF_TIER)
+#undef FSM_BACKWARD_OF_TIER
+#undef FSM_BACKWARD_OF_DTYPE
+    return t;
+  }();
+  return tables[std::size_t(tier) * kDTypes + std::size_t(d)];
 }
 
 // Rows split into chunks of this many elements, as the forward's (rows.h, kChunk).
@@ -111,12 +115,9 @@ void run(const BackwardPrimitives<S>& p, bool log, std::size_t rows, std::size_t
 
 }  // namespace
 
-bool backward_tier_known(const std::string& isa) { return backward_table(isa, DType::f32) != nullptr; }
-
-void backward_rows(const std::string& isa, DType d, bool log, std::size_t rows, std::size_t n, const void* y,
-                   const void* g, void* dx, int threads) {
-  const void* table = backward_table(isa, d);
-  if (!table) throw std::invalid_argument("no backward passes for tier " + isa);
+void backward_rows(Tier tier, DType d, bool log, std::size_t rows, std::size_t n, const void* y, const void* g,
+                   void* dx, int threads) {
+  const void* table = backward_table(tier, d);
   with_storage(d, [&](auto s) {
     using S = decltype(s);
     run<S>(*static_cast<const BackwardPrimitives<S>*>(table), log, rows, n, static_cast<const S*>(y),
@@ -124,10 +125,8 @@ void backward_rows(const std::string& isa, DType d, bool log, std::size_t rows, 
   });
 }
 
-void backward_pattern(const std::string& isa, DType d, bool log, std::size_t n, const void* y, const void* g,
-                      void* dx) {
-  const void* table = backward_table(isa, d);
-  if (!table) throw std::invalid_argument("no backward passes for tier " + isa);
+void backward_pattern(Tier tier, DType d, bool log, std::size_t n, const void* y, const void* g, void* dx) {
+  const void* table = backward_table(tier, d);
   with_storage(d, [&](auto s) {
     using S = decltype(s);
     Ftz ftz;

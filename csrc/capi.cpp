@@ -10,6 +10,7 @@
 #include <string>
 
 #include "dispatch/registry.h"
+#include "select_kernel.h"
 #include "softmax.h"
 #include "threadpool.h"
 
@@ -21,15 +22,17 @@ namespace {
 
 using namespace fastsoftmax;
 
-const char* algorithm_name(fastsoftmax_algorithm a) {
-  switch (a) {
-    case FASTSOFTMAX_ALGORITHM_AUTO: return "auto";
-    case FASTSOFTMAX_ALGORITHM_TWO_PASS: return "two-pass";
-    case FASTSOFTMAX_ALGORITHM_THREE_PASS_RELOAD: return "three-pass-reload";
-    case FASTSOFTMAX_ALGORITHM_THREE_PASS_RECOMPUTE: return "three-pass-recompute";
-    case FASTSOFTMAX_ALGORITHM_ONLINE: return "online";
-  }
-  return nullptr;
+// fastsoftmax_algorithm numbers kernels.inc's algorithms from 1 in its order; 0 is "auto".
+static_assert(FASTSOFTMAX_ALGORITHM_TWO_PASS == 1 + int(Algorithm::two_pass) &&
+                  FASTSOFTMAX_ALGORITHM_THREE_PASS_RELOAD == 1 + int(Algorithm::three_pass_reload) &&
+                  FASTSOFTMAX_ALGORITHM_THREE_PASS_RECOMPUTE == 1 + int(Algorithm::three_pass_recompute) &&
+                  FASTSOFTMAX_ALGORITHM_ONLINE == 1 + int(Algorithm::online) && kAlgorithms == 4,
+              "fastsoftmax.h's fastsoftmax_algorithm follows kernels.inc");
+bool algorithm_choice(fastsoftmax_algorithm a, AlgorithmChoice* choice) {
+  const int i = static_cast<int>(a);
+  if (i < 0 || i > kAlgorithms) return false;
+  *choice = i == FASTSOFTMAX_ALGORITHM_AUTO ? AlgorithmChoice() : AlgorithmChoice(Algorithm(i - 1));
+  return true;
 }
 
 template <class T>
@@ -142,7 +145,8 @@ Meet rows_meet(const Span& x, const Span& y, std::size_t rows, std::uint64_t row
 template <class T>
 fastsoftmax_status check(const T* x, const T* y, std::size_t rows, std::size_t n, std::ptrdiff_t xs,
                          std::ptrdiff_t ys, fastsoftmax_algorithm algorithm, int threads) {
-  if (!algorithm_name(algorithm)) return FASTSOFTMAX_ERROR_INVALID_ARGUMENT;
+  AlgorithmChoice choice;
+  if (!algorithm_choice(algorithm, &choice)) return FASTSOFTMAX_ERROR_INVALID_ARGUMENT;
   if (threads < 0 || threads > kMaxThreads) return FASTSOFTMAX_ERROR_INVALID_ARGUMENT;
   if (rows == 0 || n == 0) return FASTSOFTMAX_OK;  // nothing to read or write: pointers and strides unused
   if (!x || !y) return FASTSOFTMAX_ERROR_INVALID_ARGUMENT;
@@ -161,15 +165,15 @@ fastsoftmax_status check(const T* x, const T* y, std::size_t rows, std::size_t n
 }
 
 template <class T>
-fastsoftmax_status run(const char* op, const T* x, T* y, std::size_t rows, std::size_t n, std::ptrdiff_t xs,
+fastsoftmax_status run(Op op, const T* x, T* y, std::size_t rows, std::size_t n, std::ptrdiff_t xs,
                        std::ptrdiff_t ys, fastsoftmax_algorithm algorithm, int threads) noexcept {
   try {
     const fastsoftmax_status valid = check(x, y, rows, n, xs, ys, algorithm, threads);
     if (valid != FASTSOFTMAX_OK || rows == 0 || n == 0) return valid;
-    const DType dt = dtype_of<T>();
-    const std::string tier = active_isa();
-    const char* resolved = algorithm == FASTSOFTMAX_ALGORITHM_AUTO ? auto_algorithm(dt, n) : algorithm_name(algorithm);
-    const KernelEntry* k = find_kernel(tier, dt, op, resolved);
+    AlgorithmChoice choice;
+    algorithm_choice(algorithm, &choice);  // valid: check
+    TierRefusal refused;
+    const KernelEntry* k = select_kernel(nullptr, dtype_of<T>(), op, choice, n, &refused);
     if (!k) return FASTSOFTMAX_ERROR_INTERNAL;
     // Byte strides: in range (check), and 0 for a single row, whose stride is never applied.
     const auto bytes = [rows](std::ptrdiff_t s) {
@@ -197,38 +201,38 @@ extern "C" {
 
 fastsoftmax_status fastsoftmax_softmax_f32(const float* x, float* y, size_t rows, size_t n, ptrdiff_t xs,
                                            ptrdiff_t ys, fastsoftmax_algorithm a, int threads) {
-  return run("softmax", x, y, rows, n, xs, ys, a, threads);
+  return run(Op::softmax, x, y, rows, n, xs, ys, a, threads);
 }
 fastsoftmax_status fastsoftmax_log_softmax_f32(const float* x, float* y, size_t rows, size_t n, ptrdiff_t xs,
                                                ptrdiff_t ys, fastsoftmax_algorithm a, int threads) {
-  return run("log_softmax", x, y, rows, n, xs, ys, a, threads);
+  return run(Op::log_softmax, x, y, rows, n, xs, ys, a, threads);
 }
 fastsoftmax_status fastsoftmax_softmax_f64(const double* x, double* y, size_t rows, size_t n, ptrdiff_t xs,
                                            ptrdiff_t ys, fastsoftmax_algorithm a, int threads) {
-  return run("softmax", x, y, rows, n, xs, ys, a, threads);
+  return run(Op::softmax, x, y, rows, n, xs, ys, a, threads);
 }
 fastsoftmax_status fastsoftmax_log_softmax_f64(const double* x, double* y, size_t rows, size_t n, ptrdiff_t xs,
                                                ptrdiff_t ys, fastsoftmax_algorithm a, int threads) {
-  return run("log_softmax", x, y, rows, n, xs, ys, a, threads);
+  return run(Op::log_softmax, x, y, rows, n, xs, ys, a, threads);
 }
 
 // 16-bit rows are passed as their bits.
 fastsoftmax_status fastsoftmax_softmax_f16(const uint16_t* x, uint16_t* y, size_t rows, size_t n, ptrdiff_t xs,
                                            ptrdiff_t ys, fastsoftmax_algorithm a, int threads) {
-  return run("softmax", reinterpret_cast<const Half*>(x), reinterpret_cast<Half*>(y), rows, n, xs, ys, a, threads);
+  return run(Op::softmax, reinterpret_cast<const Half*>(x), reinterpret_cast<Half*>(y), rows, n, xs, ys, a, threads);
 }
 fastsoftmax_status fastsoftmax_log_softmax_f16(const uint16_t* x, uint16_t* y, size_t rows, size_t n, ptrdiff_t xs,
                                                ptrdiff_t ys, fastsoftmax_algorithm a, int threads) {
-  return run("log_softmax", reinterpret_cast<const Half*>(x), reinterpret_cast<Half*>(y), rows, n, xs, ys, a, threads);
+  return run(Op::log_softmax, reinterpret_cast<const Half*>(x), reinterpret_cast<Half*>(y), rows, n, xs, ys, a, threads);
 }
 fastsoftmax_status fastsoftmax_softmax_bf16(const uint16_t* x, uint16_t* y, size_t rows, size_t n, ptrdiff_t xs,
                                             ptrdiff_t ys, fastsoftmax_algorithm a, int threads) {
-  return run("softmax", reinterpret_cast<const BFloat16*>(x), reinterpret_cast<BFloat16*>(y), rows, n, xs, ys, a,
+  return run(Op::softmax, reinterpret_cast<const BFloat16*>(x), reinterpret_cast<BFloat16*>(y), rows, n, xs, ys, a,
              threads);
 }
 fastsoftmax_status fastsoftmax_log_softmax_bf16(const uint16_t* x, uint16_t* y, size_t rows, size_t n, ptrdiff_t xs,
                                                 ptrdiff_t ys, fastsoftmax_algorithm a, int threads) {
-  return run("log_softmax", reinterpret_cast<const BFloat16*>(x), reinterpret_cast<BFloat16*>(y), rows, n, xs, ys, a,
+  return run(Op::log_softmax, reinterpret_cast<const BFloat16*>(x), reinterpret_cast<BFloat16*>(y), rows, n, xs, ys, a,
              threads);
 }
 
@@ -247,6 +251,10 @@ fastsoftmax_status fastsoftmax_set_num_threads(int n) {
 }
 
 namespace {
+static_assert(FASTSOFTMAX_FLOAT32 == int(fastsoftmax::DType::f32) && FASTSOFTMAX_FLOAT64 == int(fastsoftmax::DType::f64) &&
+                  FASTSOFTMAX_FLOAT16 == int(fastsoftmax::DType::f16) &&
+                  FASTSOFTMAX_BFLOAT16 == int(fastsoftmax::DType::bf16) && fastsoftmax::kDTypes == 4,
+              "fastsoftmax.h's fastsoftmax_dtype follows kernels.inc");
 bool dtype_of_c(fastsoftmax_dtype d, fastsoftmax::DType* out) {
   switch (d) {
     case FASTSOFTMAX_FLOAT32: *out = fastsoftmax::DType::f32; return true;

@@ -47,7 +47,7 @@ fastsoftmax_status run(DType d, std::size_t item, bool log, const void* y, const
   try {
     const fastsoftmax_status valid = check(y, g, dx, rows, n, item, threads);
     if (valid != FASTSOFTMAX_OK || rows == 0 || n == 0) return valid;
-    backward_rows(active_isa(), d, log, rows, n, y, g, dx, threads);
+    backward_rows(active_tier(), d, log, rows, n, y, g, dx, threads);
     return FASTSOFTMAX_OK;
   } catch (const std::bad_alloc&) {
     return FASTSOFTMAX_ERROR_OUT_OF_MEMORY;

@@ -170,13 +170,12 @@ fastsoftmax_status cross_entropy_c(const T* x, std::size_t rows, std::size_t n, 
     }
     std::vector<double> loss(rows, 0.0);
     if (rows > 0) {
-      const KernelEntry* k = find_kernel(active_isa(), dtype_c<T>(), "softmax", "two-pass");
-      if (!k) return FASTSOFTMAX_ERROR_INTERNAL;
+      const KernelEntry& k = find_kernel(active_tier(), dtype_c<T>(), Op::softmax, Algorithm::two_pass);
       std::vector<double> m(rows), e(rows), sh(rows);
       const std::int64_t shape[2] = {std::int64_t(rows), std::int64_t(n)};
       const std::int64_t strides[2] = {rows > 1 ? std::int64_t(xs) * std::int64_t(sizeof(T)) : 0,
                                        std::int64_t(sizeof(T))};
-      row_stats(*k, 2, shape, reinterpret_cast<const char*>(x), strides, m.data(), e.data(), sh.data(), threads);
+      row_stats(k, 2, shape, reinterpret_cast<const char*>(x), strides, m.data(), e.data(), sh.data(), threads);
       for (std::size_t r = 0; r < rows; ++r) {
         if (targets[r] == ignore_index) continue;
         const double lse = e[r] * kLn2Hi + (std::log(m[r]) + e[r] * kLn2Lo) + sh[r];

@@ -397,16 +397,14 @@ template <typename T> class RowSampler {
 const sampling::Kernels* tier_kernels(int storage) {
   static const sampling::Kernels* table[3] = {nullptr, nullptr, nullptr};
   static const bool ready = [] {
-    const std::string& isa = active_isa();
+    const Tier tier = active_tier();
     for (int s = 0; s < 3; ++s) {
-      table[s] = scalar::sampling_kernels(s);
-#if defined(FASTSOFTMAX_X86)
-      if (isa == "avx512") table[s] = avx512::sampling_kernels(s);
-      if (isa == "avx2") table[s] = avx2::sampling_kernels(s);
-#endif
-#if defined(FASTSOFTMAX_AARCH64)
-      if (isa == "neon") table[s] = neon::sampling_kernels(s);
-#endif
+      switch (tier) {
+#define FSM_SAMPLING_OF_TIER(isa, isa_name) \
+  case Tier::isa: table[s] = isa::sampling_kernels(s); break;
+        FASTSOFTMAX_FOR_EACH_ISA(FSM_SAMPLING_OF_TIER)
+#undef FSM_SAMPLING_OF_TIER
+      }
     }
     return true;
   }();

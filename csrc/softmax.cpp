@@ -79,8 +79,8 @@ void set_prefetch_min_elements(std::int64_t elements) {
                                       std::memory_order_relaxed);
 }
 
-const char* auto_algorithm(DType dtype, std::size_t row_length) {
-  return row_length * itemsize(dtype) <= auto_reload_limit(dtype) ? "three-pass-reload" : "two-pass";
+Algorithm auto_algorithm(DType dtype, std::size_t row_length) {
+  return row_length * itemsize(dtype) <= auto_reload_limit(dtype) ? Algorithm::three_pass_reload : Algorithm::two_pass;
 }
 
 namespace {

@@ -33,7 +33,7 @@ std::size_t streaming_threshold_bytes();
 
 // The algorithm "auto" resolves to for rows of this length: three-pass reload for rows of
 // at most auto_reload_limit(dtype) input bytes, two-pass beyond (the rule in softmax.cpp).
-const char* auto_algorithm(DType dtype, std::size_t row_length);
+Algorithm auto_algorithm(DType dtype, std::size_t row_length);
 std::size_t auto_reload_limit(DType dtype);
 // The rule's limit from the cache sizes, and whether a profile replaced it.
 std::size_t builtin_reload_limit(DType dtype);

@@ -9,7 +9,7 @@
 #include "backward.h"
 #include "bindings/dtype_of.h"
 #include "bindings/release_gil.h"
-#include "dispatch/cpu_features.h"
+#include "bindings/tier_of.h"
 #include "dispatch/registry.h"
 
 namespace py = pybind11;
@@ -18,14 +18,6 @@ namespace fastsoftmax {
 
 namespace {
 
-
-std::string backward_isa(const py::object& isa) {
-  if (isa.is_none()) return active_isa();
-  const std::string name = isa.cast<std::string>();
-  if (!isa_known(name) || !backward_tier_known(name)) throw py::value_error("unknown isa " + name);
-  if (!isa_runnable(name, cpu_features())) throw py::value_error("isa " + name + " cannot run on this CPU");
-  return name;
-}
 
 // [lo, hi) of a contiguous array's bytes.
 bool bytes_meet(const py::array& a, const py::array& b) {
@@ -53,7 +45,7 @@ void backward_py(bool log, const py::array& y, const py::array& g, py::array& ou
   if ((!same(out, y) && bytes_meet(out, y)) || (!same(out, g) && bytes_meet(out, g)))
     throw py::value_error("out must be y, g, or memory apart from both");
   if (threads < 0) throw py::value_error("threads must be >= 0");
-  const std::string tier = backward_isa(isa);
+  const Tier tier = tier_of(isa);
   const std::size_t n = static_cast<std::size_t>(y.shape(y.ndim() - 1));
   const std::size_t rows = n ? static_cast<std::size_t>(y.size()) / n : 0;
   const void* yp = y.data();
@@ -74,7 +66,7 @@ void backward_pattern_py(const py::array& y, const py::array& g, py::array& out,
   };
   if (!ok(y) || !ok(g) || !ok(out) || !out.writeable() || bytes_meet(out, y) || bytes_meet(out, g))
     throw py::value_error("the pattern takes three C-contiguous arrays of one shape, out writable and apart");
-  const std::string tier = backward_isa(isa);
+  const Tier tier = tier_of(isa);
   const std::size_t n = static_cast<std::size_t>(y.shape(y.ndim() - 1));
   const std::size_t rows = n ? static_cast<std::size_t>(y.size()) / n : 0;
   const std::size_t row_bytes = n * static_cast<std::size_t>(y.itemsize());

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -19,10 +18,11 @@
 
 #include "bindings/dtype_of.h"
 #include "bindings/release_gil.h"
+#include "bindings/tier_of.h"
 #include "dispatch/cpu_features.h"
 #include "dispatch/registry.h"
-#include "kernels/kernels.inc"
 #include "overlap.h"
+#include "select_kernel.h"
 #include "softmax.h"
 #include "threadpool.h"
 
@@ -35,10 +35,6 @@ namespace fastsoftmax { void bind_backward(py::module_& m); }  // backward_bindi
 namespace {
 
 
-// A caller's string as Python writes it ('avx2', 'a\x00b'): an error message cannot hold a
-// NUL (it would end the message there).
-std::string quoted(const std::string& s) { return py::repr(py::str(s)).cast<std::string>(); }
-
 DType dtype_named(const std::string& name) {
   DType d;
   if (!dtype_from_name(name, &d))
@@ -46,75 +42,44 @@ DType dtype_named(const std::string& name) {
   return d;
 }
 
-// FASTSOFTMAX_ISA as read once per process (as active_isa() reads it); empty when unset.
-const std::string& isa_cap() {
-  static const std::string cap = [] {
-    const char* env = std::getenv("FASTSOFTMAX_ISA");
-    return env ? std::string(env) : std::string();
-  }();
-  return cap;
-}
-
-// Position in compiled_isas() (best first), or -1.
-int isa_position(const std::string& isa) {
-  const auto& isas = compiled_isas();
-  for (std::size_t j = 0; j < isas.size(); ++j)
-    if (isas[j] == isa) return static_cast<int>(j);
-  return -1;
-}
-
-std::string resolve_isa(const py::object& isa) {
-  if (isa.is_none()) return active_isa();
-  const std::string name = isa.cast<std::string>();
-  if (!isa_known(name)) {
-    std::string known;
-    for (const auto& i : compiled_isas()) known += (known.empty() ? "" : ", ") + i;
-    throw py::value_error("unknown isa " + quoted(name) + " (this build has: " + known + ")");
-  }
-  if (!isa_runnable(name, cpu_features()))
-    throw py::value_error("isa " + quoted(name) + " is compiled in but this CPU (or OS) cannot run it");
-  // The operator's cap binds an explicit isa= too (a bad cap: active_isa() throws).
-  const std::string& cap = isa_cap();
-  if (!cap.empty() && isa_position(cap) >= 0 && isa_position(name) < isa_position(cap))
-    throw py::value_error("isa " + quoted(name) + " is above the cap FASTSOFTMAX_ISA=" + quoted(cap) +
-                          " set for this process");
-  if (!cap.empty()) active_isa();  // an unknown cap: its error, never a silent pass
-  return name;
-}
-
+// select_kernel for the bindings' arguments: the tier's errors first, then an op or
+// algorithm that is not one.
 const KernelEntry& resolve_kernel(const std::string& op, const std::string& algorithm, DType dtype,
                                   const py::object& isa, std::size_t row_length) {
-  const std::string tier = resolve_isa(isa);
-  const std::string alg = algorithm == "auto" ? auto_algorithm(dtype, row_length) : algorithm;
-  const KernelEntry* k = find_kernel(tier, dtype, op, alg);
-  if (!k || std::string(k->op) == "pattern")
+  std::string name;
+  const std::string* requested = requested_isa(isa, &name);
+  Op op_id;
+  AlgorithmChoice choice;
+  if (!op_from_name(op, &op_id) || !algorithm_choice_from_name(algorithm, &choice)) {
+    tier_of(isa);
     throw py::value_error("no kernel for op=" + quoted(op) + ", algorithm=" + quoted(algorithm));
+  }
+  TierRefusal why;
+  const KernelEntry* k = select_kernel(requested, dtype, op_id, choice, row_length, &why);
+  if (!k) refuse_tier(why, name);
   return *k;
 }
 
 py::dict features_dict(const CpuFeatures& f) {
   py::dict d;
-  d["avx"] = f.avx; d["fma"] = f.fma; d["f16c"] = f.f16c; d["avx2"] = f.avx2;
-  d["avx512f"] = f.avx512f; d["avx512dq"] = f.avx512dq; d["avx512bw"] = f.avx512bw;
-  d["avx512vl"] = f.avx512vl; d["avx512_bf16"] = f.avx512_bf16; d["avx512_fp16"] = f.avx512_fp16;
-  d["os_ymm"] = f.os_ymm; d["os_zmm"] = f.os_zmm; d["neon"] = f.neon;
+#define FSM_FEATURE_ITEM(feature) d[#feature] = f.feature;
+  FASTSOFTMAX_FOR_EACH_CPU_FEATURE(FSM_FEATURE_ITEM)
+#undef FSM_FEATURE_ITEM
   return d;
 }
 
 CpuFeatures features_from_dict(const py::dict& d) {
   CpuFeatures f;
   auto get = [&](const char* key) { return d.contains(key) ? d[key].cast<bool>() : false; };
-  f.avx = get("avx"); f.fma = get("fma"); f.f16c = get("f16c"); f.avx2 = get("avx2");
-  f.avx512f = get("avx512f"); f.avx512dq = get("avx512dq"); f.avx512bw = get("avx512bw");
-  f.avx512vl = get("avx512vl"); f.avx512_bf16 = get("avx512_bf16"); f.avx512_fp16 = get("avx512_fp16");
-  f.os_ymm = get("os_ymm"); f.os_zmm = get("os_zmm"); f.neon = get("neon");
+#define FSM_FEATURE_GET(feature) f.feature = get(#feature);
+  FASTSOFTMAX_FOR_EACH_CPU_FEATURE(FSM_FEATURE_GET)
+#undef FSM_FEATURE_GET
   for (auto item : d) {
     const std::string key = item.first.cast<std::string>();
-    static const char* known[] = {"avx", "fma", "f16c", "avx2", "avx512f", "avx512dq", "avx512bw",
-                                  "avx512vl", "avx512_bf16", "avx512_fp16", "os_ymm", "os_zmm", "neon"};
-    bool ok = false;
-    for (const char* k : known) ok = ok || key == k;
-    if (!ok) throw py::key_error("unknown CPU feature " + quoted(key));
+#define FSM_FEATURE_IS(feature) key == #feature ||
+    if (!(FASTSOFTMAX_FOR_EACH_CPU_FEATURE(FSM_FEATURE_IS) false))
+      throw py::key_error("unknown CPU feature " + quoted(key));
+#undef FSM_FEATURE_IS
   }
   return f;
 }
@@ -234,7 +199,7 @@ double run_pattern(const std::string& pattern, const py::array& x, py::array& ou
   if (!(x.flags() & py::array::c_style) || !(out.flags() & py::array::c_style) || x.size() != out.size() ||
       misaligned(x) || misaligned(out))
     throw py::value_error("patterns take two C-contiguous, aligned arrays of the same size");
-  const KernelEntry* k = find_kernel(resolve_isa(isa), dt, "pattern", pattern);
+  const PatternEntry* k = find_pattern(tier_of(isa), dt, pattern);
   if (!k) throw py::value_error("unknown memory pattern '" + pattern + "'");
   const std::size_t n = static_cast<std::size_t>(x.size());
   const void* xp = x.data();
@@ -252,15 +217,19 @@ double run_pattern(const std::string& pattern, const py::array& x, py::array& ou
 // Arguments: (x, axis, out, dtype, algorithm, isa, threads).
 constexpr std::size_t kReleaseGilElements = std::size_t{1} << 14;
 
-// The algorithm= names the kernels have (kernels.inc), and "auto".
-const char* fast_algorithm(PyObject* a) {
-#define FSM_ALGORITHM_NAME(op, alg, op_name, alg_name) alg_name,
-  static const char* const names[] = {"auto", FASTSOFTMAX_FOR_EACH_VARIANT(FSM_ALGORITHM_NAME)};
-#undef FSM_ALGORITHM_NAME
-  if (!PyUnicode_CheckExact(a)) return nullptr;
-  for (const char* n : names)
-    if (PyUnicode_CompareWithASCIIString(a, n) == 0) return n;
-  return nullptr;
+// algorithm= as a str naming one of kernels.inc's algorithms, or "auto"; false otherwise.
+bool fast_algorithm(PyObject* a, AlgorithmChoice* choice) {
+  if (!PyUnicode_CheckExact(a)) return false;
+  if (PyUnicode_CompareWithASCIIString(a, kAutoName) == 0) {
+    *choice = std::nullopt;
+    return true;
+  }
+  for (int i = 0; i < kAlgorithms; ++i)
+    if (PyUnicode_CompareWithASCIIString(a, algorithm_name(Algorithm(i))) == 0) {
+      *choice = Algorithm(i);
+      return true;
+    }
+  return false;
 }
 
 bool fast_dtype(PyObject* descr, DType* dt) {
@@ -320,8 +289,8 @@ PyObject* fast_call(bool log, PyObject* const* args, Py_ssize_t nargs) {
   const auto* xa = py::detail::array_proxy(x);
   DType dt;
   if (xa->nd < 1 || xa->dimensions[xa->nd - 1] == 0 || !fast_dtype(xa->descr, &dt)) return not_here();
-  const char* alg = fast_algorithm(algorithm);
-  if (!alg) return not_here();
+  AlgorithmChoice alg;
+  if (!fast_algorithm(algorithm, &alg)) return not_here();
   long nthreads = 0;
   if (threads != Py_None) {
     if (!PyLong_CheckExact(threads)) return not_here();
@@ -390,8 +359,9 @@ PyObject* fast_call(bool log, PyObject* const* args, Py_ssize_t nargs) {
       shape[0] = std::int64_t(size);
       xs[0] = ys[0] = std::int64_t(item);
     }
+    TierRefusal refused;  // the active tier is never refused
     const KernelEntry& k =
-        resolve_kernel(log ? "log_softmax" : "softmax", alg, dt, py::none(), std::size_t(shape[nd - 1]));
+        *select_kernel(nullptr, dt, log ? Op::log_softmax : Op::softmax, alg, std::size_t(shape[nd - 1]), &refused);
     if (size >= kReleaseGilElements) {
       without_gil([&] { run_rows(k, nd, shape, xa->data, xs, ya->data, ys, int(nthreads)); });
     } else {
@@ -400,8 +370,6 @@ PyObject* fast_call(bool log, PyObject* const* args, Py_ssize_t nargs) {
     return result.release().ptr();
   } catch (py::error_already_set& e) {
     e.restore();
-  } catch (py::builtin_exception& e) {  // from resolve_kernel
-    e.set_error();
   } catch (const std::bad_alloc&) {
     PyErr_NoMemory();
   } catch (const std::invalid_argument& e) {  // a bad FASTSOFTMAX_ISA
@@ -422,18 +390,17 @@ PyMethodDef fast_defs[] = {
      METH_FASTCALL, "fast_log_softmax(x, axis, out, dtype, algorithm, isa, threads): the result, or NotImplemented"},
 };
 
-py::list kernel_list(bool patterns) {
+// kernels() and patterns(): name, isa, dtype, what describe(d, entry) adds, supported.
+template <class Entry, class Describe>
+py::list entry_list(const std::vector<Entry>& entries, Describe describe) {
   py::list l;
-  const CpuFeatures& f = cpu_features();
-  for (const auto& k : all_kernels()) {
-    if ((std::string(k.op) == "pattern") != patterns) continue;
+  for (const Entry& e : entries) {
     py::dict d;
-    d["name"] = k.name;
-    d["isa"] = k.isa;
-    d["dtype"] = dtype_name(k.dtype);
-    d[patterns ? "pattern" : "op"] = patterns ? k.algorithm : k.op;
-    if (!patterns) d["algorithm"] = k.algorithm;
-    d["supported"] = isa_runnable(k.isa, f);
+    d["name"] = e.name;
+    d["isa"] = tier_name(e.tier);
+    d["dtype"] = dtype_name(e.dtype);
+    describe(d, e);
+    d["supported"] = tier_runnable(e.tier, cpu_features());
     l.append(d);
   }
   return l;
@@ -525,8 +492,21 @@ PYBIND11_MODULE(_core, m) {
         "What the pthread_atfork child handler does (for tests): the next parallel call gets a fresh pool");
   m.def("run_pattern", &run_pattern, py::arg("pattern"), py::arg("x"), py::arg("out"), py::arg("isa") = py::none(),
         "Run a memory-only roofline pattern over contiguous x/out; returns a checksum.");
-  m.def("kernels", [] { return kernel_list(false); });
-  m.def("patterns", [] { return kernel_list(true); });
+  m.def("kernels", [] {
+    return entry_list(all_kernels(), [](py::dict& d, const KernelEntry& k) {
+      d["op"] = op_name(k.op_id);
+      d["algorithm"] = algorithm_name(k.algorithm_id);
+    });
+  });
+  m.def("patterns", [] {
+    return entry_list(all_patterns(), [](py::dict& d, const PatternEntry& p) { d["pattern"] = p.pattern; });
+  });
+  m.def("algorithms", [] {
+    std::vector<std::string> v;
+    for (int i = 0; i < kAlgorithms; ++i) v.push_back(algorithm_name(Algorithm(i)));
+    return v;
+  }, "The kernels' algorithm= names (kernels.inc's order; \"auto\" picks one of them)");
+  m.def("pattern_names", &pattern_names, "The memory-only patterns' names (kernels.inc's order)");
   m.def("kernel_name", [](const std::string& op, const std::string& algorithm, const std::string& dtype,
                           const py::object& isa, std::size_t n) {
           return resolve_kernel(op, algorithm, dtype_named(dtype), isa, n).name;
@@ -555,7 +535,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("avx512_bf16_rounding", &avx512_bf16_rounding,
         "True when the avx512 tier's bfloat16 kernels round with vcvtneps2bf16 (AVX512-BF16)");
   m.def("auto_algorithm", [](const std::string& dtype, std::size_t n) {
-    return std::string(auto_algorithm(dtype_named(dtype), n));
+    return std::string(algorithm_name(auto_algorithm(dtype_named(dtype), n)));
   });
   m.def("auto_reload_limit", [](const std::string& dtype) {
     const DType d = dtype_named(dtype);

@@ -6,19 +6,24 @@
 
 namespace fastsoftmax {
 
+// X(feature): every feature CpuFeatures records, by the name Python's cpu_features() gives
+// it. os_ymm / os_zmm: XGETBV says the OS saves the YMM / the ZMM and opmask state; neon:
+// AArch64 Advanced SIMD, baseline there, so true on every AArch64 build.
+#define FASTSOFTMAX_FOR_EACH_CPU_FEATURE(X)                                                        \
+  X(avx) X(fma) X(f16c) X(avx2) X(avx512f) X(avx512dq) X(avx512bw) X(avx512vl) X(avx512_bf16) \
+  X(avx512_fp16) X(os_ymm) X(os_zmm) X(neon)
+
 struct CpuFeatures {
-  bool avx = false, fma = false, f16c = false, avx2 = false;
-  bool avx512f = false, avx512dq = false, avx512bw = false, avx512vl = false;
-  bool avx512_bf16 = false, avx512_fp16 = false;
-  bool os_ymm = false;  // XGETBV: the OS saves YMM state
-  bool os_zmm = false;  // XGETBV: the OS saves ZMM and opmask state
-  bool neon = false;    // AArch64 Advanced SIMD: baseline there, so true on every AArch64 build
+#define FASTSOFTMAX_FEATURE_FIELD(feature) bool feature = false;
+  FASTSOFTMAX_FOR_EACH_CPU_FEATURE(FASTSOFTMAX_FEATURE_FIELD)
+#undef FASTSOFTMAX_FEATURE_FIELD
 };
 
 // CPUID + XGETBV, read once (thread-safe).
 const CpuFeatures& cpu_features();
 
-// One named predicate per tier: exactly what that tier's code uses.
+// One named predicate per tier (can_run_<tier>): exactly what that tier's code uses.
+inline bool can_run_scalar(const CpuFeatures&) { return true; }
 inline bool can_run_avx2(const CpuFeatures& f) { return f.avx && f.avx2 && f.fma && f.f16c && f.os_ymm; }
 inline bool can_run_avx512(const CpuFeatures& f) { return f.avx512f && f.fma && f.os_zmm; }
 // Everything the neon tier uses (FMLA, FCVTL/FCVTN half conversions) is ARMv8-A baseline.

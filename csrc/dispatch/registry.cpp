@@ -1,10 +1,8 @@
 #include "dispatch/registry.h"
 
 #include <cstdlib>
-#include <mutex>
+#include <iterator>
 #include <stdexcept>
-
-#include "kernels/kernels.inc"
 
 // Declarations of every tier's primitives and patterns, from the same list that defines them.
 #define FSM_DECLARE_DTYPE(dt, stype)          \
@@ -26,48 +24,98 @@ FSM_DECLARE_DTYPE(bf16, BFloat16)
 namespace fastsoftmax {
 namespace {
 
-#if defined(FASTSOFTMAX_X86) && defined(FASTSOFTMAX_HAVE_AVX512_BF16)
-PatternFn bf16_pattern(const PatternTable& p, const std::string& name) {
-#define FSM_PATTERN_BY_NAME(pat, pat_name) \
-  if (name == pat_name) return p.pat;
-  FASTSOFTMAX_FOR_EACH_PATTERN(FSM_PATTERN_BY_NAME)
-  return nullptr;
-}
-#endif
+// The lists' names (kernels.inc): the API's, and the identifiers kernel names are made of.
+#define FSM_NAME(id, id_name) id_name,
+#define FSM_IDENT(id, id_name) #id,
+#define FSM_DTYPE_NAME(dt, stype, dt_name) dt_name,
+#define FSM_DTYPE_IDENT(dt, stype) #dt,
+#define FSM_DTYPE_SIZE(dt, stype) sizeof(stype),
+const char* const kOpNames[kOps] = {FASTSOFTMAX_FOR_EACH_OP(FSM_NAME)};
+const char* const kOpIdents[kOps] = {FASTSOFTMAX_FOR_EACH_OP(FSM_IDENT)};
+const char* const kAlgorithmNames[kAlgorithms] = {FASTSOFTMAX_FOR_EACH_ALGORITHM(FSM_NAME)};
+const char* const kAlgorithmIdents[kAlgorithms] = {FASTSOFTMAX_FOR_EACH_ALGORITHM(FSM_IDENT)};
+const char* const kDTypeNames[kDTypes] = {FASTSOFTMAX_FOR_EACH_DTYPE_NAMED(FSM_DTYPE_NAME)};
+const char* const kDTypeIdents[kDTypes] = {FASTSOFTMAX_FOR_EACH_DTYPE(FSM_DTYPE_IDENT)};
+const std::size_t kItemsizes[kDTypes] = {FASTSOFTMAX_FOR_EACH_DTYPE(FSM_DTYPE_SIZE)};
+const char* const kTierNames[kTiers] = {FASTSOFTMAX_FOR_EACH_ISA(FSM_NAME)};
+const char* const kPatternNames[] = {FASTSOFTMAX_FOR_EACH_PATTERN(FSM_NAME)};
+#undef FSM_DTYPE_SIZE
+static_assert(sizeof(Half) == 2 && sizeof(BFloat16) == 2, "16-bit dtypes are stored in 2 bytes");
+#undef FSM_DTYPE_IDENT
+#undef FSM_DTYPE_NAME
+#undef FSM_IDENT
+#undef FSM_NAME
 
-std::vector<KernelEntry> build_table() {
-  std::vector<KernelEntry> t;
-#define FSM_ENTRY_KERNEL(op, alg, op_name, alg_name)                                                  \
-  t.push_back({std::string(prefix) + "_" #alg "_" #op "_" + tier, tier, dt, op_name, alg_name, Op::op, \
-               Algorithm::alg, prims, nullptr});
-#define FSM_ENTRY_PATTERN(pat, pat_name)                                                                 \
-  t.push_back({std::string(prefix) + "_pattern_" #pat "_" + tier, tier, dt, "pattern", pat_name, Op::softmax, \
-               Algorithm::two_pass, nullptr, patterns.pat});
-#define FSM_ENTRIES_OF_DTYPE(dtn, stype)                           \
-  {                                                                \
-    const char* prefix = #dtn;                                     \
-    const DType dt = DType::dtn;                                   \
-    const void* prims = &tier_ns::dtn##_primitives();              \
-    const PatternTable& patterns = tier_ns::dtn##_patterns();      \
-    FASTSOFTMAX_FOR_EACH_VARIANT(FSM_ENTRY_KERNEL)                 \
-    FASTSOFTMAX_FOR_EACH_PATTERN(FSM_ENTRY_PATTERN)                \
+template <class E, int N>
+bool from_name(const std::string& name, const char* const (&names)[N], E* out) {
+  for (int i = 0; i < N; ++i)
+    if (name == names[i]) {
+      *out = static_cast<E>(i);
+      return true;
+    }
+  return false;
+}
+
+// What one tier compiled for one dtype: its primitives and its patterns.
+struct DTypeTables {
+  const void* prims;
+  const PatternTable* patterns;
+};
+
+// [tier * kDTypes + dtype]
+std::vector<DTypeTables> compiled_tables() {
+  std::vector<DTypeTables> t;
+#define FSM_TABLES_OF_DTYPE(dt, stype) t.push_back({&tier_ns::dt##_primitives(), &tier_ns::dt##_patterns()});
+#define FSM_TABLES_OF_TIER(isa, isa_name)           \
+  {                                                 \
+    namespace tier_ns = ::fastsoftmax::isa;         \
+    FASTSOFTMAX_FOR_EACH_DTYPE(FSM_TABLES_OF_DTYPE) \
   }
-#define FSM_ENTRIES_OF_TIER(isa, isa_name)               \
-  {                                                      \
-    namespace tier_ns = ::fastsoftmax::isa;              \
-    const char* tier = isa_name;                         \
-    FASTSOFTMAX_FOR_EACH_DTYPE(FSM_ENTRIES_OF_DTYPE)     \
-  }
-  FASTSOFTMAX_FOR_EACH_ISA(FSM_ENTRIES_OF_TIER)
+  FASTSOFTMAX_FOR_EACH_ISA(FSM_TABLES_OF_TIER)
+#undef FSM_TABLES_OF_TIER
+#undef FSM_TABLES_OF_DTYPE
 #if defined(FASTSOFTMAX_X86) && defined(FASTSOFTMAX_HAVE_AVX512_BF16)
   // Where the CPU has AVX512-BF16, the avx512 tier's bfloat16 kernels round with it.
   if (cpu_features().avx512_bf16 && can_run_avx512(cpu_features()))
-    for (auto& k : t)
-      if (k.dtype == DType::bf16 && std::string(k.isa) == "avx512") {
-        if (k.prims) k.prims = &avx512_bf16::bf16_primitives();
-        else k.fn = bf16_pattern(avx512_bf16::bf16_patterns(), k.algorithm);
-      }
+    t[std::size_t(Tier::avx512) * kDTypes + std::size_t(DType::bf16)] = {&avx512_bf16::bf16_primitives(),
+                                                                         &avx512_bf16::bf16_patterns()};
 #endif
+  return t;
+}
+
+const std::vector<DTypeTables>& tables() {
+  static const std::vector<DTypeTables> t = compiled_tables();
+  return t;
+}
+
+std::size_t kernel_index(Tier tier, DType dtype, Op op, Algorithm algorithm) {
+  return ((std::size_t(tier) * kDTypes + std::size_t(dtype)) * kOps + std::size_t(op)) * kAlgorithms +
+         std::size_t(algorithm);
+}
+
+// In kernel_index order.
+std::vector<KernelEntry> build_kernels() {
+  std::vector<KernelEntry> t;
+  for (int ti = 0; ti < kTiers; ++ti)
+    for (int di = 0; di < kDTypes; ++di)
+      for (int oi = 0; oi < kOps; ++oi)
+        for (int ai = 0; ai < kAlgorithms; ++ai)
+          t.push_back({std::string(kDTypeIdents[di]) + "_" + kAlgorithmIdents[ai] + "_" + kOpIdents[oi] + "_" +
+                           kTierNames[ti],
+                       Tier(ti), DType(di), Op(oi), Algorithm(ai), tables()[std::size_t(ti) * kDTypes + di].prims});
+  return t;
+}
+
+std::vector<PatternEntry> build_patterns() {
+  std::vector<PatternEntry> t;
+  for (int ti = 0; ti < kTiers; ++ti)
+    for (int di = 0; di < kDTypes; ++di) {
+      const PatternTable& p = *tables()[std::size_t(ti) * kDTypes + di].patterns;
+      const std::string prefix = std::string(kDTypeIdents[di]) + "_pattern_", suffix = std::string("_") + kTierNames[ti];
+#define FSM_PATTERN_ENTRY(pat, pat_name) t.push_back({prefix + #pat + suffix, Tier(ti), DType(di), pat_name, p.pat});
+      FASTSOFTMAX_FOR_EACH_PATTERN(FSM_PATTERN_ENTRY)
+#undef FSM_PATTERN_ENTRY
+    }
   return t;
 }
 
@@ -79,123 +127,129 @@ std::string known_list() {
 
 }  // namespace
 
-const std::vector<KernelEntry>& all_kernels() {
-  static const std::vector<KernelEntry> t = build_table();
-  return t;
-}
+const char* op_name(Op op) { return kOpNames[static_cast<int>(op)]; }
+const char* algorithm_name(Algorithm algorithm) { return kAlgorithmNames[static_cast<int>(algorithm)]; }
+const char* dtype_name(DType d) { return kDTypeNames[static_cast<int>(d)]; }
+const char* tier_name(Tier tier) { return kTierNames[static_cast<int>(tier)]; }
+bool op_from_name(const std::string& name, Op* op) { return from_name(name, kOpNames, op); }
+bool algorithm_from_name(const std::string& name, Algorithm* a) { return from_name(name, kAlgorithmNames, a); }
+bool dtype_from_name(const std::string& name, DType* d) { return from_name(name, kDTypeNames, d); }
+bool tier_from_name(const std::string& name, Tier* tier) { return from_name(name, kTierNames, tier); }
+std::size_t itemsize(DType d) { return kItemsizes[static_cast<int>(d)]; }
 
-const std::vector<std::string>& compiled_isas() {
-#define FSM_ISA_NAME(isa, isa_name) isa_name,
-  static const std::vector<std::string> v = {FASTSOFTMAX_FOR_EACH_ISA(FSM_ISA_NAME)};
+const std::vector<std::string>& pattern_names() {
+  static const std::vector<std::string> v(std::begin(kPatternNames), std::end(kPatternNames));
   return v;
 }
 
-bool isa_known(const std::string& isa) {
-  for (const auto& i : compiled_isas())
-    if (i == isa) return true;
+const std::vector<KernelEntry>& all_kernels() {
+  static const std::vector<KernelEntry> t = build_kernels();
+  return t;
+}
+
+const std::vector<PatternEntry>& all_patterns() {
+  static const std::vector<PatternEntry> t = build_patterns();
+  return t;
+}
+
+const KernelEntry& find_kernel(Tier tier, DType dtype, Op op, Algorithm algorithm) {
+  return all_kernels()[kernel_index(tier, dtype, op, algorithm)];  // called on every call: an index
+}
+
+const PatternEntry* find_pattern(Tier tier, DType dtype, const std::string& pattern) {
+  for (const auto& p : all_patterns())
+    if (p.tier == tier && p.dtype == dtype && pattern == p.pattern) return &p;
+  return nullptr;
+}
+
+const std::vector<std::string>& compiled_isas() {
+  static const std::vector<std::string> v(std::begin(kTierNames), std::end(kTierNames));
+  return v;
+}
+
+bool tier_runnable(Tier tier, const CpuFeatures& f) {
+  switch (tier) {
+#define FSM_RUNNABLE(isa, isa_name) \
+  case Tier::isa: return can_run_##isa(f);
+    FASTSOFTMAX_FOR_EACH_ISA(FSM_RUNNABLE)
+#undef FSM_RUNNABLE
+  }
   return false;
 }
 
 bool isa_runnable(const std::string& isa, const CpuFeatures& f) {
-  if (isa == "scalar") return true;
-  if (!isa_known(isa)) return false;
-  if (isa == "avx2") return can_run_avx2(f);
-  if (isa == "avx512") return can_run_avx512(f);
-  if (isa == "neon") return can_run_neon(f);
-  return false;
+  Tier t;
+  return tier_from_name(isa, &t) && tier_runnable(t, f);
 }
 
 std::string select_isa(const CpuFeatures& f, const std::string& cap) {
-  if (!cap.empty() && !isa_known(cap))
+  Tier capped = Tier(0);  // no cap: the best tier
+  if (!cap.empty() && !tier_from_name(cap, &capped))
     throw std::invalid_argument("unknown instruction-set tier '" + cap + "' (this build has: " + known_list() + ")");
-  bool allowed = cap.empty();
-  for (const auto& isa : compiled_isas()) {  // best first
-    if (isa == cap) allowed = true;
-    if (allowed && isa_runnable(isa, f)) return isa;
-  }
+  for (int t = static_cast<int>(capped); t < kTiers; ++t)  // best first
+    if (tier_runnable(Tier(t), f)) return kTierNames[t];
   return "scalar";
 }
 
-const std::string& active_isa() {
-  static std::once_flag once;
-  static std::string isa, error;
-  std::call_once(once, [] {
+namespace {
+struct Active {
+  std::string cap;    // FASTSOFTMAX_ISA; empty when unset
+  std::string isa;    // the tier selected, when error is empty
+  Tier tier = Tier(0);
+  std::string error;  // a bad FASTSOFTMAX_ISA
+};
+const Active& active() {
+  static const Active a = [] {
+    Active r;
     const char* env = std::getenv("FASTSOFTMAX_ISA");
+    if (env) r.cap = env;
     try {
-      isa = select_isa(cpu_features(), env ? std::string(env) : std::string());
+      r.isa = select_isa(cpu_features(), r.cap);
+      tier_from_name(r.isa, &r.tier);
     } catch (const std::invalid_argument& e) {
-      error = std::string("FASTSOFTMAX_ISA: ") + e.what();
+      r.error = std::string("FASTSOFTMAX_ISA: ") + e.what();
     }
-  });
-  if (!error.empty()) throw std::invalid_argument(error);
-  return isa;
-}
-
-namespace {
-int op_index(const std::string& op) { return op == "softmax" ? 0 : op == "log_softmax" ? 1 : op == "pattern" ? 2 : -1; }
-int name_index(const std::string& name, const char* const* names, int count) {
-  for (int i = 0; i < count; ++i)
-    if (name == names[i]) return i;
-  return -1;
-}
-int isa_index(const std::string& isa) {
-  const auto& isas = compiled_isas();
-  for (std::size_t j = 0; j < isas.size(); ++j)
-    if (isas[j] == isa) return static_cast<int>(j);
-  return -1;
-}
-const char* const kAlgorithmNames[] = {"two-pass", "three-pass-reload", "three-pass-recompute", "online",
-                                       "read", "copy"};
-#define FSM_COUNT_ISA(isa, isa_name) +1
-constexpr int kNames = 6, kIsas = 0 FASTSOFTMAX_FOR_EACH_ISA(FSM_COUNT_ISA);
-#undef FSM_COUNT_ISA
-}  // namespace
-
-const KernelEntry* find_kernel(const std::string& isa, DType dtype, const std::string& op,
-                               const std::string& algorithm) {
-  // Called on every Python call: a table indexed by small integers, built once.
-  static const std::vector<const KernelEntry*> table = [] {
-    std::vector<const KernelEntry*> t(std::size_t(kIsas) * kDTypes * 3 * kNames, nullptr);
-    for (const auto& k : all_kernels()) {
-      const int ii = isa_index(k.isa);
-      const int oi = op_index(k.op), ai = name_index(k.algorithm, kAlgorithmNames, kNames);
-      if (ii >= 0 && oi >= 0 && ai >= 0)
-        t[((std::size_t(ii) * kDTypes + std::size_t(k.dtype)) * 3 + std::size_t(oi)) * kNames + std::size_t(ai)] = &k;
-    }
-    return t;
+    return r;
   }();
-  const int ii = isa_index(isa);
-  const int oi = op_index(op), ai = name_index(algorithm, kAlgorithmNames, kNames);
-  if (ii < 0 || oi < 0 || ai < 0) return nullptr;
-  return table[((std::size_t(ii) * kDTypes + std::size_t(dtype)) * 3 + std::size_t(oi)) * kNames + std::size_t(ai)];
+  return a;
+}
+}  // namespace
+
+const std::string& active_isa() {
+  const Active& a = active();
+  if (!a.error.empty()) throw std::invalid_argument(a.error);
+  return a.isa;
 }
 
-namespace {
-const char* const kDTypeNames[kDTypes] = {"float32", "float64", "float16", "bfloat16"};
-const std::size_t kItemsizes[kDTypes] = {4, 8, 2, 2};
-}  // namespace
+Tier active_tier() {
+  const Active& a = active();
+  if (!a.error.empty()) throw std::invalid_argument(a.error);
+  return a.tier;
+}
+
+const std::string& isa_cap() { return active().cap; }
+
+TierRefusal pick_tier(const std::string* requested, Tier* tier) {
+  if (!requested) {
+    *tier = active_tier();
+    return TierRefusal::none;
+  }
+  if (!tier_from_name(*requested, tier)) return TierRefusal::unknown;
+  if (!tier_runnable(*tier, cpu_features())) return TierRefusal::not_runnable;
+  // The operator's cap binds a named tier too (a bad cap: active_tier() throws).
+  Tier cap;
+  if (!isa_cap().empty() && tier_from_name(isa_cap(), &cap) && *tier < cap) return TierRefusal::above_cap;
+  if (!isa_cap().empty()) active_tier();  // an unknown cap: its error, never a silent pass
+  return TierRefusal::none;
+}
 
 bool avx512_bf16_rounding() {
-  for (const auto& k : all_kernels())
-    if (k.dtype == DType::bf16 && std::string(k.isa) == "avx512" && k.prims) {
 #if defined(FASTSOFTMAX_X86) && defined(FASTSOFTMAX_HAVE_AVX512_BF16)
-      return k.prims == &avx512_bf16::bf16_primitives();
+  return tables()[std::size_t(Tier::avx512) * kDTypes + std::size_t(DType::bf16)].prims ==
+         &avx512_bf16::bf16_primitives();
 #else
-      return false;
+  return false;
 #endif
-    }
-  return false;
-}
-
-const char* dtype_name(DType d) { return kDTypeNames[static_cast<int>(d)]; }
-std::size_t itemsize(DType d) { return kItemsizes[static_cast<int>(d)]; }
-bool dtype_from_name(const std::string& name, DType* d) {
-  for (int i = 0; i < kDTypes; ++i)
-    if (name == kDTypeNames[i]) {
-      *d = static_cast<DType>(i);
-      return true;
-    }
-  return false;
 }
 
 }  // namespace fastsoftmax

@@ -9,10 +9,10 @@ namespace fastsoftmax {
 template <class F>
 void with_storage(DType d, F&& f) {
   switch (d) {
-    case DType::f32: return f(float{});
-    case DType::f64: return f(double{});
-    case DType::f16: return f(Half{});
-    case DType::bf16: return f(BFloat16{});
+#define FSM_STORAGE_CASE(dt, stype) \
+  case DType::dt: return f(stype{});
+    FASTSOFTMAX_FOR_EACH_DTYPE(FSM_STORAGE_CASE)
+#undef FSM_STORAGE_CASE
   }
 }
 

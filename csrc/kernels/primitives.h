@@ -6,11 +6,9 @@
 
 #include "kernels/half.h"
 #include "kernels/kernels.inc"
+#include "kernels/kinds.h"
 
 namespace fastsoftmax {
-
-enum class Op { softmax, log_softmax };
-enum class Algorithm { two_pass, three_pass_reload, three_pass_recompute, online };
 
 // Every row of an ndim-dimensional array (ndim >= 1) whose LAST axis is the row; byte
 // strides, any sign; x and y may be the same array.

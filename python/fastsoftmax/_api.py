@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Tuple, Union, get_args, overload
+from typing import Any, Literal, Optional, Tuple, Union, cast, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -16,13 +16,14 @@ from ._threads import MAX_THREADS, get_num_threads, set_num_threads
 __all__ = ["softmax", "log_softmax", "set_num_threads", "get_num_threads", "ALGORITHMS", "AxisLike", "Algorithm",
            "Tier"]
 
-#: The values of ``algorithm=`` (for type checkers).
+#: The values of ``algorithm=`` (for type checkers: spelled out, as a Literal must be;
+#: tests/test_typing.py checks it against the core's list).
 Algorithm = Literal["auto", "two-pass", "three-pass-reload", "three-pass-recompute", "online"]
 #: The instruction-set tiers ``isa=`` and ``FASTSOFTMAX_ISA`` may name (a build compiles some
 #: of them: :func:`kernels`, ``python -m fastsoftmax``).
 Tier = Literal["scalar", "avx2", "avx512", "neon"]
-#: Accepted values of ``algorithm=``.
-ALGORITHMS: Tuple[Algorithm, ...] = get_args(Algorithm)
+#: Accepted values of ``algorithm=``: "auto" and the core's algorithms (csrc/kernels/kernels.inc).
+ALGORITHMS: Tuple[Algorithm, ...] = cast(Tuple[Algorithm, ...], ("auto", *_core.algorithms()))
 
 # What a 0-d input may be, for which the result is a NumPy scalar.
 _Scalar = Union[float, np.floating[Any], np.integer[Any]]

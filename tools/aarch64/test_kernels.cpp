@@ -195,7 +195,7 @@ void run(const KernelEntry& k, std::size_t n, const unsigned char* x, unsigned c
 std::vector<const KernelEntry*> kernels_of(DType d) {
   std::vector<const KernelEntry*> v;
   for (const auto& k : all_kernels())
-    if (k.dtype == d && std::string(k.op) != "pattern" && isa_runnable(k.isa, cpu_features())) v.push_back(&k);
+    if (k.dtype == d && tier_runnable(k.tier, cpu_features())) v.push_back(&k);
   return v;
 }
 
@@ -226,7 +226,7 @@ void accuracy(DType d, Dist dist, const std::vector<std::size_t>& lengths, bool 
     for (std::size_t n : lengths) { refs.push_back(reference(d, xd.data() + off, n)); off += n + kGuard; }
   }
   for (const KernelEntry* k : kernels_of(d)) {
-    if (!all_tiers && std::string(k->isa) == "scalar") continue;  // tested on every x86 run too
+    if (!all_tiers && k->tier == Tier::scalar) continue;  // tested on every x86 run too
     const bool log = k->op_id == Op::log_softmax;
     std::memset(y, 0xA5, total * is);
     Worst w;
@@ -276,7 +276,7 @@ void special_values(DType d) {
   long cases = 0;
   for (const KernelEntry* k : kernels_of(d)) {
     const bool log = k->op_id == Op::log_softmax;
-    const KernelEntry* ref_k = find_kernel("scalar", d, k->op, k->algorithm);
+    const KernelEntry* ref_k = &find_kernel(Tier::scalar, d, k->op_id, k->algorithm_id);
     Rng rng{0xC0FFEEu + unsigned(d)};
     for (std::size_t n : lengths) {
       const std::size_t positions[] = {0, n / 2, n - 1};
@@ -355,17 +355,14 @@ using CFn = fastsoftmax_status (*)(const S*, S*, size_t, size_t, ptrdiff_t, ptrd
 
 template <class S>
 void capi_case(DType d, CFn<S> fn, bool log) {
-  const char* const algs[] = {nullptr, "two-pass", "three-pass-reload", "three-pass-recompute", "online"};
   const std::size_t is = sizeof(S);
   Rng rng{0xCA91u + unsigned(d) * 2 + log};
   const std::size_t rows = 6, n = 1027, xs = n + 3, ys = n + 1;  // padded, misaligned rows
   std::vector<S> x(rows * xs + 1), y(rows * ys + 1), yk(n);
   for (std::size_t i = 0; i < x.size(); ++i) encode(d, draw(rng, kNormal), reinterpret_cast<unsigned char*>(&x[i]));
   for (int a = 0; a <= 4; ++a) {
-    const char* alg = algs[a] ? algs[a] : auto_algorithm(d, n);
-    const KernelEntry* k = find_kernel(active_isa(), d, log ? "log_softmax" : "softmax", alg);
-    CHECK(k != nullptr, "no kernel for %s", alg);
-    if (!k) continue;
+    const Algorithm alg = a == FASTSOFTMAX_ALGORITHM_AUTO ? auto_algorithm(d, n) : Algorithm(a - 1);
+    const KernelEntry* k = &find_kernel(active_tier(), d, log ? Op::log_softmax : Op::softmax, alg);
     for (int t : {1, 3}) {
       std::fill(y.begin(), y.end(), S{});
       const fastsoftmax_status st =

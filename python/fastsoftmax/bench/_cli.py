@@ -8,11 +8,11 @@ import re
 import sys
 from typing import List, Optional, Tuple
 
-from . import _suites
+from . import _impls, _suites
 
 QUICK_SIZES = "2^10,2^14,2^18,2^22,2^26"
 DEFAULT_SIZES = "2^10..2^26"
-_ALGS = ("two-pass", "online", "three-pass-reload", "three-pass-recompute", "auto")
+_ALGS = _impls.ALGORITHMS + ("auto",)
 _SUFFIX = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 

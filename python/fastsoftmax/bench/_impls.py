@@ -14,8 +14,6 @@ import numpy as np
 
 from .. import _core
 
-ALGORITHMS = ("two-pass", "online", "three-pass-reload", "three-pass-recompute")
-PATTERNS = ("read", "copy", "two-pass", "three-pass-reload", "three-pass-recompute")
 PEERS = ("numpy", "scipy", "torch", "onnxruntime")
 #: The dtypes the harness knows; the half types are stored in 2 bytes and computed in float32 by fastsoftmax.
 DTYPES = ("float32", "float64", "float16", "bfloat16")
@@ -45,6 +43,10 @@ ROOFLINE_OF = {
     "three-pass-recompute": "three-pass-recompute",
     "three-pass-reload": "three-pass-reload",
 }
+#: The core's algorithms (csrc/kernels/kernels.inc), those that read the row twice first.
+ALGORITHMS: Tuple[str, ...] = tuple(sorted(_core.algorithms(), key=lambda a: TRAFFIC[a][0]))
+#: The core's memory-only patterns, in its order.
+PATTERNS: Tuple[str, ...] = tuple(_core.pattern_names())
 MIN_TRAFFIC = (2, 1)  # no softmax can do with less: read to normalise, read+write to produce
 #: fastsoftmax runs calls of fewer elements than this on the calling thread, whatever
 #: threads= says unless the work pays for the threads' hand-off (README, Threads); the harness

@@ -10,9 +10,11 @@ import sys
 import warnings
 from typing import Any, Dict, Iterable, List, Optional
 
+from . import _impls
+
 PNG_NAME = "softmax-throughput.png"
 TRAFFIC_MARK = {"real": " ", "effective": "*", "assumed": "~"}
-_ALG_ORDER = ("two-pass", "online", "three-pass-reload", "three-pass-recompute", "auto")
+_ALG_ORDER = _impls.ALGORITHMS + ("auto",)
 #: Bytes per element of each dtype the harness runs (rows also carry bytes_per_elem; this is for the plot).
 ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
 HALF_DTYPES = ("float16", "bfloat16")
@@ -442,9 +444,8 @@ def shapes_summary(rows: List[Dict[str, Any]], tiers: List[str]) -> List[Dict[st
 def _scaling_order(r: Dict[str, Any]) -> tuple:
     kind = {"roofline": 0, "fastsoftmax": 1, "peer": 2}.get(r["kind"], 3)
     alg = r.get("algorithm") or r["impl"]
-    pat_order = ("read", "copy", "two-pass", "three-pass-reload", "three-pass-recompute")
     if r["kind"] == "roofline":
-        sub = pat_order.index(alg) if alg in pat_order else 9
+        sub = _impls.PATTERNS.index(alg) if alg in _impls.PATTERNS else 9
     else:
         sub = _ALG_ORDER.index(alg) if alg in _ALG_ORDER else 9
     return (kind, 1 if r.get("fresh_output") else 0, sub, r["impl"])
