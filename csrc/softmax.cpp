@@ -85,7 +85,6 @@ Algorithm auto_algorithm(DType dtype, std::size_t row_length) {
 
 namespace {
 
-
 // The cost model for splitting a call: nanoseconds of work per element at the fast end of
 // what one thread takes in cache (docs/results.md), so that the estimate errs towards
 // fewer threads; useful_threads weighs it against the measured hand-off cost.

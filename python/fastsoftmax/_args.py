@@ -34,6 +34,16 @@ FLOAT_NAMES = "float16, bfloat16, float32, float64 or longdouble"
 
 # ---- axes ------------------------------------------------------------------------------------
 
+def _axis_index(a: Any, message: str) -> int:
+    """a as an int, as NumPy takes an axis (operator.index, and no bools); else TypeError(message)."""
+    if isinstance(a, (bool, np.bool_)):
+        raise TypeError(message)
+    try:
+        return operator.index(a)
+    except TypeError:
+        raise TypeError(message) from None
+
+
 def normalize_axes(axis: AxisLike, ndim: int) -> Tuple[int, ...]:
     """axis= as non-negative ints, in the order given (None: every axis), or NumPy's errors."""
     if axis is None:
@@ -41,13 +51,8 @@ def normalize_axes(axis: AxisLike, ndim: int) -> Tuple[int, ...]:
     # As NumPy's reductions (and so SciPy): an int or a tuple of ints; no lists, no bools.
     items = axis if isinstance(axis, tuple) else (axis,)
     out = []
-    for a in items:
-        if isinstance(a, (bool, np.bool_)):
-            raise TypeError(f"axis must be None, an int or a tuple of ints, got {axis!r}")
-        try:
-            a = operator.index(a)
-        except TypeError:
-            raise TypeError(f"axis must be None, an int or a tuple of ints, got {axis!r}") from None
+    for item in items:
+        a = _axis_index(item, f"axis must be None, an int or a tuple of ints, got {axis!r}")
         if ndim == 0 and a in (0, -1) and not isinstance(axis, tuple):
             continue  # NumPy reductions accept a plain axis=0 / -1 on 0-d input
         if not -ndim <= a < ndim:
@@ -297,12 +302,7 @@ def check_options(isa: Any, threads: Any) -> int:
 def class_axis(axis, ndim: int, what: str, role: str) -> int:
     """The one axis (an int, as NumPy takes it) that `what` works along, normalized to
     [0, ndim); role names it in the error for a 0-d input ("the vocabulary axis")."""
-    if isinstance(axis, (bool, np.bool_)):
-        raise TypeError(f"axis must be an int, got {axis!r}")
-    try:
-        ax = operator.index(axis)
-    except TypeError:
-        raise TypeError(f"axis must be an int, got {axis!r}") from None
+    ax = _axis_index(axis, f"axis must be an int, got {axis!r}")
     if ndim == 0:
         raise ValueError(f"{what} needs at least one dimension ({role})")
     if not -ndim <= ax < ndim:
