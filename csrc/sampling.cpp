@@ -156,6 +156,8 @@ template <typename K> bool shorter(const Prefix<K>& a, const Prefix<K>& b) {
   return a.t > b.t || (a.t == b.t && a.r < b.r);
 }
 
+const sampling::Kernels* tier_kernels(int storage);
+
 template <typename T> class RowSampler {
  public:
   using KS = Keys<T>;
@@ -207,7 +209,8 @@ template <typename T> class RowSampler {
     constexpr std::size_t kChunk = 1024;
     for (std::size_t c0 = 0; c0 < n_; c0 += kChunk) {
       const std::size_t c1 = std::min(n_, c0 + kChunk);
-      for (std::size_t j = c0; j < c1; ++j) w[j] = exp_nonpositive(scaled(x_[j], mx, inv_t_));
+      for (std::size_t j = c0; j < c1; ++j) w[j] = scaled(x_[j], mx, inv_t_);
+      tier_kernels(sampling::kF32)->exps(w + c0, c1 - c0);
       z += block_sum(c0, c1, [&](std::size_t j) { return w[j]; });
       if (do_m) {
         const float lm = lmp_f_;
@@ -421,6 +424,7 @@ struct FastWorkspace {
   std::vector<std::uint32_t> bmax, tmp, keys;
   std::vector<std::size_t> idx;
   std::vector<float> w, cw;
+  std::vector<float> bsum, bsum_m;  // the weights pass's block sums (float lanes)
   std::vector<std::uint64_t> order;   // top-k: candidate positions
   std::vector<std::uint32_t> c2;
   std::vector<double> m2;
@@ -434,25 +438,29 @@ inline float y_of(float x, float mx, float inv_t) { return (x - mx) * inv_t; }
 
 // The shortest prefix of the order (key descending, index ascending) whose weight reaches
 // `target`, given that the tokens above the candidates weigh cum_mass and the candidates
-// (keys, index order) hold the crossing: a radix select over their keys (11, 11, 10 bits).
-// When rounding leaves the candidates short of the target, the prefix takes them all.
-Prefix<std::uint32_t> select_in_candidates(std::uint32_t* cand, std::size_t nc, double cum_mass, double target,
-                                           float mx, float inv_t, FastWorkspace& ws) {
-  static constexpr int kShift[3] = {21, 10, 0};
-  static constexpr int kBits[3] = {11, 11, 10};
-  ws.c2.assign(kBuckets, 0);
-  ws.m2.assign(kBuckets, 0.0);
+// (keys and weights, index order) hold the crossing: a radix select over the key bits below
+// the candidates' common prefix, 8 bits a level. When rounding leaves the candidates short of
+// the target, the prefix takes them all.
+Prefix<std::uint32_t> select_in_candidates(std::uint32_t* cand, float* cw, std::size_t nc, double cum_mass,
+                                           double target, FastWorkspace& ws) {
+  constexpr int kDigit = 8;
+  constexpr std::size_t kDigitBuckets = std::size_t{1} << kDigit;
+  std::uint32_t kmin = ~0u, kmax = 0;
+  for (std::size_t i = 0; i < nc; ++i) {
+    kmin = std::min(kmin, cand[i]);
+    kmax = std::max(kmax, cand[i]);
+  }
+  int shift = kmin < kmax ? 32 - __builtin_clz(kmin ^ kmax) : 0;  // bits below the common prefix
+  ws.c2.resize(kDigitBuckets);
+  ws.m2.resize(kDigitBuckets);
   std::uint32_t* c2 = ws.c2.data();
   double* m2 = ws.m2.data();
-  auto weight = [&](std::uint32_t key) { return exp_nonpositive(y_of(key_value(key), mx, inv_t)); };
-  ws.cw.resize(nc);  // each candidate's weight, computed once
-  float* cw = ws.cw.data();
-  for (std::size_t i = 0; i < nc; ++i) cw[i] = weight(cand[i]);
-  for (int level = 0; level < 3 && nc > 0; ++level) {
-    const int shift = kShift[level];
-    const std::uint32_t mask = (1u << kBits[level]) - 1u;
-    std::fill(c2, c2 + kBuckets, 0u);
-    std::fill(m2, m2 + kBuckets, 0.0);
+  while (shift > 0 && nc > 1) {
+    const int width = std::min(shift, kDigit);
+    shift -= width;
+    const std::uint32_t mask = (1u << width) - 1u;
+    std::fill(c2, c2 + kDigitBuckets, 0u);
+    std::fill(m2, m2 + kDigitBuckets, 0.0);
     for (std::size_t i = 0; i < nc; ++i) {
       const std::size_t bb = (cand[i] >> shift) & mask;
       c2[bb] += 1;
@@ -474,12 +482,11 @@ Prefix<std::uint32_t> select_in_candidates(std::uint32_t* cand, std::size_t nc, 
       }
     nc = kept;
   }
-  Prefix<std::uint32_t> p;
+  Prefix<std::uint32_t> p;  // the candidates left share one key
   p.t = nc ? cand[0] : 0;
-  const std::uint64_t ties = nc;
-  p.wt = weight(p.t);
+  p.wt = nc ? cw[0] : 0.0f;
   const double wt = double(p.wt);
-  p.r = ties > 0 ? ties_to_reach(target, cum_mass, wt, ties) : ties;
+  p.r = nc > 0 ? ties_to_reach(target, cum_mass, wt, nc) : 0;
   p.mass = cum_mass + double(p.r) * wt;
   return p;
 }
@@ -490,24 +497,22 @@ Prefix<std::uint32_t> select_in_candidates(std::uint32_t* cand, std::size_t nc, 
 //    crossing lies above tau (taken at a code's lower bound, code_tau).
 //  - One vector pass (mass_above) weighs {w >= floor of code c_i} for 8 codes c_i spread
 //    evenly over [0, code_tau]: the crossing's code lies in the first range (c_{i-1}, c_i]
-//    whose weight reaches the target.
-//  - The weight of each code in that range alone (code_mass, scalar adds over its tokens,
-//    which it also lists), walked from the largest weights down, gives the crossing code;
-//    the listed tokens of that code are the candidates.
+//    whose weight reaches the target, weights [lo, hi).
+//  - One pass (list_range) lists the tokens in [lo, hi) (weights and keys, in index order)
+//    and weighs {w >= hi} (`above`).
+//  - mass_above over the listed weights, 8 codes at a time, narrows the range to the code
+//    holding the crossing; its listed tokens are the candidates of the exact select.
 // Should rounding leave the target unreached, the codes of every token are weighed instead.
 template <class S>
 Prefix<std::uint32_t> select_top_p(const sampling::Kernels& K, const S* x, const float* w, std::size_t n,
-                                   double z, double top_p, float mx, float inv_t, FastWorkspace& ws) {
+                                   double z, double top_p, FastWorkspace& ws) {
   constexpr std::size_t C = sampling::kCodes;
   constexpr int T = sampling::kThresholds;
   const double target = top_p * z;
-  ws.m2.resize(16 * C);
-  double* mass = ws.m2.data();
   const float tau_raw = float(0.5 * (1.0 - top_p) * z / double(n));
   const std::uint32_t code_tau = tau_raw > 0.0f ? std::min<std::uint32_t>(weight_code(tau_raw), 1015u) : 1015u;
-  std::uint32_t c_lo = 0, c_hi = code_tau;  // the crossing's code is in [c_lo, c_hi] ...
+  std::uint32_t c_lo = 0, c_hi = code_tau;  // the crossing's code is in [c_lo, c_hi]
   float lo = code_floor(code_tau), hi = 2.0f;
-  double above = 0;                         // ... and the tokens with w >= hi weigh `above`
   {
     std::uint32_t cs[T];
     float thr[T];
@@ -526,37 +531,51 @@ Prefix<std::uint32_t> select_top_p(const sampling::Kernels& K, const S* x, const
     if (i > 0) {
       c_lo = cs[i - 1] + 1;
       hi = thr[i - 1];
-      above = m[i - 1];
     }
   }
+  ws.cw.resize(n + 16);
+  ws.keys.resize(n + 16);
+  float* wl = ws.cw.data();
+  std::uint32_t* kl = ws.keys.data();
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (attempt == 1) {  // every token
       c_lo = 0;
       c_hi = C - 1;
       lo = 0.0f;
       hi = 2.0f;
-      above = 0;
     }
-    ws.idx.resize(n);
-    std::size_t listed = 0;
-    K.code_mass(w, n, lo, hi, mass, ws.idx.data(), &listed);
+    double above = 0;
+    const std::size_t listed = K.list_range(x, w, n, lo, hi, wl, kl, &above);
+    // Narrow [a, b] to the code c holding the crossing; cum: the weight of the codes above.
+    std::uint32_t a = c_lo, b = c_hi, c = c_hi;
     double cum = above;
-    std::uint32_t c = c_lo, last = c_lo;
-    for (std::uint32_t q = c_lo; q <= c_hi; ++q)
-      if (mass[q] > 0) last = q;
-    for (; c < last; ++c) {
-      if (!(mass[c] > 0)) continue;
-      if (cum + mass[c] >= target) break;
-      cum += mass[c];
+    bool found = false;
+    while (!found) {
+      const std::uint32_t k = b - a + 1;
+      std::uint32_t cc[T];
+      float tt[T];
+      for (int t = 0; t < T; ++t) {
+        cc[t] = k <= T ? std::min(a + std::uint32_t(t), b) : a + (k * std::uint32_t(t + 1)) / T - 1;
+        tt[t] = cc[t] < 1016 ? code_floor(cc[t]) : 0.0f;  // codes 1016..1023: w = 0
+      }
+      double mm[T];
+      K.mass_above(wl, listed, tt, mm);
+      int t = 0;
+      while (t < T && !(above + mm[t] >= target)) ++t;
+      if (t == T) break;  // rounding left the range short
+      if (t > 0) {
+        cum = above + mm[t - 1];
+        a = cc[t - 1] + 1;
+      }
+      b = cc[t];
+      if (k <= T) {
+        c = cc[t];
+        found = true;
+      }
     }
-    if (attempt == 0 && !(cum + mass[c] >= target)) continue;  // rounding: weigh every code
-    ws.keys.resize(listed);
-    std::size_t nc = 0;  // the keys of code c's tokens, in index order
-    for (std::size_t i = 0; i < listed; ++i) {
-      const std::size_t q = ws.idx[i];
-      if (weight_code(w[q]) == c) ws.keys[nc++] = float_key(StorageOf<S>::at(x, q));
-    }
-    return select_in_candidates(ws.keys.data(), nc, cum, target, mx, inv_t, ws);
+    if (!found && attempt == 0) continue;
+    const std::size_t nc = K.keep_code(wl, kl, listed, c);
+    return select_in_candidates(kl, wl, nc, cum, target, ws);
   }
   return Prefix<std::uint32_t>();  // not reached: the second attempt always returns
 }
@@ -644,7 +663,8 @@ int sample_fast(const S* x, std::size_t n, double temperature, std::int64_t top_
     const std::size_t* idx = ws.idx.data();
     ws.w.resize(kk);
     float* wk = ws.w.data();
-    for (std::size_t i = 0; i < kk; ++i) wk[i] = exp_nonpositive(y_of(key_value(keys[ws.order[i]]), mx, inv_t));
+    for (std::size_t i = 0; i < kk; ++i) wk[i] = y_of(key_value(keys[ws.order[i]]), mx, inv_t);
+    K.exps(wk, kk);
     std::size_t len = kk;
     if (do_p) {
       double zk = 0;
@@ -667,10 +687,9 @@ int sample_fast(const S* x, std::size_t n, double temperature, std::int64_t top_
     std::sort(kept.begin(), kept.begin() + std::ptrdiff_t(len));
     double z_kept = 0;
     float* wi = wk;  // reuse: weights in index order
-    for (std::size_t i = 0; i < len; ++i) {
-      wi[i] = exp_nonpositive(y_of(StorageOf<S>::at(x, kept[i]), mx, inv_t));
-      z_kept += double(wi[i]);
-    }
+    for (std::size_t i = 0; i < len; ++i) wi[i] = y_of(StorageOf<S>::at(x, kept[i]), mx, inv_t);
+    K.exps(wi, len);
+    for (std::size_t i = 0; i < len; ++i) z_kept += double(wi[i]);
     const double target = u * z_kept;
     double cum = 0;
     std::int64_t chosen = -1, last = -1;
@@ -689,7 +708,10 @@ int sample_fast(const S* x, std::size_t n, double temperature, std::int64_t top_
   ws.w.resize(n);
   float* w = ws.w.data();
   double z = 0, zm = 0;
-  K.weights(x, n, mx, inv_t, lmp, do_m ? 1 : 0, w, &z, &zm);
+  const std::size_t nblocks = (n + sampling::kBlock - 1) / sampling::kBlock;
+  ws.bsum.resize(nblocks * sampling::kLanes);
+  ws.bsum_m.resize(do_m ? nblocks * sampling::kLanes : 0);
+  K.weights(x, n, mx, inv_t, lmp, do_m ? 1 : 0, w, &z, &zm, ws.bsum.data(), ws.bsum_m.data());
   sampling::WalkSpec spec{};
   spec.mode = sampling::kAll;
   spec.lmp = lmp;
@@ -697,7 +719,7 @@ int sample_fast(const S* x, std::size_t n, double temperature, std::int64_t top_
   spec.inv_t = inv_t;
   double z_kept = z;
   if (do_p) {
-    const Prefix<std::uint32_t> pre = select_top_p(K, x, w, n, z, top_p, mx, inv_t, ws);
+    const Prefix<std::uint32_t> pre = select_top_p(K, x, w, n, z, top_p, ws);
     spec.mode = sampling::kPrefix;
     spec.t = pre.t;
     spec.r = pre.r;
@@ -711,7 +733,7 @@ int sample_fast(const S* x, std::size_t n, double temperature, std::int64_t top_
     z_kept = zm;
   }
   spec.target = u * z_kept;
-  const std::int64_t chosen = K.walk(x, w, n, spec);
+  const std::int64_t chosen = K.walk(x, w, n, spec, spec.mode == sampling::kMinP ? ws.bsum_m.data() : ws.bsum.data());
   *token = chosen;
   if (logprob) *logprob = std::log(double(w[std::size_t(chosen)])) - std::log(z_kept);
   return kSampleOk;

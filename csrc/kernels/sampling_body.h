@@ -16,14 +16,8 @@
 #include <cstdint>
 #include <cstring>
 
-#include "kernels/half.h"
 #include "kernels/sampling_kernels.h"
-
-// Every function passing a vector here is internal and inlined, so GCC's note that a
-// 64-byte vector's calling convention differs without AVX-512 does not apply.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
+#include "kernels/sampling_vec.h"
 
 namespace fastsoftmax {
 namespace FASTSOFTMAX_TIER {
@@ -32,178 +26,6 @@ namespace {
 using sampling::kBlock;
 using sampling::kLanes;
 using sampling::kMaxBlock;
-
-// 16-lane vectors (GCC/Clang vector extensions): each tier's flags lower them to its
-// registers (one zmm, two ymm, four xmm or NEON q registers); the operations are element
-// by element, so their bits never depend on the tier.
-typedef float vf __attribute__((vector_size(64)));
-typedef std::int32_t vi __attribute__((vector_size(64)));
-typedef std::uint32_t vu __attribute__((vector_size(64)));
-typedef std::uint16_t vh __attribute__((vector_size(32)));
-typedef double vd __attribute__((vector_size(128)));
-
-#define FSM_SAMPLING_INLINE inline __attribute__((always_inline))
-
-template <class S> struct Load;
-template <> struct Load<float> {
-  static float at(const float* x, std::size_t j) { return x[j]; }
-  static FSM_SAMPLING_INLINE vf vec(const float* x, std::size_t j) {
-    vf v;
-    std::memcpy(&v, x + j, sizeof v);
-    return v;
-  }
-};
-template <> struct Load<BFloat16> {
-  static float at(const BFloat16* x, std::size_t j) {
-    const std::uint32_t b = std::uint32_t(x[j].bits) << 16;
-    float f;
-    std::memcpy(&f, &b, 4);
-    return f;
-  }
-  static FSM_SAMPLING_INLINE vf vec(const BFloat16* x, std::size_t j) {
-    vh h;
-    std::memcpy(&h, x + j, sizeof h);
-    return (vf)(__builtin_convertvector(h, vu) << 16);
-  }
-};
-template <> struct Load<Half> {
-  static float at(const Half* x, std::size_t j) { return half_bits_to_float(x[j].bits); }
-  static FSM_SAMPLING_INLINE vf vec(const Half* x, std::size_t j) {  // as half_bits_to_float
-    vh h;
-    std::memcpy(&h, x + j, sizeof h);
-    const vu u = __builtin_convertvector(h, vu);
-    const vu em = u & 0x7FFFu;
-    const vu normal = (em << 13) + 0x38000000u;
-    const vf sub = __builtin_convertvector((vi)em, vf) * 5.9604644775390625e-08f;
-    const vu is_sub = (vu)(em < 0x0400u);
-    const vu is_special = (vu)(em >= 0x7C00u);
-    vu b = (normal & ~is_sub) | ((vu)sub & is_sub);
-    b = (b & ~is_special) | (((em << 13) | 0x7F800000u) & is_special);
-    return (vf)(b | ((u & 0x8000u) << 16));
-  }
-};
-
-FSM_SAMPLING_INLINE vu key_vec(vf v) {
-  const vu b = (vu)v;
-  return b ^ ((vu)((vi)b >> 31) | 0x80000000u);
-}
-
-// exp_nonpositive (sampling_kernels.h), operation by operation.
-FSM_SAMPLING_INLINE vf exp_vec(vf y) {
-  const vi keep = y >= -87.33654f;
-  const vi lo = (vi)(vf{} + -87.33654f);
-  const vf yc = (vf)(((vi)y & keep) | (lo & ~keep));
-  const vf n = (yc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  vf r = yc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  vf q = vf{} + 1.9875691500E-4f;
-  q = q * r + 1.3981999507E-3f;
-  q = q * r + 8.3334519073E-3f;
-  q = q * r + 4.1665795894E-2f;
-  q = q * r + 1.6666665459E-1f;
-  q = q * r + 5.0000001201E-1f;
-  q = q * (r * r) + r + 1.0f;
-  const vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
-  const vf e = q * (vf)bits;
-  return (vf)((vi)e & keep);
-}
-
-FSM_SAMPLING_INLINE vf select(vi m, vf v) { return (vf)((vi)v & m); }
-
-// Horizontal reductions by a tree of shuffles (no trip through memory: a 64-byte store
-// read back in pieces stalls store-to-load forwarding).
-FSM_SAMPLING_INLINE vu fold_halves(vu x, int step) {
-  switch (step) {
-    case 8: return __builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
-    case 4: return __builtin_shufflevector(x, x, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-    case 2: return __builtin_shufflevector(x, x, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-    default: return __builtin_shufflevector(x, x, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-  }
-}
-FSM_SAMPLING_INLINE std::uint32_t reduce_or(vu x) {
-  x = x | fold_halves(x, 8);
-  x = x | fold_halves(x, 4);
-  x = x | fold_halves(x, 2);
-  x = x | fold_halves(x, 1);
-  return x[0];
-}
-FSM_SAMPLING_INLINE std::uint32_t reduce_max(vu x) {
-  vu y = fold_halves(x, 8);
-  x = x > y ? x : y;
-  y = fold_halves(x, 4);
-  x = x > y ? x : y;
-  y = fold_halves(x, 2);
-  x = x > y ? x : y;
-  y = fold_halves(x, 1);
-  x = x > y ? x : y;
-  return x[0];
-}
-FSM_SAMPLING_INLINE std::uint32_t reduce_add(vu x) {
-  x = x + fold_halves(x, 8);
-  x = x + fold_halves(x, 4);
-  x = x + fold_halves(x, 2);
-  x = x + fold_halves(x, 1);
-  return x[0];
-}
-
-// The 16 lanes of a compare result as bits (lane l -> bit l).
-FSM_SAMPLING_INLINE std::uint32_t lane_bits(vi m) {
-  const vu bit = {1u, 2u, 4u, 8u, 16u, 32u, 64u, 128u, 256u, 512u, 1024u, 2048u, 4096u, 8192u, 16384u, 32768u};
-  return reduce_or((vu)m & bit);
-}
-
-inline double tree16(const double* d) {
-  return (((d[0] + d[1]) + (d[2] + d[3])) + ((d[4] + d[5]) + (d[6] + d[7]))) +
-         (((d[8] + d[9]) + (d[10] + d[11])) + ((d[12] + d[13]) + (d[14] + d[15])));
-}
-FSM_SAMPLING_INLINE double tree16v(vd d) {
-  double a[16];
-  std::memcpy(a, &d, sizeof a);
-  return tree16(a);
-}
-FSM_SAMPLING_INLINE vd widen(vf a) { return __builtin_convertvector(a, vd); }
-
-inline float y_of(float x, float mx, float inv_t) { return (x - mx) * inv_t; }
-
-// Lane l of vector g of a block is element 16 g + l. A block shorter than kBlock (the row's
-// tail) is copied into zero-filled buffers and its missing lanes masked off (valid), so that
-// it adds exactly what the lane rule says.
-template <class S> struct Block {
-  const S* x;
-  const float* w;
-  std::size_t len;
-  S xpad[kBlock];
-  float wpad[kBlock];
-  FSM_SAMPLING_INLINE void set(const S* xs, const float* ws, std::size_t j, std::size_t n) {
-    len = n - j < kBlock ? n - j : kBlock;
-    if (len == kBlock) {
-      x = xs + j;
-      w = ws ? ws + j : nullptr;
-      return;
-    }
-    std::memset(xpad, 0, sizeof xpad);
-    std::memcpy(xpad, xs + j, len * sizeof(S));
-    x = xpad;
-    if (ws) {
-      std::memset(wpad, 0, sizeof wpad);
-      std::memcpy(wpad, ws + j, len * sizeof(float));
-      w = wpad;
-    } else {
-      w = nullptr;
-    }
-  }
-  FSM_SAMPLING_INLINE vi valid(std::size_t g) const {
-    vi iota;
-    for (int l = 0; l < 16; ++l) iota[l] = l;
-    return (iota + int(g)) < int(len);
-  }
-  FSM_SAMPLING_INLINE vf xv(std::size_t g) const { return Load<S>::vec(x, g); }
-  FSM_SAMPLING_INLINE vf wv(std::size_t g) const {
-    vf v;
-    std::memcpy(&v, w + g, sizeof v);
-    return v;
-  }
-};
 
 template <class S>
 void stats(const void* xv, std::size_t n, std::uint32_t* bmax, std::uint32_t* max_key, int* bad) {
@@ -249,7 +71,7 @@ FSM_SAMPLING_INLINE vu code_vec(vf e) {
 
 template <class S>
 void weights(const void* xv, std::size_t n, float mx, float inv_t, float lmp, int do_m, float* w, double* z,
-             double* zm) {
+             double* zm, float* bsum, float* bsum_m) {
   const S* x = static_cast<const S*>(xv);
   vd dz = vd{}, dm = vd{};
   Block<S> blk;
@@ -270,9 +92,27 @@ void weights(const void* xv, std::size_t n, float mx, float inv_t, float lmp, in
     if (!full) std::memcpy(w + j, wtail, blk.len * sizeof(float));
     dz += widen(a);
     dm += widen(am);
+    std::memcpy(bsum + j / kBlock * kLanes, &a, sizeof a);
+    if (do_m) std::memcpy(bsum_m + j / kBlock * kLanes, &am, sizeof am);
   }
   *z = tree16v(dz);
   *zm = do_m ? tree16v(dm) : 0.0;
+}
+
+void exps(float* y, std::size_t n) {
+  std::size_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    vf v;
+    std::memcpy(&v, y + j, sizeof v);
+    v = exp_vec(v);
+    std::memcpy(y + j, &v, sizeof v);
+  }
+  if (j < n) {  // the tail through a padded vector, so that it takes the same operations
+    vf v = vf{};
+    std::memcpy(&v, y + j, (n - j) * sizeof(float));
+    v = exp_vec(v);
+    std::memcpy(y + j, &v, (n - j) * sizeof(float));
+  }
 }
 
 // For each of the kThresholds thresholds, the float64 weight of {w_i >= thr[t]} (lane sums).
@@ -287,60 +127,87 @@ void mass_above(const float* w, std::size_t n, const float* thr, double* mass) {
     for (int t = 0; t < T; ++t) a[t] = vf{};
     for (std::size_t g = 0; g < kBlock; g += kLanes) {
       const vf v = blk.wv(g);
-      for (int t = 0; t < T; ++t) a[t] += select(v >= thr[t], v);
+      for (int t = 0; t < T; ++t) a[t] = add_if_ge(a[t], v, thr[t]);
     }
     for (int t = 0; t < T; ++t) dm[t] += widen(a[t]);
   }
   for (int t = 0; t < T; ++t) mass[t] = tree16v(dm[t]);
 }
 
-// mass[c] = the float64 weight of the tokens with lo <= w_i < hi and code c (c <=
-// weight_code(lo); lo > 0, or lo = 0: every code); their indices, in order, go to list. Lane l of the 16 lanes sums the tokens
-// i = l mod 16 in index order in its own table (runs of one code do not chain through one
-// memory slot), the tables added in a fixed tree. Vectors of 16 weights none of which is in
-// [lo, hi) are skipped after one compare.
-void code_mass(const float* w, std::size_t n, float lo, float hi, double* mass, std::size_t* list,
-               std::size_t* listed) {
-  std::size_t m = 0;
-  const std::size_t C = lo > 0.0f ? std::size_t(weight_code(lo)) + 1 : sampling::kCodes;
-  double* t = mass;  // 16 * kCodes doubles of scratch, lane l's table at t + l * C
-  for (std::size_t i = 0; i < 16 * C; ++i) t[i] = 0.0;
-  for (std::size_t j = 0; j < n; j += kBlock) {
-    const std::size_t len = n - j < kBlock ? n - j : kBlock;
-    const float* wb = w + j;
-    if (len == kBlock) {
-      for (std::size_t g = 0; g < kBlock; g += kLanes) {
-        vf v;
-        std::memcpy(&v, wb + g, sizeof v);
-        std::uint32_t bits = lane_bits((v >= lo) & (v < hi));
-        if (!bits) continue;
-        const vu c = code_vec(v);
-        float vw[kLanes];
-        std::uint32_t vc[kLanes];
-        std::memcpy(vw, &v, sizeof vw);
-        std::memcpy(vc, &c, sizeof vc);
-        while (bits) {
-          const unsigned l = unsigned(__builtin_ctz(bits));
-          bits &= bits - 1;
-          t[l * C + vc[l]] += double(vw[l]);
-          list[m++] = j + g + l;
-        }
-      }
-    } else {
-      for (std::size_t q = 0; q < len; ++q)
-        if (wb[q] >= lo && wb[q] < hi) {
-          t[(q % 16) * C + weight_code(wb[q])] += double(wb[q]);
-          list[m++] = j + q;
-        }
+// The tokens with lo <= w_i < hi, in index order: their weights (wl) and keys (kl), each
+// with room for n + 16; the float64 weight of the tokens with w_i >= hi (*above), in the lane
+// structure of every sum (lanes widened every kBlock).
+template <class S>
+std::size_t list_range(const void* xv, const float* w, std::size_t n, float lo, float hi, float* wl,
+                       std::uint32_t* kl, double* above) {
+  const S* x = static_cast<const S*>(xv);
+  std::size_t m = 0, j = 0;
+  vd d_above = vd{};
+  vf a_above = vf{};
+  for (; j + kLanes <= n; j += kLanes) {
+    vf v;
+    std::memcpy(&v, w + j, sizeof v);
+    const vi in = (v >= lo) & (v < hi);
+    a_above = add_if_ge(a_above, v, hi);
+    if ((j + kLanes) % kBlock == 0) {
+      d_above += widen(a_above);
+      a_above = vf{};
+    }
+    std::uint32_t bits = lane_bits(in);
+#if defined(__AVX512F__)
+    // Compressed into the front of a vector and all of it stored, without a branch: the next
+    // store overwrites the unused lanes.
+    const vu k = key_vec(Load<S>::vec(x, j));
+    _mm512_storeu_ps(wl + m, _mm512_maskz_compress_ps(__mmask16(bits), (__m512)v));
+    _mm512_storeu_si512(kl + m, _mm512_maskz_compress_epi32(__mmask16(bits), (__m512i)k));
+    m += std::size_t(__builtin_popcount(bits));
+#else
+    if (!bits) continue;
+    const vu k = key_vec(Load<S>::vec(x, j));
+    while (bits) {
+      const unsigned l = unsigned(__builtin_ctz(bits));
+      bits &= bits - 1;
+      wl[m] = v[l];
+      kl[m++] = k[l];
+    }
+#endif
+  }
+  d_above += widen(a_above);
+  *above = tree16v(d_above);
+  for (; j < n; ++j) {
+    if (w[j] >= hi) *above += double(w[j]);
+    if (w[j] >= lo && w[j] < hi) {
+      wl[m] = w[j];
+      kl[m++] = float_key(Load<S>::at(x, j));
     }
   }
-  *listed = m;
-  for (std::size_t c = 0; c < C; ++c) {
-    double d[16];
-    for (std::size_t l = 0; l < 16; ++l) d[l] = t[l * C + c];
-    mass[c] = tree16(d);  // reads row c of every table before writing slot c (= t[c], lane 0's)
+  return m;
+}
+
+// Keeps, in place and in order, the (wl, kl) pairs whose weight has code c; returns their
+// count (the arrays have room for m + 16).
+std::size_t keep_code(float* wl, std::uint32_t* kl, std::size_t m, std::uint32_t c) {
+  std::size_t nc = 0, i = 0;
+#if defined(__AVX512F__)
+  for (; i + kLanes <= m; i += kLanes) {
+    vf v;
+    vu k;
+    std::memcpy(&v, wl + i, sizeof v);
+    std::memcpy(&k, kl + i, sizeof k);
+    const std::uint32_t bits = lane_bits((vi)(code_vec(v) == c));
+    const __m512 vw = (__m512)v;
+    const __m512i vk = (__m512i)k;
+    _mm512_storeu_ps(wl + nc, _mm512_maskz_compress_ps(__mmask16(bits), vw));  // nc <= i: read already
+    _mm512_storeu_si512(kl + nc, _mm512_maskz_compress_epi32(__mmask16(bits), vk));
+    nc += std::size_t(__builtin_popcount(bits));
   }
-  for (std::size_t c = C; c < sampling::kCodes; ++c) mass[c] = 0.0;
+#endif
+  for (; i < m; ++i) {
+    kl[nc] = kl[i];
+    wl[nc] = wl[i];
+    nc += weight_code(wl[i]) == c ? 1 : 0;
+  }
+  return nc;
 }
 
 template <class S>
@@ -363,80 +230,116 @@ std::size_t gather_ge(const void* xv, std::size_t n, const std::uint32_t* bmax, 
   return out;
 }
 
-// One block's kept weight (tree16 of its float lanes) and, in kPrefix mode, its count of
-// tokens with key == t.
+// Is token q kept (kAll / kMinP; the prefix walk checks keys itself)?
 template <class S>
-double block_kept(const S* x, const float* w, std::size_t j, std::size_t n, const sampling::WalkSpec& s,
-                  std::uint64_t* ties) {
+FSM_SAMPLING_INLINE bool kept_by_mode(const S* x, std::size_t q, const sampling::WalkSpec& s) {
+  return s.mode != sampling::kMinP || y_of(Load<S>::at(x, q), s.mx, s.inv_t) >= s.lmp;
+}
+
+// kAll / kMinP: the weights pass left each block's kept weight as float lanes in bsum (their
+// sum: tree16 of the lanes widened), so blocks that leave the running sum at or below the
+// target are skipped without reading them; the block holding the target is walked token by
+// token.
+template <class S>
+std::int64_t walk_blocks(const S* x, const float* w, std::size_t n, const sampling::WalkSpec& s,
+                         const float* bsum) {
+  double cum = 0;
+  std::size_t last_block = 0;
+  for (std::size_t j = 0; j < n; j += kBlock) {
+    vf lanes;
+    std::memcpy(&lanes, bsum + j / kBlock * kLanes, sizeof lanes);
+    const double bm = tree16v(widen(lanes));
+    if (bm == 0) continue;
+    last_block = j;
+    if (cum + bm <= s.target) {  // the draw lies past this block
+      cum += bm;
+      continue;
+    }
+    const std::size_t end = n - j < kBlock ? n : j + kBlock;
+    for (std::size_t q = j; q < end; ++q) {
+      if (!(w[q] > 0.0f) || !kept_by_mode(x, q, s)) continue;
+      cum += double(w[q]);
+      if (cum > s.target) return std::int64_t(q);
+    }
+  }
+  // Rounding left the walk short: the last kept token with a positive weight.
+  const std::size_t end = n - last_block < kBlock ? n : last_block + kBlock;
+  for (std::size_t q = end; q-- > last_block;)
+    if (w[q] > 0.0f && kept_by_mode(x, q, s)) return std::int64_t(q);
+  return -1;
+}
+
+// kPrefix, one block: the weight of its tokens with key >= t (tree16 of its float lanes) and
+// its count of tokens with key == t.
+template <class S>
+double block_prefix(const S* x, const float* w, std::size_t j, std::size_t n, std::uint32_t t,
+                    std::uint64_t* ties) {
   Block<S> blk;
   blk.set(x, w, j, n);
   const bool full = blk.len == kBlock;
   vf a = vf{};
   vi c = vi{};
   for (std::size_t g = 0; g < kBlock; g += kLanes) {
-    const vf v = blk.wv(g);  // padded lanes hold 0
-    if (s.mode == sampling::kAll) {
-      a += v;
-    } else if (s.mode == sampling::kPrefix) {
-      const vu k = key_vec(blk.xv(g));
-      a += select((vi)(k >= s.t), v);
-      vi eq = (vi)(k == s.t);
-      if (!full) eq &= blk.valid(g);
-      c -= eq;
-    } else {
-      a += select(((blk.xv(g) - s.mx) * s.inv_t) >= s.lmp, v);
-    }
+    const vu k = key_vec(blk.xv(g));
+    a += select((vi)(k >= t), blk.wv(g));  // padded lanes hold 0
+    vi eq = (vi)(k == t);
+    if (!full) eq &= blk.valid(g);
+    c -= eq;
   }
   *ties = reduce_add((vu)c);
   return tree16v(widen(a));
 }
 
+// kPrefix: the kept tokens are those with key > t and the first r with key == t. A block
+// whose kept weight leaves the running sum at or below the target (and whose ties are all
+// kept) is skipped after one vector pass; the block holding the target is walked token by
+// token.
 template <class S>
-std::int64_t walk(const void* xv, const float* w, std::size_t n, const sampling::WalkSpec& s) {
-  const S* x = static_cast<const S*>(xv);
+std::int64_t walk_prefix(const S* x, const float* w, std::size_t n, const sampling::WalkSpec& s) {
   double cum = 0;
-  std::int64_t last = -1;
+  std::int64_t last = -1;      // the last kept token with a positive weight walked, ...
+  std::size_t last_block = n;  // ... or a skipped block after it that holds it
   std::uint64_t ties = 0;
   for (std::size_t j = 0; j < n; j += kBlock) {
-    const std::size_t len = n - j < kBlock ? n - j : kBlock;
     std::uint64_t bt = 0;
-    const double bm = block_kept(x, w, j, n, s, &bt);
+    const double bm = block_prefix(x, w, j, n, s.t, &bt);
     if (bm == 0) {
       ties += bt;
       continue;
     }
-    const bool all_ties_kept = s.mode != sampling::kPrefix || ties + bt <= s.r;
-    if (all_ties_kept && cum + bm <= s.target) {  // the draw lies past this block
+    if (ties + bt <= s.r && cum + bm <= s.target) {  // the draw lies past this block
       cum += bm;
       ties += bt;
-      for (std::size_t q = j + len; q-- > j;) {  // its last kept token with a positive weight
-        if (!(w[q] > 0.0f)) continue;
-        if (s.mode == sampling::kPrefix && float_key(Load<S>::at(x, q)) < s.t) continue;
-        if (s.mode == sampling::kMinP && !(y_of(Load<S>::at(x, q), s.mx, s.inv_t) >= s.lmp)) continue;
-        last = std::int64_t(q);
-        break;
-      }
+      last_block = j;
       continue;
     }
-    for (std::size_t q = j; q < j + len; ++q) {  // the token by token walk of the block
-      if (s.mode == sampling::kPrefix) {
-        const std::uint32_t k = float_key(Load<S>::at(x, q));
-        if (k < s.t) continue;
-        if (k == s.t && ties++ >= s.r) continue;
-      } else if (s.mode == sampling::kMinP) {
-        if (!(y_of(Load<S>::at(x, q), s.mx, s.inv_t) >= s.lmp)) continue;
-      }
-      if (!(w[q] > 0.0f)) continue;
+    const std::size_t end = n - j < kBlock ? n : j + kBlock;
+    for (std::size_t q = j; q < end; ++q) {
+      const std::uint32_t k = float_key(Load<S>::at(x, q));
+      if (k < s.t || (k == s.t && ties++ >= s.r) || !(w[q] > 0.0f)) continue;
       cum += double(w[q]);
       last = std::int64_t(q);
+      last_block = n;
       if (cum > s.target) return last;
     }
+  }
+  if (last_block < n) {  // rounding left the walk short after a skipped block: its last kept token
+    const std::size_t end = n - last_block < kBlock ? n : last_block + kBlock;
+    for (std::size_t q = end; q-- > last_block;)
+      if (w[q] > 0.0f && float_key(Load<S>::at(x, q)) >= s.t) return std::int64_t(q);
   }
   return last;
 }
 
+// The walk (docs/sampling.md, step 7).
+template <class S>
+std::int64_t walk(const void* xv, const float* w, std::size_t n, const sampling::WalkSpec& s, const float* bsum) {
+  const S* x = static_cast<const S*>(xv);
+  return s.mode == sampling::kPrefix ? walk_prefix(x, w, n, s) : walk_blocks(x, w, n, s, bsum);
+}
+
 template <class S> const sampling::Kernels kernels_of = {
-    &stats<S>, &weights<S>, &mass_above, &code_mass, &gather_ge<S>, &walk<S>,
+    &stats<S>, &weights<S>, &exps, &mass_above, &list_range<S>, &keep_code, &gather_ge<S>, &walk<S>,
 };
 
 }  // namespace

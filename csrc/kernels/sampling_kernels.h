@@ -7,6 +7,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cmath>
 #include <cstring>
 
 namespace fastsoftmax {
@@ -39,22 +40,29 @@ struct Kernels {
   // Pass 1: the largest key of every kMaxBlock-element block (bmax, ceil(n / kMaxBlock)
   // values) and of the row; *bad != 0 when the row holds a NaN or an infinity.
   void (*stats)(const void* x, std::size_t n, std::uint32_t* bmax, std::uint32_t* max_key, int* bad);
-  // Pass 2: w_i = exp(y_i) into w, z = sum w, zm = sum of w over y_i >= lmp (when do_m).
+  // Pass 2: w_i = exp(y_i) into w, z = sum w, zm = sum of w over y_i >= lmp (when do_m), and
+  // the kLanes float lanes of the same two sums over every kBlock-element block (bsum,
+  // bsum_m: kLanes * ceil(n / kBlock) each; bsum_m written when do_m).
   void (*weights)(const void* x, std::size_t n, float mx, float inv_t, float lmp, int do_m, float* w,
-                  double* z, double* zm);
+                  double* z, double* zm, float* bsum, float* bsum_m);
+  // w_i = exp_nonpositive(y_i) for n values of y, in place.
+  void (*exps)(float* y, std::size_t n);
   // For each of kThresholds thresholds (> 0), the weight of {w_i >= thr[t]}.
   void (*mass_above)(const float* w, std::size_t n, const float* thr, double* mass);
-  // The weight of each weight_code over the tokens with lo <= w_i < hi (mass: 16 * kCodes
-  // doubles of scratch; the first kCodes hold the result), and those tokens' indices in
-  // index order (list: room for n; *listed: their count).
-  void (*code_mass)(const float* w, std::size_t n, float lo, float hi, double* mass, std::size_t* list,
-                    std::size_t* listed);
+  // The tokens with lo <= w_i < hi, in index order: their weights and keys (each array with
+  // room for n + 16); returns their count. *above: the weight of {w_i >= hi}.
+  std::size_t (*list_range)(const void* x, const float* w, std::size_t n, float lo, float hi, float* wl,
+                            std::uint32_t* kl, double* above);
+  // Keeps, in place and in order, the (weight, key) pairs of the m listed whose weight has
+  // code c (weight_code); returns their count.
+  std::size_t (*keep_code)(float* wl, std::uint32_t* kl, std::size_t m, std::uint32_t c);
   // The keys and indices of the tokens with key >= t (only blocks whose bmax >= t are read).
   std::size_t (*gather_ge)(const void* x, std::size_t n, const std::uint32_t* bmax, std::uint32_t t,
                            std::uint32_t* keys, std::size_t* idx);
   // The walk (docs/sampling.md, step 7): the chosen index, or the last kept token with a
-  // positive weight when rounding leaves the walk short.
-  std::int64_t (*walk)(const void* x, const float* w, std::size_t n, const WalkSpec& s);
+  // positive weight when rounding leaves the walk short. bsum: the weights pass's block
+  // sums of the kept set (bsum for kAll, bsum_m for kMinP; unused for kPrefix).
+  std::int64_t (*walk)(const void* x, const float* w, std::size_t n, const WalkSpec& s, const float* bsum);
 };
 
 }  // namespace sampling
@@ -85,29 +93,38 @@ inline float key_value(std::uint32_t k) {
   return v;
 }
 
-// exp(y) for y <= 0 in float32 (Cody-Waite reduction, Cephes' expf polynomial), branch-free
-// so that loops over it vectorize; 0 below -87.33654 (where exp(y) leaves the normal
-// floats) and for y = -inf or NaN. exp(0) = 1 exactly.
+// exp(y) for y <= 0 in float32: the float32 scheme of the softmax kernels (kernels/exp.h,
+// Constants<float>: two-constant ln2 reduction, degree-5 polynomial, about 2 ULP), every
+// multiply-add fused so that each step is rounded once and every tier computes the same bits;
+// branch-free so that loops over it vectorize. 0 below -87.33654 (where exp(y) leaves the
+// normal floats) and for y = -inf or NaN. The tiers' vector form (sampling_body.h exp_vec)
+// is this, operation by operation.
+constexpr float kExpLowest = -87.33654f;
+constexpr float kLog2e = 0x1.715476p+0f;
+constexpr float kMinusLn2Hi = -0x1.62E400p-1f;
+constexpr float kMinusLn2Lo = -0x1.7F7D1Cp-20f;
+constexpr float kExpPoly[5] = {0x1.0F9F9Cp-7f, 0x1.573A1Ap-5f, 0x1.555A80p-3f, 0x1.FFFDC6p-2f, 0x1.FFFFF6p-1f};
+constexpr float kRoundMagic = 0x1.8p23f;  // adding it rounds to an integer
+constexpr std::uint32_t kRoundMagicBits = 0x4B400000u;
 inline float exp_nonpositive(float y) {
-  const std::int32_t keep = -std::int32_t(y >= -87.33654f);  // all ones, or 0 (also for NaN)
+  const std::int32_t keep = -std::int32_t(y >= kExpLowest);  // all ones, or 0 (also for NaN)
   std::int32_t yb, lob;
-  const float lo = -87.33654f;
+  const float lo = kExpLowest;
   std::memcpy(&yb, &y, 4);
   std::memcpy(&lob, &lo, 4);
   const std::int32_t ycb = (yb & keep) | (lob & ~keep);
   float yc;
   std::memcpy(&yc, &ycb, 4);
-  const float n = (yc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
-  float r = yc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float q = 1.9875691500E-4f;
-  q = q * r + 1.3981999507E-3f;
-  q = q * r + 8.3334519073E-3f;
-  q = q * r + 4.1665795894E-2f;
-  q = q * r + 1.6666665459E-1f;
-  q = q * r + 5.0000001201E-1f;
-  q = q * (r * r) + r + 1.0f;
-  const std::int32_t bits = (std::int32_t(n) + 127) << 23;
+  const float t = std::fma(yc, kLog2e, kRoundMagic);  // n + 1.5 * 2^23
+  const float n = t - kRoundMagic;
+  float r = std::fma(n, kMinusLn2Hi, yc);
+  r = std::fma(n, kMinusLn2Lo, r);
+  float q = kExpPoly[0];
+  for (int k = 1; k < 5; ++k) q = std::fma(q, r, kExpPoly[k]);
+  q = std::fma(q, r, 1.0f);
+  std::uint32_t tb;
+  std::memcpy(&tb, &t, 4);
+  const std::uint32_t bits = (tb - kRoundMagicBits + 127u) << 23;  // 2^n
   float s;
   std::memcpy(&s, &bits, 4);
   const float e = q * s;
@@ -117,6 +134,12 @@ inline float exp_nonpositive(float y) {
   float out;
   std::memcpy(&out, &eb, 4);
   return out;
+}
+
+// The sum of 16 lane sums in a fixed tree.
+inline double tree16(const double* d) {
+  return (((d[0] + d[1]) + (d[2] + d[3])) + ((d[4] + d[5]) + (d[6] + d[7]))) +
+         (((d[8] + d[9]) + (d[10] + d[11])) + ((d[12] + d[13]) + (d[14] + d[15])));
 }
 
 // The bucket of a weight w in [0, 1]: 8 buckets per octave, from the exponent e and the top
