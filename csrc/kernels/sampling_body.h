@@ -269,48 +269,52 @@ std::int64_t walk_blocks(const S* x, const float* w, std::size_t n, const sampli
   return -1;
 }
 
-// kPrefix, one block: the weight of its tokens with key >= t (tree16 of its float lanes) and
-// its count of tokens with key == t.
+// kPrefix, one block: the weights of its tokens with key >= t (*ge) and with key > t (*gt)
+// (tree16 of float lanes), and its count of tokens with key == t.
 template <class S>
-double block_prefix(const S* x, const float* w, std::size_t j, std::size_t n, std::uint32_t t,
-                    std::uint64_t* ties) {
+std::uint64_t block_prefix(const S* x, const float* w, std::size_t j, std::size_t n, std::uint32_t t, double* ge,
+                           double* gt) {
   Block<S> blk;
   blk.set(x, w, j, n);
   const bool full = blk.len == kBlock;
-  vf a = vf{};
+  vf a_ge = vf{}, a_gt = vf{};
   vi c = vi{};
   for (std::size_t g = 0; g < kBlock; g += kLanes) {
     const vu k = key_vec(blk.xv(g));
-    a += select((vi)(k >= t), blk.wv(g));  // padded lanes hold 0
+    const vf v = blk.wv(g);  // padded lanes hold 0
+    a_ge += select((vi)(k >= t), v);
+    a_gt += select((vi)(k > t), v);
     vi eq = (vi)(k == t);
     if (!full) eq &= blk.valid(g);
     c -= eq;
   }
-  *ties = reduce_add((vu)c);
-  return tree16v(widen(a));
+  *ge = tree16v(widen(a_ge));
+  *gt = tree16v(widen(a_gt));
+  return reduce_add((vu)c);
 }
 
 // kPrefix: the kept tokens are those with key > t and the first r with key == t. A block
-// whose kept weight leaves the running sum at or below the target (and whose ties are all
-// kept) is skipped after one vector pass; the block holding the target is walked token by
-// token.
+// whose kept weight (all its ties kept, or none of them) leaves the running sum at or below
+// the target is skipped after one vector pass; the block holding the target, or the one
+// where the kept ties end, is walked token by token.
 template <class S>
 std::int64_t walk_prefix(const S* x, const float* w, std::size_t n, const sampling::WalkSpec& s) {
   double cum = 0;
   std::int64_t last = -1;      // the last kept token with a positive weight walked, ...
   std::size_t last_block = n;  // ... or a skipped block after it that holds it
+  bool last_block_ties = false;  // whether that block's ties were kept
   std::uint64_t ties = 0;
   for (std::size_t j = 0; j < n; j += kBlock) {
-    std::uint64_t bt = 0;
-    const double bm = block_prefix(x, w, j, n, s.t, &bt);
-    if (bm == 0) {
+    double ge = 0, gt = 0;
+    const std::uint64_t bt = block_prefix(x, w, j, n, s.t, &ge, &gt);
+    const bool all_ties = ties + bt <= s.r, no_ties = ties >= s.r;
+    const double bm = all_ties ? ge : gt;
+    if ((all_ties || no_ties) && cum + bm <= s.target) {  // the draw lies past this block
       ties += bt;
-      continue;
-    }
-    if (ties + bt <= s.r && cum + bm <= s.target) {  // the draw lies past this block
+      if (bm == 0) continue;
       cum += bm;
-      ties += bt;
       last_block = j;
+      last_block_ties = all_ties;
       continue;
     }
     const std::size_t end = n - j < kBlock ? n : j + kBlock;
@@ -325,8 +329,10 @@ std::int64_t walk_prefix(const S* x, const float* w, std::size_t n, const sampli
   }
   if (last_block < n) {  // rounding left the walk short after a skipped block: its last kept token
     const std::size_t end = n - last_block < kBlock ? n : last_block + kBlock;
-    for (std::size_t q = end; q-- > last_block;)
-      if (w[q] > 0.0f && float_key(Load<S>::at(x, q)) >= s.t) return std::int64_t(q);
+    for (std::size_t q = end; q-- > last_block;) {
+      const std::uint32_t k = float_key(Load<S>::at(x, q));
+      if (w[q] > 0.0f && (k > s.t || (k == s.t && last_block_ties))) return std::int64_t(q);
+    }
   }
   return last;
 }
