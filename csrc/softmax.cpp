@@ -80,7 +80,7 @@ void set_prefetch_min_elements(std::int64_t elements) {
 }
 
 Algorithm auto_algorithm(DType dtype, std::size_t row_length) {
-  return row_length * itemsize(dtype) <= auto_reload_limit(dtype) ? Algorithm::three_pass_reload : Algorithm::two_pass;
+  return row_length * itemsize(dtype) <= auto_reload_limit(dtype) ? kAutoInCache : kAutoBeyondCache;
 }
 
 namespace {

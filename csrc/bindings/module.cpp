@@ -527,6 +527,11 @@ PYBIND11_MODULE(_core, m) {
     return v;
   }, "The kernels' algorithm= names (kernels.inc's order; \"auto\" picks one of them)");
   m.def("pattern_names", &pattern_names, "The memory-only patterns' names (kernels.inc's order)");
+  m.def("dtype_names", [] {
+    std::vector<std::string> v;
+    for (int i = 0; i < kDTypes; ++i) v.push_back(dtype_name(DType(i)));
+    return v;
+  }, "The kernels' dtype names (kernels.inc's order)");
   m.def("kernel_name", [](const std::string& op, const std::string& algorithm, const std::string& dtype,
                           const py::object& isa, std::size_t n) {
           return resolve_kernel(op, algorithm, dtype_named(dtype), isa, n).name;
@@ -554,6 +559,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("cpu_brand", &cpu_brand);
   m.def("avx512_bf16_rounding", &avx512_bf16_rounding,
         "True when the avx512 tier's bfloat16 kernels round with vcvtneps2bf16 (AVX512-BF16)");
+  m.def("auto_algorithms", [] { return py::make_tuple(algorithm_name(kAutoInCache), algorithm_name(kAutoBeyondCache)); },
+        "The two algorithms auto chooses between: (for rows that fit the cache, for rows beyond)");
   m.def("auto_algorithm", [](const std::string& dtype, std::size_t n) {
     return std::string(algorithm_name(auto_algorithm(dtype_named(dtype), n)));
   });
