@@ -157,7 +157,7 @@ struct Columns : Loops<V, S> {
   // run in cache and x and y are each touched once. Returns false, having written
   // nothing, when a column needs the exact path (NaN, +inf, |x| beyond kHigh, or a max
   // below -kHigh). scratch: column_scratch_bytes(n, strips) bytes, 64-byte aligned (the
-  // thread's scratch block, allocated before the call wrote anything: row_walk.h).
+  // thread's scratch block, allocated before the call wrote anything: row_scratch.h).
   static bool prim_three_pass_columns(std::size_t n, const void* xv, std::int64_t xs, void* yv, std::int64_t ys,
                                       std::size_t strips, bool log, bool reload, void* scratch_bytes) {
     if constexpr (!std::is_same<S, T>::value) {

@@ -17,10 +17,7 @@
 //   steps as one row (three_pass_fast, sum_in_chunk_order, three_pass_constant).
 // - Tables: softmax with 16-bit storage runs over Primitives::softmax on every path
 //   (softmax.cpp, run_rows_typed).
-#pragma once
-#ifndef FASTSOFTMAX_ROWS_NS
-#error "define FASTSOFTMAX_ROWS_NS (the namespace for this copy) before including rows.h"
-#endif
+#pragma once  // FASTSOFTMAX_ROWS_NS: checked by rows.h and row_runner.h, which include this file
 
 #include <algorithm>
 #include <cmath>

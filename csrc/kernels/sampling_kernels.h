@@ -85,6 +85,25 @@ inline float key_value(std::uint32_t k) {
   return v;
 }
 
+// The core of exp_nonpositive for a float or a 16-lane vector of them (sampling_vec.h's
+// exp_vec): *n = y / ln 2 rounded to nearest, and e^(y - n ln 2) (Cody-Waite reduction,
+// Cephes' expf polynomial), the same operations for both, so the same bits.
+template <class F>
+inline __attribute__((always_inline)) F exp_reduced(F yc, F* n_out) {
+  const F n = (yc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
+  F r = yc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  F q = F{} + 1.9875691500E-4f;
+  q = q * r + 1.3981999507E-3f;
+  q = q * r + 8.3334519073E-3f;
+  q = q * r + 4.1665795894E-2f;
+  q = q * r + 1.6666665459E-1f;
+  q = q * r + 5.0000001201E-1f;
+  q = q * (r * r) + r + 1.0f;
+  *n_out = n;
+  return q;
+}
+
 // exp(y) for y <= 0 in float32 (Cody-Waite reduction, Cephes' expf polynomial), branch-free
 // so that loops over it vectorize; 0 below -87.33654 (where exp(y) leaves the normal
 // floats) and for y = -inf or NaN. exp(0) = 1 exactly.
@@ -97,16 +116,8 @@ inline float exp_nonpositive(float y) {
   const std::int32_t ycb = (yb & keep) | (lob & ~keep);
   float yc;
   std::memcpy(&yc, &ycb, 4);
-  const float n = (yc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
-  float r = yc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float q = 1.9875691500E-4f;
-  q = q * r + 1.3981999507E-3f;
-  q = q * r + 8.3334519073E-3f;
-  q = q * r + 4.1665795894E-2f;
-  q = q * r + 1.6666665459E-1f;
-  q = q * r + 5.0000001201E-1f;
-  q = q * (r * r) + r + 1.0f;
+  float n;
+  const float q = exp_reduced(yc, &n);
   const std::int32_t bits = (std::int32_t(n) + 127) << 23;
   float s;
   std::memcpy(&s, &bits, 4);

@@ -87,16 +87,8 @@ FSM_SAMPLING_INLINE vf exp_vec(vf y) {
   const vi keep = y >= -87.33654f;
   const vi lo = (vi)(vf{} + -87.33654f);
   const vf yc = (vf)(((vi)y & keep) | (lo & ~keep));
-  const vf n = (yc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  vf r = yc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  vf q = vf{} + 1.9875691500E-4f;
-  q = q * r + 1.3981999507E-3f;
-  q = q * r + 8.3334519073E-3f;
-  q = q * r + 4.1665795894E-2f;
-  q = q * r + 1.6666665459E-1f;
-  q = q * r + 5.0000001201E-1f;
-  q = q * (r * r) + r + 1.0f;
+  vf n;
+  const vf q = exp_reduced(yc, &n);
   const vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
   const vf e = q * (vf)bits;
   return (vf)((vi)e & keep);
