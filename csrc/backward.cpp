@@ -47,11 +47,11 @@ const void* backward_table(Tier tier, DType d) {
   return tables[std::size_t(tier) * kDTypes + std::size_t(d)];
 }
 
-// Rows split into chunks of this many elements, as the forward's (rows.h, kChunk).
+// Rows split into chunks of this many elements, as the forward's (row_rules.h, kChunk).
 constexpr std::size_t kChunk = std::size_t{1} << 16;
 
 // Flush-to-zero and denormals-are-zero while a task runs, as the forward's tasks do
-// (rows.h, FlushDenormals): tiny products otherwise take microcode assists.
+// (row_runner.h, FlushDenormals): tiny products otherwise take microcode assists.
 class Ftz {
  public:
 #if defined(FASTSOFTMAX_X86)

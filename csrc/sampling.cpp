@@ -165,6 +165,7 @@ template <typename T> class RowSampler {
 
   RowSampler(const T* x, std::size_t n, Workspace& ws) : x_(x), n_(n), ws_(ws) {}
 
+  // Long: one row's numbered steps (1-4) share a dozen locals (flags, sums, the prefix); split, each would take them all.
   int run(double temperature, std::int64_t top_k, double top_p, double min_p, double u,
           std::int64_t* token, double* logprob) {
     // 1. max, NaN, +inf. (v - v) is NaN exactly for NaN and +-inf: one sum finds them.
@@ -630,6 +631,7 @@ int checked_stats(const sampling::Kernels& K, const S* x, std::size_t n, FastWor
   return kSampleOk;
 }
 
+// Long: one row's steps in order (stats, greedy, weights, thresholds, walk) over one workspace and shared locals.
 template <class S>
 int sample_fast(const S* x, std::size_t n, double temperature, std::int64_t top_k, double top_p, double min_p,
                 double u, std::int64_t* token, double* logprob) {

@@ -80,7 +80,7 @@ void set_prefetch_min_elements(std::int64_t elements) {
 }
 
 Algorithm auto_algorithm(DType dtype, std::size_t row_length) {
-  return row_length * itemsize(dtype) <= auto_reload_limit(dtype) ? Algorithm::three_pass_reload : Algorithm::two_pass;
+  return row_length * itemsize(dtype) <= auto_reload_limit(dtype) ? kAutoInCache : kAutoBeyondCache;
 }
 
 namespace {
@@ -103,14 +103,16 @@ Plan plan(const RowsJob& job, int threads) {
   return pl;
 }
 
+// Whether the threads take whole rows (many rows, or short ones) rather than the chunks of
+// one row at a time (few long rows). Either split gives the same bits (row_rules.h, threads).
+bool rows_over_threads(const Plan& pl) { return pl.rows >= std::size_t(2 * pl.threads) || pl.n <= generic::kChunk; }
+
 // Calls fn(runner, r, x_row, y_row) for every row of the job through the generic
-// RowRunner: many rows (or short ones) -> whole rows per thread; few long rows -> one row
-// at a time, its chunks spread over the threads. Each row is computed the same way either
-// way, so the result does not depend on the thread count. The scratch of every thread that
+// RowRunner, split over the threads by rows_over_threads. The scratch of every thread that
 // runs rows is allocated first (Workspace: std::bad_alloc before anything is written).
 template <class T, class Fn>
 void drive(const Primitives<T>& p, const RowsJob& job, const Plan& pl, Fn&& fn) {
-  const bool by_rows = pl.rows >= std::size_t(2 * pl.threads) || pl.n <= generic::kChunk;
+  const bool by_rows = rows_over_threads(pl);
   const int chunk_threads = by_rows ? 1 : pl.threads;
   const auto chunks = [chunk_threads](std::size_t count, auto& f) {
     parallel_for(count, chunk_threads, [&](std::size_t c) {
@@ -166,24 +168,20 @@ void run_stats_typed(const KernelEntry& k, int ndim, const std::int64_t* shape, 
   drive<T>(*static_cast<const Primitives<T>*>(k.prims), job, pl, fn);
 }
 
-// Statistics of rows longer than a chunk that are not contiguous and that the row walk
-// would gather one whole row at a time (no tiles: for_rows gathers up to kTile rows that
-// are adjacent in memory together, within kTileBytes): each chunk is gathered on its own
-// instead (RowRunner over a StridedRow), so no row is ever copied whole -- the statistics
-// of a strided or broadcast row of 2^28 elements would otherwise allocate a 1 GiB buffer.
-// The chunks are those of a contiguous row: the same bits. False: not such rows. The chunk
-// statistics and gather buffers come from Workspaces allocated before any row is read
-// (strided_stats_layout), like the scratch of the other calls.
+// Statistics of rows longer than a chunk whose layout is RowLayout::gathered (the row walk
+// would copy one whole row at a time): each chunk is gathered on its own instead (RowRunner
+// over a StridedRow), so no row is ever copied whole -- the statistics of a strided or
+// broadcast row of 2^28 elements would otherwise allocate a 1 GiB buffer. The chunks are
+// those of a contiguous row: the same bits (row_rules.h, threads). False: not such rows.
+// The chunk statistics and gather buffers come from Workspaces allocated before any row is
+// read (strided_stats_layout), like the scratch of the other calls.
 template <class S>
 bool strided_row_stats(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x,
                        const std::int64_t* xs, double* m, double* e, double* shift, int threads) {
   const std::size_t n = static_cast<std::size_t>(shape[ndim - 1]);
   const std::int64_t step = xs[ndim - 1];
-  bool aligned = reinterpret_cast<std::uintptr_t>(x) % alignof(S) == 0;
-  for (int d = 0; d < ndim; ++d) aligned = aligned && xs[d] % std::int64_t(alignof(S)) == 0;
-  const bool tiles = ndim >= 2 && xs[ndim - 2] == std::int64_t(sizeof(S)) && generic::kTileBytes / (n * sizeof(S)) >= 2;
-  if (n <= generic::kChunk || (step == std::int64_t(sizeof(S)) && aligned) || tiles) return false;
   const RowsJob job{k.op_id, Algorithm::two_pass, ndim, shape, x, xs, nullptr, xs, false};
+  if (n <= generic::kChunk || generic::RowWalk<S>(job).layout != generic::RowLayout::gathered) return false;
   const Plan pl = plan<S>(job, threads);
   if (pl.rows == 0) return true;
   const auto row_at = [&](std::size_t r) {
@@ -210,10 +208,10 @@ bool strided_row_stats(const KernelEntry& k, int ndim, const std::int64_t* shape
   }
   // Few rows: each row's chunks over the threads. The row's chunk statistics (one block,
   // this thread's), and a gather buffer for each thread that runs chunks at once.
-  const std::size_t chunk_count = (n + generic::kChunk - 1) / generic::kChunk;
+  const std::size_t row_chunks = generic::chunk_count(n);
   const generic::ScratchLayout layout = generic::strided_stats_layout<S>(n, false);
   Workspace stats_ws(1, layout.bytes());
-  Workspace gather_ws(workspace_blocks(chunk_count, pl.threads), generic::gather_bytes<S>());
+  Workspace gather_ws(workspace_blocks(row_chunks, pl.threads), generic::gather_bytes<S>());
   const auto chunks = [&](std::size_t count, auto& f) {
     parallel_for(count, pl.threads, [&](std::size_t c) {
       generic::FlushDenormals ftz;

@@ -31,8 +31,14 @@ void rows_from_stats(const KernelEntry& k, int ndim, const std::int64_t* shape, 
 // Output rows of at least this many bytes are written with non-temporal stores.
 std::size_t streaming_threshold_bytes();
 
-// The algorithm "auto" resolves to for rows of this length: three-pass reload for rows of
-// at most auto_reload_limit(dtype) input bytes, two-pass beyond (the rule in softmax.cpp).
+// The two algorithms "auto" chooses between: one for rows that fit the cache (one exp per
+// element), one for rows beyond it (the least memory traffic). fastsoftmax-bench --tune
+// measures the crossover between them (_core.auto_algorithms()).
+constexpr Algorithm kAutoInCache = Algorithm::three_pass_reload;
+constexpr Algorithm kAutoBeyondCache = Algorithm::two_pass;
+
+// The algorithm "auto" resolves to for rows of this length: kAutoInCache for rows of at
+// most auto_reload_limit(dtype) input bytes, kAutoBeyondCache beyond (the rule in softmax.cpp).
 Algorithm auto_algorithm(DType dtype, std::size_t row_length);
 std::size_t auto_reload_limit(DType dtype);
 // The rule's limit from the cache sizes, and whether a profile replaced it.

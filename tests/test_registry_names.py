@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import fastsoftmax
-from fastsoftmax import _core
-from fastsoftmax.bench import _cli, _impls, _report
+from fastsoftmax import _core, _profile
+from fastsoftmax.bench import _cli, _impls, _report, _tune
 
 
 def test_python_algorithm_names_are_the_cores():
@@ -35,6 +35,26 @@ def test_auto_resolves_to_a_core_algorithm():
     for dtype in ("float32", "float64", "float16", "bfloat16"):
         for n in (1, 1 << 10, 1 << 26):
             assert _core.auto_algorithm(dtype, n) in _core.algorithms()
+
+
+def test_dtype_names_are_the_cores():
+    names = tuple(_core.dtype_names())
+    assert names and len(set(names)) == len(names)
+    assert {k["dtype"] for k in fastsoftmax.kernels()} == set(names)
+    assert _impls.DTYPES == names and _profile.DTYPES == names
+    assert set(_impls.ITEMSIZE) == set(names) and _report.ITEMSIZE is _impls.ITEMSIZE
+    assert _impls.HALF_DTYPES == tuple(d for d in names if d in ("float16", "bfloat16"))
+
+
+def test_tune_measures_the_pair_auto_chooses_between():
+    """--tune times the two algorithms of auto's rule: in cache (short rows) and beyond (the
+    suite runs with the built-in limit, FASTSOFTMAX_PROFILE=off)."""
+    pair = tuple(_core.auto_algorithms())
+    assert _tune.ALGS == pair and len(set(pair)) == 2 and set(pair) <= set(_core.algorithms())
+    for dtype in _core.dtype_names():
+        assert _core.auto_algorithm(dtype, 1) == pair[0]
+        assert _core.auto_algorithm(dtype, 1 << 40) == pair[1]
+    assert [a for a, _ in _tune.prefetch_workloads()] == list(pair)
 
 
 def test_bench_algorithms_and_patterns_are_the_cores():

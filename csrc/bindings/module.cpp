@@ -276,6 +276,59 @@ PyObject* new_like(PyObject* x) {
   return new_like_function()(x, kKeepOrder, nullptr, 0);
 }
 
+// The fast path's threads= (None, or an int in [1, kMaxThreads]) into *n; false: not here.
+bool fast_threads(PyObject* threads, long* n) {
+  if (threads == Py_None) return true;
+  if (!PyLong_CheckExact(threads)) return false;
+  *n = PyLong_AsLong(threads);
+  if (*n < 1 || *n > kMaxThreads) {
+    PyErr_Clear();
+    return false;
+  }
+  return true;
+}
+
+constexpr int kCContiguous = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_;
+
+// Whether the fast path takes axis= over x: None over a 1-D or C-contiguous x (one row), or
+// the last axis as an int.
+bool fast_axis(PyObject* axis, const py::detail::PyArray_Proxy* xa) {
+  if (axis == Py_None) return xa->nd == 1 || (xa->flags & kCContiguous);
+  if (!PyLong_CheckExact(axis)) return false;
+  const long a = PyLong_AsLong(axis);
+  if (a == -1 && PyErr_Occurred()) {
+    PyErr_Clear();
+    return false;
+  }
+  return a == -1 || a == xa->nd - 1;
+}
+
+// Whether the fast path may write out= for x: an ndarray of x's shape and dtype dt,
+// writeable, whose elements do not overlap each other nor (unless it is x) x's; C-contiguous
+// too when all of x is one row (whole).
+bool fast_out(PyObject* x, PyObject* out, DType dt, bool whole) {
+  if (Py_TYPE(out) != py::detail::npy_api::get().PyArray_Type_) return false;
+  const auto* xa = py::detail::array_proxy(x);
+  const auto* oa = py::detail::array_proxy(out);
+  const std::size_t item = itemsize(dt);
+  DType odt;
+  if (oa->nd != xa->nd || !fast_dtype(oa->descr, &odt) || odt != dt ||
+      !(oa->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_))
+    return false;
+  for (int d = 0; d < xa->nd; ++d)
+    if (oa->dimensions[d] != xa->dimensions[d]) return false;
+  // An out whose elements overlap each other (or may): the Python path refuses it.
+  if (overlap_of(oa->nd, oa->dimensions, oa->strides, py::ssize_t(item)) != SelfOverlap::no) return false;
+  if (whole && xa->nd != 1 && !(oa->flags & kCContiguous)) return false;
+  if (out != x) {  // any possible overlap: the Python path decides exactly
+    std::uintptr_t xl, xh, ol, oh;
+    extent(xa, item, &xl, &xh);
+    extent(oa, item, &ol, &oh);
+    if (xl < oh && ol < xh) return false;
+  }
+  return true;
+}
+
 PyObject* fast_call(bool log, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 7) {
     PyErr_SetString(PyExc_TypeError, "fast path: 7 arguments expected");
@@ -292,29 +345,11 @@ PyObject* fast_call(bool log, PyObject* const* args, Py_ssize_t nargs) {
   AlgorithmChoice alg;
   if (!fast_algorithm(algorithm, &alg)) return not_here();
   long nthreads = 0;
-  if (threads != Py_None) {
-    if (!PyLong_CheckExact(threads)) return not_here();
-    nthreads = PyLong_AsLong(threads);
-    if (nthreads < 1 || nthreads > kMaxThreads) {
-      PyErr_Clear();
-      return not_here();
-    }
-  }
+  if (!fast_threads(threads, &nthreads)) return not_here();
   // axis=None: all elements form one row -- one contiguous row when x is C-contiguous (the
   // common softmax(x) on a (1, n) or (b, n) array); other layouts take the Python path.
   const bool whole = axis == Py_None;
-  constexpr int kCContiguous = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_;
-  if (whole) {
-    if (xa->nd != 1 && !(xa->flags & kCContiguous)) return not_here();
-  } else {
-    if (!PyLong_CheckExact(axis)) return not_here();
-    const long a = PyLong_AsLong(axis);
-    if (a == -1 && PyErr_Occurred()) {
-      PyErr_Clear();
-      return not_here();
-    }
-    if (a != -1 && a != xa->nd - 1) return not_here();
-  }
+  if (!fast_axis(axis, xa)) return not_here();
   const std::size_t item = itemsize(dt);
   try {
     py::object result;
@@ -323,23 +358,7 @@ PyObject* fast_call(bool log, PyObject* const* args, Py_ssize_t nargs) {
       result = py::reinterpret_steal<py::object>(new_like(x));
       if (!result) return nullptr;
     } else {
-      if (Py_TYPE(out) != api.PyArray_Type_) return not_here();
-      const auto* oa = py::detail::array_proxy(out);
-      DType odt;
-      if (oa->nd != xa->nd || !fast_dtype(oa->descr, &odt) || odt != dt ||
-          !(oa->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_))
-        return not_here();
-      for (int d = 0; d < xa->nd; ++d)
-        if (oa->dimensions[d] != xa->dimensions[d]) return not_here();
-      // An out whose elements overlap each other (or may): the Python path refuses it.
-      if (overlap_of(oa->nd, oa->dimensions, oa->strides, py::ssize_t(item)) != SelfOverlap::no) return not_here();
-      if (whole && xa->nd != 1 && !(oa->flags & kCContiguous)) return not_here();
-      if (out != x) {  // any possible overlap: the Python path decides exactly
-        std::uintptr_t xl, xh, ol, oh;
-        extent(xa, item, &xl, &xh);
-        extent(oa, item, &ol, &oh);
-        if (xl < oh && ol < xh) return not_here();
-      }
+      if (!fast_out(x, out, dt, whole)) return not_here();
       result = py::reinterpret_borrow<py::object>(out);
     }
     auto* ya = py::detail::array_proxy(result.ptr());
@@ -427,6 +446,7 @@ extern "C" FSM_EXPORT int fastsoftmax_py_set_num_threads(int n) {
   return 0;
 }
 
+// Long by nature: one list of the module's m.def bindings (sampling and backward have files of their own).
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fastsoftmax native core (use the functions of the fastsoftmax package)";
   // NumPy's C API table, looked up now rather than at the first call (it imports NumPy's
@@ -507,6 +527,11 @@ PYBIND11_MODULE(_core, m) {
     return v;
   }, "The kernels' algorithm= names (kernels.inc's order; \"auto\" picks one of them)");
   m.def("pattern_names", &pattern_names, "The memory-only patterns' names (kernels.inc's order)");
+  m.def("dtype_names", [] {
+    std::vector<std::string> v;
+    for (int i = 0; i < kDTypes; ++i) v.push_back(dtype_name(DType(i)));
+    return v;
+  }, "The kernels' dtype names (kernels.inc's order)");
   m.def("kernel_name", [](const std::string& op, const std::string& algorithm, const std::string& dtype,
                           const py::object& isa, std::size_t n) {
           return resolve_kernel(op, algorithm, dtype_named(dtype), isa, n).name;
@@ -534,6 +559,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("cpu_brand", &cpu_brand);
   m.def("avx512_bf16_rounding", &avx512_bf16_rounding,
         "True when the avx512 tier's bfloat16 kernels round with vcvtneps2bf16 (AVX512-BF16)");
+  m.def("auto_algorithms", [] { return py::make_tuple(algorithm_name(kAutoInCache), algorithm_name(kAutoBeyondCache)); },
+        "The two algorithms auto chooses between: (for rows that fit the cache, for rows beyond)");
   m.def("auto_algorithm", [](const std::string& dtype, std::size_t n) {
     return std::string(algorithm_name(auto_algorithm(dtype_named(dtype), n)));
   });

@@ -1,6 +1,6 @@
 // Three-pass softmax over the columns of a tile (softmax along a non-last axis), over a
 // vector type V (see passes.h). Included by passes.h, inside the tier's namespace
-// (FASTSOFTMAX_TIER), after rows.h (three_pass_constant).
+// (FASTSOFTMAX_TIER), after rows.h (row_rules.h: three_pass_constant, sum_in_chunk_order).
 
 // Once per translation unit: a unit holds one tier.
 #pragma once
@@ -49,9 +49,9 @@ struct Columns : Loops<V, S> {
   // of up to kColumnStrips strips is walked together (one page visit serves all of them).
   static constexpr std::size_t kColumnStrips = N * sizeof(T) >= 512 ? 1 : 512 / (N * sizeof(T));
   static constexpr std::size_t kColumnPrefetch = 16;  // axis positions ahead, passes 1 and 3
-  // Bound on a group's copy (rows.h picks the strips): on the EPYC (1 MiB L2), (1, 3072,
-  // 1024) float32 ran at 0.25 ns/element with 8 strips (1.5 MiB), 0.30 with 5 (1 MiB) and
-  // 0.42 with 2 -- wide groups pay more than a copy that stays in L2.
+  // Bound on a group's copy (row_walk.h picks the strips): about the L2, a little over it --
+  // wider groups (fewer page visits) gain more than the copy's spill costs up to this size
+  // (docs/results.md, "Design measurements").
   static constexpr std::size_t kColumnCopyBytes = std::size_t{1} << 21;
 
   struct ColumnWalk {
@@ -157,7 +157,7 @@ struct Columns : Loops<V, S> {
   // run in cache and x and y are each touched once. Returns false, having written
   // nothing, when a column needs the exact path (NaN, +inf, |x| beyond kHigh, or a max
   // below -kHigh). scratch: column_scratch_bytes(n, strips) bytes, 64-byte aligned (the
-  // thread's scratch block, allocated before the call wrote anything: rows.h).
+  // thread's scratch block, allocated before the call wrote anything: row_scratch.h).
   static bool prim_three_pass_columns(std::size_t n, const void* xv, std::int64_t xs, void* yv, std::int64_t ys,
                                       std::size_t strips, bool log, bool reload, void* scratch_bytes) {
     if constexpr (!std::is_same<S, T>::value) {
@@ -198,18 +198,15 @@ struct Columns : Loops<V, S> {
       if (!reload) c.template sums<false, false>(sigma);
       else if (log) c.template sums<true, true>(sigma);
       else c.template sums<true, false>(sigma);
-      // Per column, the row runner's scalar glue: the one chunk's sum in double (three_pass),
+      // Per column, the row runner's scalar glue (row_rules.h): the one chunk's sum in double,
       // then the last pass's constant.
       alignas(64) T col_mu[kColumnStrips * N], col_sigma[kColumnStrips * N], col_c[kColumnStrips * N];
       for (std::size_t g = 0; g < strips; ++g) {
         V::storeu(col_mu + g * N, c.mu[g]);
         V::storeu(col_sigma + g * N, sigma[g]);
       }
-      for (std::size_t k = 0; k < strips * N; ++k) {
-        double sum = 0;
-        sum += double(col_sigma[k]);
-        col_c[k] = three_pass_constant(log, reload, col_mu[k], sum);
-      }
+      for (std::size_t k = 0; k < strips * N; ++k)
+        col_c[k] = three_pass_constant(log, reload, col_mu[k], sum_in_chunk_order(&col_sigma[k], 1));
       R cv[kColumnStrips];
       for (std::size_t g = 0; g < strips; ++g) cv[g] = V::loadu(col_c + g * N);
       // Pass 3: reload_scale / reload_sub, or write_exp_scaled / write_sub, into y.

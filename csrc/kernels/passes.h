@@ -174,7 +174,7 @@ struct Passes : Loops<V, S, kExp16> {
       W::transpose8x8(s, ss, d, ds);
     }
   };
-  // The tile walk's layout hooks (rows.h, for_rows): block transposes, and the column
+  // The row walk's layout hooks (row_walk.h, RowWalk): block transposes, and the column
   // kernel where S is the compute type.
   struct Layout : Transposer<V> {
     static constexpr std::size_t kColumnWidth = std::is_same<S, T>::value ? N : 0;  // columns per strip

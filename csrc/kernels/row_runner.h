@@ -20,33 +20,17 @@
 
 #include "kernels/exact.h"
 #include "kernels/primitives.h"
+#include "kernels/row_rules.h"
 
 namespace fastsoftmax {
 namespace FASTSOFTMAX_ROWS_NS {
 
-// Rows longer than this are computed as chunks of this many elements whose statistics
-// are merged in chunk order. The chunking depends on the row length alone, never on the
-// thread count, so the result is bitwise the same for any number of threads.
-constexpr std::size_t kChunk = std::size_t{1} << 16;
-
-// Contiguous one-chunk rows handed to RowRunner::rows at once by for_rows.
-constexpr int kRowBatch = 4;
-
-// The constant of three-pass's last pass, from the row's max and its sum of e^(x - mu) in
-// double: 1/sum (softmax); log(sum) (log_softmax, reload: the middle row holds x - mu); or
-// mu + log(sum) (log_softmax, recompute). Shared by the row runner and the column kernel
-// (passes.h), whose results must be bitwise the same.
-template <class T>
-T three_pass_constant(bool log, bool reload, T mu, double sum) {
-  if (!log) return static_cast<T>(1.0 / sum);
-  return reload ? static_cast<T>(std::log(sum)) : static_cast<T>(double(mu) + std::log(sum));
-}
-
 // Flush-to-zero and denormals-are-zero while a task runs (MXCSR is per thread; restored
-// on exit). Subnormal results -- outputs below ~1e-38 (f32), tiny contributions when pass 1
-// rescales -- otherwise take microcode assists of ~100 cycles each on Intel: a
-// U[-1000, 1000] row ran 10x slower. Only outputs below the smallest normal number change
-// (to 0); the AVX2 exponent-bit 2^d already flushes there.
+// on exit), on every thread that runs rows or chunks, so that they all compute alike
+// (row_rules.h). Subnormal results -- outputs below ~1e-38 (f32), tiny contributions when
+// pass 1 rescales -- otherwise take microcode assists of ~100 cycles each on Intel
+// (docs/results.md, "Design measurements"). Only outputs below the smallest normal number
+// change (to 0); the AVX2 exponent-bit 2^d already flushes there.
 class FlushDenormals {
  public:
 #if defined(FASTSOFTMAX_X86)
@@ -107,12 +91,12 @@ class RowRunner {
         log_(op == Op::log_softmax),
         alg_(alg),
         n_(n),
-        chunks_((n + kChunk - 1) / kChunk),
+        chunks_(chunk_count(n)),
         stream_(stream),
         scratch_(scratch) {}
 
-  // Up to kRowBatch rows at once: the same operations as row() on each (so the same bits),
-  // phase by phase, so that the short dependency chains of one-chunk rows -- horizontal
+  // Up to kRowBatch rows at once: the same steps as row() on each (so the same bits: the
+  // batch rule of row_rules.h), phase by phase, so that the short dependency chains of one-chunk rows -- horizontal
   // reductions, the division -- overlap instead of running back to back. Three-pass rows
   // (auto's choice for short rows) of float32/float64; others one by one.
   void rows(int count, const S* const* x, S* const* y) const {
@@ -203,20 +187,10 @@ class RowRunner {
     T* e = m + chunks_;
     each_chunk_scratch(
         [&](std::size_t c, unsigned char* buffer) { p_.pair_sum(size(c), chunk(x, c, buffer), &m[c], &e[c]); });
-    double e_max = -std::numeric_limits<double>::infinity();
-    for (std::size_t c = 0; c < chunks_; ++c) e_max = std::max(e_max, double(e[c]));
-    double sum = 0;  // exact rescaling by powers of two, in chunk order
-    for (std::size_t c = 0; c < chunks_; ++c) {
-      const double d = double(e[c]) - e_max;
-      // A NaN (from a NaN or +inf input) must survive any rescaling, even to nothing.
-      if (m[c] != m[c] || d != d) sum = std::numeric_limits<double>::quiet_NaN();
-      else if (d >= -2000.0) sum += std::ldexp(double(m[c]), static_cast<int>(d));
-    }
-    *sum_out = sum;
-    *e_out = e_max;
+    merge_pair_chunks(m, e, chunks_, sum_out, e_out);
     // !(sum < inf) also catches NaN (a NaN or +inf input reaches the sum as NaN).
-    return sum < std::numeric_limits<double>::infinity() && e_max >= FastRange<T>::kMinRowExponent &&
-           e_max <= FastRange<T>::kMaxRowExponent;
+    return *sum_out < std::numeric_limits<double>::infinity() && *e_out >= FastRange<T>::kMinRowExponent &&
+           *e_out <= FastRange<T>::kMaxRowExponent;
   }
 
   // Chunk c of a row: in place, or (a strided row) gathered into `buffer`, kChunk elements
@@ -254,10 +228,8 @@ class RowRunner {
     T* mu = s.data();
     T* sigma = mu + chunks_;
     each_chunk([&](std::size_t c) { p_.online_sum(size(c), x + begin(c), &mu[c], &sigma[c]); });
-    double mu_max = -std::numeric_limits<double>::infinity();
-    for (std::size_t c = 0; c < chunks_; ++c) mu_max = std::max(mu_max, double(mu[c]));
-    double sum = 0;
-    for (std::size_t c = 0; c < chunks_; ++c) sum += double(sigma[c]) * std::exp(double(mu[c]) - mu_max);
+    double mu_max, sum;
+    merge_online_chunks(mu, sigma, chunks_, &mu_max, &sum);
     if (!(sum < std::numeric_limits<double>::infinity()) ||
         !(mu_max >= -FastRange<T>::kHigh && mu_max <= FastRange<T>::kHigh))
       return exact(x, y);
@@ -271,18 +243,13 @@ class RowRunner {
     char bad_one = 0;
     char* bad = chunks_ > 1 ? scratch_.bad : &bad_one;
     each_chunk([&](std::size_t c) { bad[c] = p_.max(size(c), x + begin(c), &mu[c]); });
-    T mu_max = -std::numeric_limits<T>::infinity();
+    const T mu_max = max_in_chunk_order(mu, chunks_);
     bool any_bad = false;
-    for (std::size_t c = 0; c < chunks_; ++c) {
-      mu_max = std::max(mu_max, mu[c]);
-      any_bad = any_bad || bad[c];
-    }
-    if (any_bad || !(mu_max >= -FastRange<T>::kHigh)) return exact(x, y);
+    for (std::size_t c = 0; c < chunks_; ++c) any_bad = any_bad || bad[c];
+    if (!three_pass_fast(any_bad, mu_max)) return exact(x, y);
     T* w = reload_row(y);
     each_chunk([&](std::size_t c) { sigma[c] = exp_pass(size(c), x + begin(c), w ? w + begin(c) : nullptr, mu_max); });
-    double sum = 0;
-    for (std::size_t c = 0; c < chunks_; ++c) sum += double(sigma[c]);
-    finish_three_pass(x, y, w, mu_max, sum);
+    finish_three_pass(x, y, w, mu_max, sum_in_chunk_order(sigma, chunks_));
   }
 
   // Pass 2 of three-pass over n elements: sum of e^(x - mu); reload also stores e^(x - mu)
@@ -301,15 +268,15 @@ class RowRunner {
   }
 
   // three_pass for count <= kRowBatch one-chunk rows with S == T, each phase over all the
-  // rows before the next (see rows()); the arithmetic of three_pass, row by row.
+  // rows before the next (see rows()); three_pass's steps, row by row (row_rules.h).
   void three_pass_batch(int count, const S* const* x, S* const* y) const {
     T mu[kRowBatch], sigma[kRowBatch];
     bool fast[kRowBatch];
     for (int i = 0; i < count; ++i) {
       T m;
       const bool bad = p_.max(n_, x[i], &m);
-      mu[i] = std::max(-std::numeric_limits<T>::infinity(), m);
-      fast[i] = !(bad || !(mu[i] >= -FastRange<T>::kHigh));
+      mu[i] = max_in_chunk_order(&m, 1);
+      fast[i] = three_pass_fast(bad, mu[i]);
     }
     // S == T: reload keeps its middle row in y, as ReloadBuffer does.
     const auto w = [y](int i) { return reinterpret_cast<T*>(y[i]); };
@@ -320,9 +287,7 @@ class RowRunner {
         exact(x[i], y[i]);
         continue;
       }
-      double sum = 0;  // as three_pass's sum over its one chunk
-      sum += double(sigma[i]);
-      finish_three_pass(x[i], y[i], w(i), mu[i], sum);
+      finish_three_pass(x[i], y[i], w(i), mu[i], sum_in_chunk_order(&sigma[i], 1));
     }
   }
 

@@ -106,6 +106,21 @@ constexpr float kMinusLn2Lo = -0x1.7F7D1Cp-20f;
 constexpr float kExpPoly[5] = {0x1.0F9F9Cp-7f, 0x1.573A1Ap-5f, 0x1.555A80p-3f, 0x1.FFFDC6p-2f, 0x1.FFFFF6p-1f};
 constexpr float kRoundMagic = 0x1.8p23f;  // adding it rounds to an integer
 constexpr std::uint32_t kRoundMagicBits = 0x4B400000u;
+// yc = n ln2 + r: e^r by the polynomial, and t = n + 1.5 * 2^23 (n in its low bits) -- the
+// steps of exp_nonpositive that the tiers' exp_vec repeats lane by lane (F: float or a lane
+// vector, fma its fused multiply-add).
+template <class F, class Fma>
+inline __attribute__((always_inline)) F exp_reduced(F yc, Fma fma, F* t_out) {
+  const F t = fma(yc, F{} + kLog2e, F{} + kRoundMagic);
+  const F n = t - kRoundMagic;
+  F r = fma(n, F{} + kMinusLn2Hi, yc);
+  r = fma(n, F{} + kMinusLn2Lo, r);
+  F q = F{} + kExpPoly[0];
+  for (int k = 1; k < 5; ++k) q = fma(q, r, F{} + kExpPoly[k]);
+  *t_out = t;
+  return fma(q, r, F{} + 1.0f);
+}
+
 inline float exp_nonpositive(float y) {
   const std::int32_t keep = -std::int32_t(y >= kExpLowest);  // all ones, or 0 (also for NaN)
   std::int32_t yb, lob;
@@ -115,13 +130,8 @@ inline float exp_nonpositive(float y) {
   const std::int32_t ycb = (yb & keep) | (lob & ~keep);
   float yc;
   std::memcpy(&yc, &ycb, 4);
-  const float t = std::fma(yc, kLog2e, kRoundMagic);  // n + 1.5 * 2^23
-  const float n = t - kRoundMagic;
-  float r = std::fma(n, kMinusLn2Hi, yc);
-  r = std::fma(n, kMinusLn2Lo, r);
-  float q = kExpPoly[0];
-  for (int k = 1; k < 5; ++k) q = std::fma(q, r, kExpPoly[k]);
-  q = std::fma(q, r, 1.0f);
+  float t;  // n + 1.5 * 2^23
+  const float q = exp_reduced(yc, [](float a, float b, float c) { return std::fma(a, b, c); }, &t);
   std::uint32_t tb;
   std::memcpy(&tb, &t, 4);
   const std::uint32_t bits = (tb - kRoundMagicBits + 127u) << 23;  // 2^n

@@ -131,13 +131,8 @@ FSM_SAMPLING_INLINE vf exp_vec(vf y) {
   const vi keep = y >= kExpLowest;
   const vi lo = (vi)splat(kExpLowest);
   const vf yc = (vf)(((vi)y & keep) | (lo & ~keep));
-  const vf t = fmadd(yc, splat(kLog2e), splat(kRoundMagic));
-  const vf n = t - kRoundMagic;
-  vf r = fmadd(n, splat(kMinusLn2Hi), yc);
-  r = fmadd(n, splat(kMinusLn2Lo), r);
-  vf q = splat(kExpPoly[0]);
-  for (int k = 1; k < 5; ++k) q = fmadd(q, r, splat(kExpPoly[k]));
-  q = fmadd(q, r, splat(1.0f));
+  vf t;
+  const vf q = exp_reduced(yc, [](vf a, vf b, vf c) { return fmadd(a, b, c); }, &t);
   const vu bits = ((vu)t - kRoundMagicBits + 127u) << 23;  // 2^n
   const vf e = q * (vf)bits;
   return (vf)((vi)e & keep);

@@ -26,7 +26,7 @@ from . import _core
 
 __all__ = ["profile_path", "machine_key", "load", "save_entry", "status", "DTYPES"]
 
-DTYPES = ("float32", "float64", "float16", "bfloat16")
+DTYPES = tuple(_core.dtype_names())  # the dtypes auto has a reload limit for: every kernel dtype
 FORMAT = 1
 _ENV = "FASTSOFTMAX_PROFILE"
 

@@ -104,7 +104,7 @@ def runtime_info() -> Dict[str, Any]:
                  f"calls use {active} instead")
     selected = {}
     if active is not None:
-        for dtype in ("float32", "float64", "float16", "bfloat16"):
+        for dtype in _core.dtype_names():
             for op in ("softmax", "log_softmax"):
                 selected[f"{op}/{dtype}"] = {
                     "in-cache row (1K)": _core.kernel_name(op, "auto", dtype, None, 1024),

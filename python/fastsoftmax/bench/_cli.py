@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "option; --sizes adds single rows); a summary line per dtype compares auto with the "
                           "fastest peer on every shape")
     p.add_argument("--dtype", default=None,
-                   help="comma list of float32, float64, float16, bfloat16 (default float32; --suite models: "
+                   help=f"comma list of {', '.join(_impls.DTYPES)} (default float32; --suite models: "
                         "float32, bfloat16, float16); bfloat16 needs the "
                         "optional ml_dtypes package (listed as skipped without it). Half-type inputs are the float32 "
                         "input rounded to the type; with float32 in the run a summary compares their two-pass time "

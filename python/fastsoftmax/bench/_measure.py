@@ -9,6 +9,8 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ._impls import HALF_DTYPES
+
 Shape = Union[int, Sequence[int]]
 
 
@@ -44,7 +46,7 @@ def make_input(shape: Shape, dtype: np.dtype, kind: str, seed: int) -> np.ndarra
     n = int(np.prod(shp))
     rng = np.random.default_rng(seed)
     x = aligned_empty(n, dtype, 0)
-    if dtype.name in ("float16", "bfloat16"):
+    if dtype.name in HALF_DTYPES:
         step = 1 << 22
         for a in range(0, n, step):
             m = min(step, n - a)

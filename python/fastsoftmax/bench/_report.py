@@ -16,8 +16,8 @@ PNG_NAME = "softmax-throughput.png"
 TRAFFIC_MARK = {"real": " ", "effective": "*", "assumed": "~"}
 _ALG_ORDER = _impls.ALGORITHMS + ("auto",)
 #: Bytes per element of each dtype the harness runs (rows also carry bytes_per_elem; this is for the plot).
-ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
-HALF_DTYPES = ("float16", "bfloat16")
+ITEMSIZE = _impls.ITEMSIZE
+HALF_DTYPES = _impls.HALF_DTYPES
 #: The half types' two-pass softmax should take at most this fraction of float32's time out of cache
 #: (it moves half the bytes: 0.5x at the memory bound, plus the conversions).
 HALF_VS_FLOAT32_TARGET = 0.6

@@ -19,7 +19,9 @@ import numpy as np
 
 from .. import _core, _profile
 
-ALGS = ("three-pass-reload", "two-pass")
+#: The pair ``auto`` chooses between, from the core: three-pass reload in cache, two-pass beyond.
+RELOAD, TWO_PASS = _core.auto_algorithms()
+ALGS: Tuple[str, str] = (RELOAD, TWO_PASS)
 
 
 def ladder(lo_bytes: int = 1 << 15, hi_bytes: int = 1 << 27) -> List[int]:
@@ -99,7 +101,7 @@ def measure_dtype(dtype: str, sizes: Sequence[int], rounds: int, min_sample_s: f
             for a in (ALGS if r % 2 == 0 else ALGS[::-1]):
                 samples[a].append(_time_per_call(calls[a], reps[a]))
         med = {a: statistics.median(samples[a]) * 1e9 / n for a in ALGS}
-        out.append((n * dt.itemsize, med["three-pass-reload"], med["two-pass"]))
+        out.append((n * dt.itemsize, med[RELOAD], med[TWO_PASS]))
     return out
 
 
@@ -110,7 +112,7 @@ PREFETCH_OFF = 1 << 62
 def prefetch_workloads() -> List[Tuple[str, Tuple[int, int]]]:
     """What the prefetch choice is measured on (float32, one thread): a batch of rows that
     fit in L2 but not together in the LLC (three-pass reload), and one long row (two-pass)."""
-    return [("three-pass-reload", (64, 1 << 17)), ("two-pass", (1, 1 << 25))]
+    return [(RELOAD, (64, 1 << 17)), (TWO_PASS, (1, 1 << 25))]
 
 
 def choose_prefetch(builtin: Sequence[float], off: Sequence[float], margin: float = 0.03) -> Optional[int]:
