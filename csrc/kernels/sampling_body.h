@@ -21,11 +21,7 @@
 
 namespace fastsoftmax {
 namespace FASTSOFTMAX_TIER {
-namespace {
-
-using sampling::kBlock;
-using sampling::kLanes;
-using sampling::kMaxBlock;
+namespace {  // sampling_vec.h's namespace: its names (and its using-declarations) hold here
 
 template <class S>
 void stats(const void* xv, std::size_t n, std::uint32_t* bmax, std::uint32_t* max_key, int* bad) {

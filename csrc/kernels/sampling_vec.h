@@ -93,31 +93,29 @@ FSM_SAMPLING_INLINE vu key_vec(vf v) {
 
 // a * b + c rounded once, lane by lane: the tier's fused multiply-add (std::fma on the
 // scalar tier: an instruction where the target has one, else the C library's, exact too).
+// op over the kParts registers of type R that hold the 16 lanes of a, b and c.
+template <class R, int kParts, class Op>
+FSM_SAMPLING_INLINE vf by_parts(vf a, vf b, vf c, Op op) {
+  constexpr int kBytes = 64 / kParts;
+  vf out;
+  for (int h = 0; h < kParts; ++h) {
+    R ra, rb, rc;
+    std::memcpy(&ra, reinterpret_cast<const char*>(&a) + kBytes * h, kBytes);
+    std::memcpy(&rb, reinterpret_cast<const char*>(&b) + kBytes * h, kBytes);
+    std::memcpy(&rc, reinterpret_cast<const char*>(&c) + kBytes * h, kBytes);
+    const R r = op(ra, rb, rc);
+    std::memcpy(reinterpret_cast<char*>(&out) + kBytes * h, &r, kBytes);
+  }
+  return out;
+}
+
 FSM_SAMPLING_INLINE vf fmadd(vf a, vf b, vf c) {
 #if defined(__AVX512F__)
   return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
 #elif defined(__AVX2__) && defined(__FMA__)
-  vf out;
-  for (int h = 0; h < 2; ++h) {
-    __m256 va, vb, vc;
-    std::memcpy(&va, reinterpret_cast<const char*>(&a) + 32 * h, 32);
-    std::memcpy(&vb, reinterpret_cast<const char*>(&b) + 32 * h, 32);
-    std::memcpy(&vc, reinterpret_cast<const char*>(&c) + 32 * h, 32);
-    const __m256 r = _mm256_fmadd_ps(va, vb, vc);
-    std::memcpy(reinterpret_cast<char*>(&out) + 32 * h, &r, 32);
-  }
-  return out;
+  return by_parts<__m256, 2>(a, b, c, [](__m256 x, __m256 y, __m256 z) { return _mm256_fmadd_ps(x, y, z); });
 #elif defined(__aarch64__)
-  vf out;
-  for (int h = 0; h < 4; ++h) {
-    float32x4_t va, vb, vc;
-    std::memcpy(&va, reinterpret_cast<const char*>(&a) + 16 * h, 16);
-    std::memcpy(&vb, reinterpret_cast<const char*>(&b) + 16 * h, 16);
-    std::memcpy(&vc, reinterpret_cast<const char*>(&c) + 16 * h, 16);
-    const float32x4_t r = vfmaq_f32(vc, va, vb);
-    std::memcpy(reinterpret_cast<char*>(&out) + 16 * h, &r, 16);
-  }
-  return out;
+  return by_parts<float32x4_t, 4>(a, b, c, [](float32x4_t x, float32x4_t y, float32x4_t z) { return vfmaq_f32(z, x, y); });
 #else
   vf out;
   for (int l = 0; l < 16; ++l) out[l] = std::fma(a[l], b[l], c[l]);
