@@ -10,13 +10,16 @@
 //     few candidates are ranked exactly (key descending, index ascending), and top-p,
 //     min-p and the draw run over the kept top-k tokens alone;
 //   otherwise:
-//   2. read x, write w (weights): w_i = exp(y_i), their sum Z, the min-p set's sum;
+//   2. read x, write w (weights): w_i = exp(y_i), their sum Z, the min-p set's sum, and
+//     each block's sums as float lanes;
 //   3. top-p: weight codes (8 buckets per octave of w, each a range of the ranking): one
-//     vector pass weighs 8 code ranges (mass_above), the per-code weights of the crossing
-//     range (code_mass) give the code holding the crossing token, and its tokens' keys
-//     finish a radix select (11 + 11 + 10 bits) over those few candidates;
-//   4. read x and w (walk): blocks of 128 whose kept weight leaves the running sum at or
-//     below u * Z_kept are skipped after one vector pass; the block holding it is walked.
+//     vector pass weighs 8 code ranges (mass_above); the range holding the crossing is
+//     listed (list_range: weights and keys) and narrowed by the same weighing over the
+//     list to the code holding the crossing token, whose keys finish a radix select (8
+//     bits a level) over those few candidates;
+//   4. the draw (walk): without top-p, the block sums of step 2 up to the block holding
+//     u * Z_kept, walked alone; with top-p, blocks of 128 whose kept weight leaves the
+//     running sum at or below u * Z_kept are skipped after one vector pass.
 // float64 rows take the portable path (RowSampler below): the same semantics, with a
 // 2048-bucket histogram instead of the threshold passes.
 #include "sampling.h"
