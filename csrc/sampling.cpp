@@ -495,6 +495,90 @@ Prefix<std::uint32_t> select_in_candidates(std::uint32_t* cand, float* cw, std::
   return p;
 }
 
+// A long row's passes over the whole row run over chunks of kRowChunk elements (a multiple
+// of every pass's block), on `use` threads; their partial results are combined in chunk
+// order, so that they are the same for any thread count.
+constexpr std::size_t kRowChunk = std::size_t{1} << 15;
+
+std::size_t chunk_count(std::size_t n) { return (n + kRowChunk - 1) / kRowChunk; }
+
+template <class F>
+void over_chunks(std::size_t n, int use, F&& fn) {
+  const std::size_t chunks = chunk_count(n);
+  auto one = [&](std::size_t c) { fn(c, c * kRowChunk, std::min(n, (c + 1) * kRowChunk)); };
+  if (use <= 1 || chunks == 1) {
+    for (std::size_t c = 0; c < chunks; ++c) one(c);
+  } else {
+    parallel_for(chunks, int(std::min<std::size_t>(std::size_t(use), chunks)), one);
+  }
+}
+
+// The passes of sampling::Kernels over the chunks of a row (same arguments, plus `use`).
+struct ChunkedPasses {
+  const sampling::Kernels& K;
+  int use;
+
+  void stats(const void* x, std::size_t size, std::size_t n, std::uint32_t* bmax, std::uint32_t* max_key,
+             int* bad) const {
+    std::vector<std::uint32_t> mk(chunk_count(n));
+    std::vector<int> bd(chunk_count(n));
+    over_chunks(n, use, [&](std::size_t c, std::size_t j0, std::size_t j1) {
+      K.stats(static_cast<const char*>(x) + j0 * size, j1 - j0, bmax + j0 / sampling::kMaxBlock, &mk[c], &bd[c]);
+    });
+    *max_key = *std::max_element(mk.begin(), mk.end());
+    *bad = *std::max_element(bd.begin(), bd.end());
+  }
+
+  void weights(const void* x, std::size_t size, std::size_t n, float mx, float inv_t, float lmp, int do_m,
+               float* w, double* z, double* zm, float* bsum, float* bsum_m) const {
+    std::vector<double> zc(chunk_count(n)), zmc(chunk_count(n));
+    over_chunks(n, use, [&](std::size_t c, std::size_t j0, std::size_t j1) {
+      const std::size_t b0 = j0 / sampling::kBlock * sampling::kLanes;
+      K.weights(static_cast<const char*>(x) + j0 * size, j1 - j0, mx, inv_t, lmp, do_m, w + j0, &zc[c], &zmc[c],
+                bsum + b0, do_m ? bsum_m + b0 : bsum_m);
+    });
+    *z = *zm = 0;
+    for (std::size_t c = 0; c < zc.size(); ++c) {
+      *z += zc[c];
+      *zm += zmc[c];
+    }
+  }
+
+  void mass_above(const float* w, std::size_t n, const float* thr, double* mass) const {
+    constexpr int T = sampling::kThresholds;
+    std::vector<double> mc(chunk_count(n) * T);
+    over_chunks(n, use, [&](std::size_t c, std::size_t j0, std::size_t j1) {
+      K.mass_above(w + j0, j1 - j0, thr, &mc[c * T]);
+    });
+    for (int t = 0; t < T; ++t) {
+      mass[t] = 0;
+      for (std::size_t c = 0; c < chunk_count(n); ++c) mass[t] += mc[c * T + std::size_t(t)];
+    }
+  }
+
+  // wl and kl: room for n + 16 * (chunk_count(n) + 1). Chunk c lists from j0 + 16 c on (its
+  // last stores may run 16 past its own count), then the lists are moved together in order.
+  std::size_t list_range(const void* x, std::size_t size, const float* w, std::size_t n, float lo, float hi,
+                         float* wl, std::uint32_t* kl, double* above) const {
+    std::vector<std::size_t> count(chunk_count(n));
+    std::vector<double> ac(chunk_count(n));
+    over_chunks(n, use, [&](std::size_t c, std::size_t j0, std::size_t j1) {
+      count[c] = K.list_range(static_cast<const char*>(x) + j0 * size, w + j0, j1 - j0, lo, hi, wl + j0 + 16 * c,
+                              kl + j0 + 16 * c, &ac[c]);
+    });
+    std::size_t m = 0;
+    *above = 0;
+    for (std::size_t c = 0; c < count.size(); ++c) {
+      const std::size_t from = c * kRowChunk + 16 * c;
+      std::memmove(wl + m, wl + from, count[c] * sizeof(float));
+      std::memmove(kl + m, kl + from, count[c] * sizeof(std::uint32_t));
+      m += count[c];
+      *above += ac[c];
+    }
+    return m;
+  }
+};
+
 // Top-p without top-k: the weight code holding the crossing token, then the exact select
 // among that code's tokens.
 //  - The tokens with w < tau weigh less than n * tau <= (1 - p) Z / 2 in all, so the
@@ -508,8 +592,8 @@ Prefix<std::uint32_t> select_in_candidates(std::uint32_t* cand, float* cw, std::
 //    holding the crossing; its listed tokens are the candidates of the exact select.
 // Should rounding leave the target unreached, the codes of every token are weighed instead.
 template <class S>
-Prefix<std::uint32_t> select_top_p(const sampling::Kernels& K, const S* x, const float* w, std::size_t n,
-                                   double z, double top_p, FastWorkspace& ws) {
+Prefix<std::uint32_t> select_top_p(const sampling::Kernels& K, const ChunkedPasses& P, const S* x, const float* w,
+                                   std::size_t n, double z, double top_p, FastWorkspace& ws) {
   constexpr std::size_t C = sampling::kCodes;
   constexpr int T = sampling::kThresholds;
   const double target = top_p * z;
@@ -525,7 +609,7 @@ Prefix<std::uint32_t> select_top_p(const sampling::Kernels& K, const S* x, const
       cs[i] = std::uint32_t((std::uint64_t(code_tau) * std::uint64_t(i + 1)) / std::uint64_t(T + 1));
       thr[i] = code_floor(cs[i]);
     }
-    K.mass_above(w, n, thr, m);
+    P.mass_above(w, n, thr, m);
     int i = 0;
     while (i < T && !(m[i] >= target)) ++i;
     if (i < T) {
@@ -537,8 +621,8 @@ Prefix<std::uint32_t> select_top_p(const sampling::Kernels& K, const S* x, const
       hi = thr[i - 1];
     }
   }
-  ws.cw.resize(n + 16);
-  ws.keys.resize(n + 16);
+  ws.cw.resize(n + 16 * (chunk_count(n) + 1));
+  ws.keys.resize(n + 16 * (chunk_count(n) + 1));
   float* wl = ws.cw.data();
   std::uint32_t* kl = ws.keys.data();
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -549,7 +633,7 @@ Prefix<std::uint32_t> select_top_p(const sampling::Kernels& K, const S* x, const
       hi = 2.0f;
     }
     double above = 0;
-    const std::size_t listed = K.list_range(x, w, n, lo, hi, wl, kl, &above);
+    const std::size_t listed = P.list_range(x, sizeof(S), w, n, lo, hi, wl, kl, &above);
     // Narrow [a, b] to the code c holding the crossing; cum: the weight of the codes above.
     std::uint32_t a = c_lo, b = c_hi, c = c_hi;
     double cum = above;
@@ -617,11 +701,11 @@ std::size_t rank_top_k(const sampling::Kernels& K, const void* x, std::size_t n,
 
 // Pass 1 and the row checks shared by sample and topk_rows: kSampleOk, or the row's error.
 template <class S>
-int checked_stats(const sampling::Kernels& K, const S* x, std::size_t n, FastWorkspace& ws, std::uint32_t* max_key) {
+int checked_stats(const ChunkedPasses& P, const S* x, std::size_t n, FastWorkspace& ws, std::uint32_t* max_key) {
   const std::size_t nb = (n + sampling::kMaxBlock - 1) / sampling::kMaxBlock;
   ws.bmax.resize(nb);
   int bad;
-  K.stats(x, n, ws.bmax.data(), max_key, &bad);
+  P.stats(x, sizeof(S), n, ws.bmax.data(), max_key, &bad);
   if (bad) {
     for (std::size_t q = 0; q < n; ++q) {
       const float v = StorageOf<S>::at(x, q);
@@ -637,11 +721,12 @@ int checked_stats(const sampling::Kernels& K, const S* x, std::size_t n, FastWor
 // Long: one row's steps in order (stats, greedy, weights, thresholds, walk) over one workspace and shared locals.
 template <class S>
 int sample_fast(const S* x, std::size_t n, double temperature, std::int64_t top_k, double top_p, double min_p,
-                double u, std::int64_t* token, double* logprob) {
+                double u, std::int64_t* token, double* logprob, int use) {
   const sampling::Kernels& K = *tier_kernels(StorageOf<S>::value);
+  const ChunkedPasses P{K, use};
   FastWorkspace& ws = fast_workspace();
   std::uint32_t max_key;
-  const int err = checked_stats(K, x, n, ws, &max_key);
+  const int err = checked_stats(P, x, n, ws, &max_key);
   if (err != kSampleOk) return err;
   const std::uint32_t* bmax = ws.bmax.data();
   const float mx = key_value(max_key);
@@ -716,7 +801,7 @@ int sample_fast(const S* x, std::size_t n, double temperature, std::int64_t top_
   const std::size_t nblocks = (n + sampling::kBlock - 1) / sampling::kBlock;
   ws.bsum.resize(nblocks * sampling::kLanes);
   ws.bsum_m.resize(do_m ? nblocks * sampling::kLanes : 0);
-  K.weights(x, n, mx, inv_t, lmp, do_m ? 1 : 0, w, &z, &zm, ws.bsum.data(), ws.bsum_m.data());
+  P.weights(x, sizeof(S), n, mx, inv_t, lmp, do_m ? 1 : 0, w, &z, &zm, ws.bsum.data(), ws.bsum_m.data());
   sampling::WalkSpec spec{};
   spec.mode = sampling::kAll;
   spec.lmp = lmp;
@@ -724,7 +809,7 @@ int sample_fast(const S* x, std::size_t n, double temperature, std::int64_t top_
   spec.inv_t = inv_t;
   double z_kept = z;
   if (do_p) {
-    const Prefix<std::uint32_t> pre = select_top_p(K, x, w, n, z, top_p, ws);
+    const Prefix<std::uint32_t> pre = select_top_p(K, P, x, w, n, z, top_p, ws);
     spec.mode = sampling::kPrefix;
     spec.t = pre.t;
     spec.r = pre.r;
@@ -750,7 +835,7 @@ int topk_fast(const S* x, std::size_t n, std::size_t k, std::int64_t* out) {
   const sampling::Kernels& K = *tier_kernels(StorageOf<S>::value);
   FastWorkspace& ws = fast_workspace();
   std::uint32_t max_key;
-  const int err = checked_stats(K, x, n, ws, &max_key);
+  const int err = checked_stats(ChunkedPasses{K, 1}, x, n, ws, &max_key);
   if (err != kSampleOk) return err;
   const std::size_t kk = rank_top_k(K, x, n, k, ws);  // kk == k: the row has n >= k tokens
   for (std::size_t i = 0; i < kk; ++i) out[i] = std::int64_t(ws.idx[ws.order[i]]);
@@ -781,13 +866,13 @@ int topk_fast(const double* x, std::size_t n, std::size_t k, std::int64_t* out) 
 
 template <class T> struct RowRunner {
   static int run(const T* x, std::size_t n, double t, std::int64_t k, double p, double m, double u, std::int64_t* tok,
-                 double* lp) {
-    return sample_fast(x, n, t, k, p, m, u, tok, lp);
+                 double* lp, int use) {
+    return sample_fast(x, n, t, k, p, m, u, tok, lp, use);
   }
 };
 template <> struct RowRunner<double> {
   static int run(const double* x, std::size_t n, double t, std::int64_t k, double p, double m, double u,
-                 std::int64_t* tok, double* lp) {
+                 std::int64_t* tok, double* lp, int) {
     RowSampler<double> s(x, n, workspace());
     return s.run(t, k, p, m, u, tok, lp);
   }
@@ -818,10 +903,12 @@ std::int64_t sample_rows(const T* x, std::size_t rows, std::size_t n, const Samp
   const int use = rows > 1 ? useful_threads(std::min<int>(want, int(std::min<std::size_t>(rows, 1 << 20))),
                                             double(rows) * double(n) * 3.0)
                            : 1;
+  // One row: its passes over chunks on the threads (the same results for any count).
+  const int inner = rows == 1 ? useful_threads(want, double(n) * 3.0) : 1;
   auto one = [&](std::size_t r) {
     const double u = philox_uniform(p.seed[r], p.row_offset + r);
-    errors[r] = RowRunner<T>::run(x + std::ptrdiff_t(r) * p.row_stride, n, p.temperature[r], p.top_k[r], p.top_p[r], p.min_p[r], u, tokens + r,
-                                  logprobs ? logprobs + r : nullptr);
+    errors[r] = RowRunner<T>::run(x + std::ptrdiff_t(r) * p.row_stride, n, p.temperature[r], p.top_k[r], p.top_p[r],
+                                  p.min_p[r], u, tokens + r, logprobs ? logprobs + r : nullptr, inner);
   };
   return each_row(rows, use, errors, error, one);
 }

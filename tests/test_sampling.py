@@ -270,6 +270,31 @@ def test_reproducible_across_threads_and_batch_splits():
     assert (fs.sample(x, **{**kw, "seed": 1}) != ref).any()
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_one_long_row_over_threads(dtype):
+    # A row longer than one chunk (32768 elements) runs its passes over the threads: the same
+    # tokens and log-probabilities for any thread count, and as the same row in a batch (where
+    # each row runs on one thread).
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((1, 100_003)) * 2.5).astype(np.float32)
+    x[0, rng.integers(0, x.shape[1], 20)] += 8
+    if dtype == "bfloat16":
+        x = x.astype(pytest.importorskip("ml_dtypes").bfloat16)
+    else:
+        x = x.astype(dtype)
+    batch = np.concatenate([x, x])
+    settings = [dict(top_p=0.9), dict(min_p=0.05), dict(), dict(top_p=0.95, min_p=0.01, temperature=0.7),
+                dict(top_k=50, top_p=0.8)]
+    for kw in settings:
+        for seed in range(12):
+            ref_t, ref_l = fs.sample(x, seed=seed, threads=1, return_logprobs=True, **kw)
+            for th in (2, 3):
+                t, lp = fs.sample(x, seed=seed, threads=th, return_logprobs=True, **kw)
+                assert t[0] == ref_t[0] and lp[0] == ref_l[0], (kw, seed, th)
+            tb, lb = fs.sample(batch, seed=seed, threads=2, return_logprobs=True, **kw)
+            assert tb[0] == ref_t[0] and lb[0] == ref_l[0], (kw, seed)
+
+
 def test_seed_generator_and_none():
     x = np.random.default_rng(0).standard_normal((200, 50)).astype(np.float32)
     a = fs.sample(x, seed=np.random.default_rng(42))
