@@ -588,8 +588,9 @@ struct ChunkedPasses {
 //    whose weight reaches the target, weights [lo, hi).
 //  - One pass (list_range) lists the tokens in [lo, hi) (weights and keys, in index order)
 //    and weighs {w >= hi} (`above`).
-//  - mass_above over the listed weights, 8 codes at a time, narrows the range to the code
-//    holding the crossing; its listed tokens are the candidates of the exact select.
+//  - mass_above over the listed weights, at 8 codes spread over the range, narrows it to the
+//    codes between two of them, and again until it is one code: the code holding the
+//    crossing, whose listed tokens are the candidates of the exact select.
 // Should rounding leave the target unreached, the codes of every token are weighed instead.
 template <class S>
 Prefix<std::uint32_t> select_top_p(const sampling::Kernels& K, const ChunkedPasses& P, const S* x, const float* w,
