@@ -102,9 +102,15 @@ struct Accumulators : Exp<V, S, kExp16> {
       R e = s.e;
       for (std::size_t a = 0; a < A; ++a) e = V::max(e, n[a]);
       e = integral_exponent(e);
-      R m = V::scale(s.m, V::sub(s.e, e));
-      for (std::size_t a = 0; a < A; ++a) m = V::scale_add(p[a], V::sub(n[a], e), m);
-      s = {m, e};
+      // The group's A terms are added as a pairwise tree and the tree joins the running sum
+      // by one addition: each group lengthens the sum's chain of roundings by one, not A.
+      static_assert(A >= 2, "the group tree pairs terms");
+      R t[A / 2];
+      for (std::size_t a = 0; a < A / 2; ++a)
+        t[a] = V::scale_add(p[2 * a], V::sub(n[2 * a], e), V::scale(p[2 * a + 1], V::sub(n[2 * a + 1], e)));
+      for (std::size_t w = A / 2; w > 1; w /= 2)
+        for (std::size_t a = 0; a < w / 2; ++a) t[a] = V::add(t[2 * a], t[2 * a + 1]);
+      s = {V::scale_add(s.m, V::sub(s.e, e), t[0]), e};
     }
     R update(State& s, R x) const {  // one vector (row tails)
       R m;
@@ -122,8 +128,10 @@ struct Accumulators : Exp<V, S, kExp16> {
 
   // Milakov & Gimelshein: running max and the sum rescaled to it by a real exp -- float32's
   // exp even for Exp16: every rise of the max multiplies the sum by one more rescaling exp.
+  // Paired: two vectors share one rescaling.
   struct OnlineAcc {
     struct State { R mx, s; };
+    static constexpr bool kPaired = true;
     static State init() { return {V::set1(C::kLow), V::set1(T(0))}; }
     R update(State& st, R x) const {
       const R xc = V::max(V::set1(C::kLow), x);
@@ -131,6 +139,15 @@ struct Accumulators : Exp<V, S, kExp16> {
       st.s = V::fmadd(st.s, E::template exp_shifted<false>(st.mx, mx), E::template exp_shifted<false>(xc, mx));
       st.mx = mx;
       return x;
+    }
+    void update_pair(State& st, R v, R w, R& out_v, R& out_w) const {
+      const R vc = V::max(V::set1(C::kLow), v), wc = V::max(V::set1(C::kLow), w);
+      const R mx = V::max(st.mx, V::max(vc, wc));
+      const R terms = V::add(E::template exp_shifted<false>(vc, mx), E::template exp_shifted<false>(wc, mx));
+      st.s = V::fmadd(st.s, E::template exp_shifted<false>(st.mx, mx), terms);
+      st.mx = mx;
+      out_v = v;
+      out_w = w;
     }
     static State merge(State a, State b) {
       const R mx = V::max(a.mx, b.mx);
@@ -141,15 +158,24 @@ struct Accumulators : Exp<V, S, kExp16> {
 
   // Sum of e^(x - mu); when storing, also writes e^(x - mu) (three-pass reload) or
   // x - mu (log-softmax reload).
+  // Paired (update_pair): the block loop (Loops::block) adds two vectors' terms at a time,
+  // which halves each state's chain of roundings.
   template <bool kStoreShifted>
   struct SumExpAcc {
     using State = R;
+    static constexpr bool kPaired = true;
     R mu;
     static State init() { return V::set1(T(0)); }
     R update(State& s, R x) const {
       const R e = exp_shifted(x, mu);
       s = V::add(s, e);
       return kStoreShifted ? V::sub(x, mu) : e;
+    }
+    void update_pair(State& s, R v, R w, R& out_v, R& out_w) const {
+      const R ev = exp_shifted(v, mu), ew = exp_shifted(w, mu);
+      s = V::add(s, V::add(ev, ew));
+      out_v = kStoreShifted ? V::sub(v, mu) : ev;
+      out_w = kStoreShifted ? V::sub(w, mu) : ew;
     }
     static State merge(State a, State b) { return V::add(a, b); }
   };

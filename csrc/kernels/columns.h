@@ -34,6 +34,7 @@ struct Columns : Loops<V, S> {
   static constexpr std::size_t B = U * 16;
   template <bool kStoreShifted>
   using SumExpAcc = typename Accumulators<V, S>::template SumExpAcc<kStoreShifted>;
+  static_assert(SumExpAcc<false>::kPaired, "block below reproduces the paired order of Loops::block");
   using Exp<V, S>::exp_shifted;
 
   // ---- three-pass over the columns of a tile (softmax along a non-last axis) ---------
@@ -80,7 +81,16 @@ struct Columns : Loops<V, S> {
     template <bool kStore, bool kShifted>
     void block(std::size_t i0, std::size_t count, R* out) const {
       for (std::size_t k = 0; k < U * strips; ++k) reinterpret_cast<R*>(slot)[k] = V::set1(T(0));
-      for (std::size_t j = 0; j < count; j += U)
+      std::size_t j = 0;
+      for (; j + 2 * U <= count; j += 2 * U)  // SumExpAcc is paired: two steps of U at a time
+        for (std::size_t a = 0; a < A; ++a)
+          for (std::size_t l = 0; l < N; ++l)
+            for (std::size_t g = 0; g < strips; ++g) {
+              R* s = slot_at(a, l, g);
+              const R ev = exp_at<kStore, kShifted>(i0 + j + a * N + l, g);
+              *s = V::add(*s, V::add(ev, exp_at<kStore, kShifted>(i0 + j + U + a * N + l, g)));
+            }
+      for (; j < count; j += U)
         for (std::size_t a = 0; a < A; ++a)
           for (std::size_t l = 0; l < N; ++l)
             for (std::size_t g = 0; g < strips; ++g) {

@@ -105,6 +105,10 @@ struct Loops : Accumulators<V, S, kExp16> {
   struct IsGrouped { static constexpr bool value = false; };
   template <class Acc>
   struct IsGrouped<Acc, decltype(void(Acc::kGrouped))> { static constexpr bool value = Acc::kGrouped; };
+  template <class Acc, class = void>
+  struct IsPaired { static constexpr bool value = false; };
+  template <class Acc>
+  struct IsPaired<Acc, decltype(void(Acc::kPaired))> { static constexpr bool value = Acc::kPaired; };
 
   // ((s0 + s1) + (s2 + s3)) ...: a pairwise tree written as a template, so that the states
   // stay in registers (as a loop, GCC kept them on the stack and short rows paid a
@@ -143,7 +147,25 @@ struct Loops : Accumulators<V, S, kExp16> {
     typename Acc::State s[A];
     for (std::size_t a = 0; a < A; ++a) s[a] = Acc::init();
     const R high = V::set1(C::kHigh);
-    for (std::size_t j = 0; j < count; j += U) {
+    std::size_t j = 0;
+    if constexpr (IsPaired<Acc>::value) {
+      // State a takes its vectors of two consecutive steps of U at once (columns.h
+      // reproduces this order for SumExpAcc).
+      for (; j + 2 * U <= count; j += 2 * U) {
+        if (pf) prefetch_ahead(x + j, 2 * U);
+        for (std::size_t a = 0; a < A; ++a) {
+          const R v = IO::loadu(x + j + a * N), w = IO::loadu(x + j + U + a * N);
+          if (kCheck) bad = V::mask_or(bad, V::mask_or(V::above_or_nan(v, high), V::above_or_nan(w, high)));
+          R ov, ow;
+          acc.update_pair(s[a], v, w, ov, ow);
+          if (kStore) {
+            V::storeu(y + j + a * N, ov);
+            V::storeu(y + j + U + a * N, ow);
+          }
+        }
+      }
+    }
+    for (; j < count; j += U) {
       if (pf) prefetch_ahead(x + j, U);
       for (std::size_t a = 0; a < A; ++a) {
         const R v = IO::loadu(x + j + a * N);
