@@ -7,8 +7,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
+#include "dispatch/cpu_features.h"
+#include "dispatch/registry.h"
 #include "dispatch/storage.h"
 #include "threadpool.h"
 #include "workspace.h"
@@ -47,10 +51,26 @@ constexpr std::size_t kBuiltInPrefetchMin = std::size_t{1} << 16;
 std::atomic<std::size_t> g_reload_limit[kDTypes] = {kBuiltIn, kBuiltIn, kBuiltIn, kBuiltIn};
 }  // namespace
 
+// Where the vector arithmetic is 256 bits wide (the avx2 tier, or AVX-512 executed in two
+// halves), two-pass's two exps an element keep it compute-bound far into the L3, and reload
+// stays ahead up to about L3/4 of input (16-bit input: L3/8, the same element count, as
+// reload's middle row is float32).
+// (docs/results.md, "The auto rule").
+bool narrow_vector_arithmetic() {
+  try {
+    const std::string& isa = active_isa();
+    return isa == "avx2" || (isa == "avx512" && splits_512_bit_ops());
+  } catch (const std::invalid_argument&) {  // a bad FASTSOFTMAX_ISA: reported where it is used
+    return false;
+  }
+}
+
 std::size_t builtin_reload_limit(DType dtype) {
   std::size_t l2 = cache_sizes().l2;
   if (l2 == 0) l2 = 1u << 20;
-  return dtype == DType::f64 ? 4 * l2 : l2;  // on the input alone
+  std::size_t limit = dtype == DType::f64 ? 4 * l2 : l2;  // on the input alone
+  if (narrow_vector_arithmetic()) limit = std::max(limit, cache_sizes().l3 / (itemsize(dtype) == 2 ? 8 : 4));
+  return limit;
 }
 
 std::size_t auto_reload_limit(DType dtype) {

@@ -123,6 +123,21 @@ const CacheSizes& cache_sizes() {
   return c;
 }
 
+bool splits_512_bit_ops() {
+#if defined(FASTSOFTMAX_X86)
+  static const bool split = [] {
+    if (max_leaf(0) < 1 || !cpu_features().avx512f) return false;
+    const Regs vendor = cpuid(0);
+    const unsigned a = cpuid(1).a;
+    const unsigned family = ((a >> 8) & 0xF) == 0xF ? 0xF + ((a >> 20) & 0xFF) : (a >> 8) & 0xF;
+    return vendor.b == 0x68747541 && family == 0x19;  // "Auth"enticAMD
+  }();
+  return split;
+#else
+  return false;
+#endif
+}
+
 std::string cpu_brand() {
 #if defined(FASTSOFTMAX_X86)
   if (max_leaf(0x80000000u) >= 0x80000004u) {

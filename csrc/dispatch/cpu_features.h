@@ -38,4 +38,8 @@ const CacheSizes& cache_sizes();
 
 std::string cpu_brand();
 
+// AVX-512 that the core executes as two 256-bit halves: AMD family 19h (Zen 4; Zen 3, the
+// same family, has no AVX-512). Its vector arithmetic per cycle is that of AVX2.
+bool splits_512_bit_ops();
+
 }  // namespace fastsoftmax
