@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import operator
 import os
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -150,6 +150,11 @@ def sample(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, seed=
 
     rows = math.prod(batch)
     # Each parameter is a checked Python scalar (one value for every row) or a per-row array.
+    t: Any
+    k: Any
+    p: Any
+    mp: Any
+    seeds: Any
     t = _scalar_param("temperature", temperature, _temperature_ok, "finite and >= 0")
     if t is None:
         t = _per_row("temperature", temperature, batch, np.float64).astype(np.float64)
