@@ -256,6 +256,52 @@ def test_per_row_parameters_equal_separate_calls():
         assert tok[r] == one[0] and lp[r] == l1[0]
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+def test_scalar_parameters_equal_the_same_values_per_row(dtype, monkeypatch):
+    # Scalar parameters with an int seed go to the core as scalars (sample_rows_scalar), other
+    # calls as per-row arrays (sample_rows): the same tokens and log-probabilities, bitwise.
+    if dtype == "bfloat16":
+        dt = pytest.importorskip("ml_dtypes").bfloat16
+    else:
+        dt = np.dtype(dtype)
+    calls = {"sample_rows_scalar": 0, "sample_rows": 0}
+    for name in calls:
+        def counted(*args, _fn=getattr(_core, name), _name=name):
+            calls[_name] += 1
+            return _fn(*args)
+        monkeypatch.setattr(_core, name, counted)
+    rng = np.random.default_rng(44)
+    settings = [dict(), dict(temperature=0.0), dict(temperature=0.7), dict(top_k=1), dict(top_k=40),
+                dict(top_p=0.9), dict(top_p=0.3), dict(min_p=0.05), dict(top_k=50, top_p=0.8),
+                dict(top_p=0.95, min_p=0.02, temperature=1.3), dict(top_k=20, top_p=0.7, min_p=0.1, temperature=0.6),
+                dict(temperature=np.float32(0.8), top_k=np.int32(30), top_p=np.float16(0.75), min_p=np.float64(0.01))]
+    seeds = [0, 7, 123456789, 2**64 - 1]
+    compared = 0
+    for shape in [(1000,), (1, 1000), (8, 1000), (2, 3, 257), (1, 40_000)]:
+        x = (rng.standard_normal(shape) * 2.5).astype(np.float32)
+        x[..., ::7] += 6.0  # a few tokens well above the rest, as in LLM rows
+        x = x.astype(dt)
+        batch = shape[:-1]
+        for kw in settings:
+            for seed in seeds:
+                before = calls["sample_rows_scalar"]
+                t1, l1 = fs.sample(x, seed=seed, return_logprobs=True, **kw)
+                assert calls["sample_rows_scalar"] == before + 1
+                per_row = {name: np.full(batch, v) for name, v in kw.items()}
+                before = calls["sample_rows"]
+                t2, l2 = fs.sample(x, seed=np.full(batch, seed, np.uint64), return_logprobs=True, **per_row)
+                assert calls["sample_rows"] == before + 1
+                assert np.shape(t1) == np.shape(t2) == batch and np.shape(l1) == batch
+                np.testing.assert_array_equal(t1, t2)
+                assert np.asarray(l1).tobytes() == np.asarray(l2).tobytes()
+                # scalars mixed with one per-row array: the scalars broadcast, the same draws
+                t3 = fs.sample(x, seed=seed, top_p=np.full(batch, kw.get("top_p", 1.0)),
+                               **{k: v for k, v in kw.items() if k != "top_p"})
+                np.testing.assert_array_equal(t3, t1)
+                compared += 1
+    assert compared == 5 * len(settings) * len(seeds)
+
+
 def test_reproducible_across_threads_and_batch_splits():
     rng = np.random.default_rng(21)
     x = rng.standard_normal((40, 3000)).astype(np.float32)

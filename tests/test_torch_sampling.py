@@ -292,6 +292,47 @@ def test_sample_tokens_are_those_of_the_numpy_function(dtype):
     assert torch.equal(fst.sample(x3, seed=4, top_k=7), fst.sample(x, seed=4, top_k=7).reshape(2, 4))
 
 
+@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+def test_sample_logprobs_are_those_of_the_numpy_function(dtype):
+    torch.manual_seed(16)
+    x = (torch.randn(8, 1000, dtype=torch.float64) * 2.5).to(dtype)
+    xn = _numpy_view(x)
+    cases = [dict(), dict(top_p=0.9), dict(top_k=20, temperature=0.7), dict(min_p=0.05),
+             dict(top_k=50, top_p=0.8, min_p=0.02, temperature=1.3), dict(temperature=0)]
+    for kw in cases:
+        for seed in (0, 12345, 2**64 - 1):
+            tok, lp = fst.sample(x, seed=seed, return_logprobs=True, **kw)
+            assert tok.dtype == torch.int64 and lp.dtype == torch.float64 and tok.shape == lp.shape == (8,)
+            want_tok, want_lp = fs.sample(xn, seed=seed, return_logprobs=True, **kw)
+            assert np.array_equal(tok.numpy(), want_tok), (kw, seed)
+            assert lp.numpy().tobytes() == want_lp.tobytes(), (kw, seed)
+            assert torch.equal(fst.sample(x, seed=seed, **kw), tok)  # the same tokens without them
+            assert bool((lp <= 0).all()) and (kw.get("temperature") != 0 or not bool(lp.any()))
+    # per-row parameters and seeds as tensors
+    temp, seeds = torch.linspace(0.5, 1.5, 8), torch.arange(100, 108)
+    tok, lp = fst.sample(x, seed=seeds, temperature=temp, top_p=0.9, return_logprobs=True)
+    want_tok, want_lp = fs.sample(xn, seed=seeds.numpy().astype(np.uint64), temperature=temp.double().numpy(),
+                                  top_p=0.9, return_logprobs=True)
+    assert np.array_equal(tok.numpy(), want_tok) and lp.numpy().tobytes() == want_lp.tobytes()
+    # 1-d logits: 0-d tensors; 3-d and another dim: the batch shape
+    t1, l1 = fst.sample(x[3], seed=3, top_k=40, return_logprobs=True)
+    w1 = fs.sample(xn[3], seed=3, top_k=40, return_logprobs=True)
+    assert t1.shape == l1.shape == () and int(t1) == int(w1[0]) and float(l1) == float(w1[1])
+    t3, l3 = fst.sample(x.reshape(2, 4, 1000), seed=4, top_p=0.7, return_logprobs=True)
+    t2, l2 = fst.sample(x, seed=4, top_p=0.7, return_logprobs=True)
+    assert t3.shape == l3.shape == (2, 4) and torch.equal(t3, t2.reshape(2, 4)) and torch.equal(l3, l2.reshape(2, 4))
+    td, ld = fst.sample(x.t(), dim=0, seed=9, min_p=0.1, return_logprobs=True)
+    wd = fs.sample(xn.T, axis=0, seed=9, min_p=0.1, return_logprobs=True)
+    assert np.array_equal(td.numpy(), wd[0]) and ld.numpy().tobytes() == wd[1].tobytes()
+    # seed=None: the same draw of the seed from torch's generator as without logprobs
+    torch.manual_seed(21)
+    tn, ln = fst.sample(x, top_p=0.9, return_logprobs=True)
+    torch.manual_seed(21)
+    assert torch.equal(fst.sample(x, top_p=0.9), tn)
+    with pytest.raises(TypeError, match="return_logprobs must be a bool"):
+        fst.sample(x, seed=1, return_logprobs="yes")
+
+
 def test_sample_seed_none_uses_torchs_generator():
     x = torch.randn(16, 500)
     torch.manual_seed(11)
@@ -442,20 +483,36 @@ def test_torch_compile_sample_and_topk():
     def f(x, temperature):
         tok = fst.sample(x, seed=1234, top_p=0.9, temperature=temperature)
         tok2 = fst.sample(x, seed=[1, 2, 3, 4], top_k=[1, 5, 10, 20], min_p=0.01)
+        tok3, lp3 = fst.sample(x, seed=77, top_k=50, top_p=0.8, temperature=temperature, return_logprobs=True)
+        t1, l1 = fst.sample(x[0], seed=5, return_logprobs=True)
         v, i, p = fst.topk_softmax(x, 3)
-        return tok, tok2, v, i, p
+        return tok, tok2, tok3, lp3 * 2, t1, l1, v, i, p
 
     def g(x):
         return fst.sample(x, top_k=40)  # seed=None: a traced torch.randint
+
+    def h(x):
+        return fst.sample(x, top_k=40, return_logprobs=True)
 
     torch._dynamo.reset()
     x = torch.randn(4, 2000) * 2
     temp = torch.tensor([0.5, 1.0, 1.5, 2.0])
     eager, compiled = f(x, temp), torch.compile(f, fullgraph=True, backend="aot_eager")(x, temp)
+    assert len(compiled) == 9
     for a, b in zip(eager, compiled):
-        assert torch.equal(a, b)
+        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
     assert np.array_equal(eager[0].numpy(), fs.sample(x.numpy(), seed=1234, top_p=0.9,
                                                       temperature=temp.double().numpy()))
+    want_tok, want_lp = fs.sample(x.numpy(), seed=77, top_k=50, top_p=0.8, temperature=temp.double().numpy(),
+                                  return_logprobs=True)
+    assert np.array_equal(compiled[2].numpy(), want_tok) and torch.equal(compiled[3], torch.from_numpy(want_lp) * 2)
+    assert compiled[4].shape == compiled[5].shape == () and compiled[5].dtype == torch.float64
+    ch = torch.compile(h, fullgraph=True, backend="aot_eager")
+    torch.manual_seed(4)
+    a_tok, a_lp = ch(x)
+    torch.manual_seed(4)
+    b_tok, b_lp = h(x)
+    assert torch.equal(a_tok, b_tok) and torch.equal(a_lp, b_lp)
     cg = torch.compile(g, fullgraph=True, backend="aot_eager")
     torch.manual_seed(3)
     a = cg(x)
@@ -480,7 +537,12 @@ def test_opcheck():
                      (torch.ops.fastsoftmax.sample.default,
                       (logits, 1, one, None, torch.tensor(0.9, dtype=torch.float64), None, torch.tensor(5), True)),
                      (torch.ops.fastsoftmax.sample.default,
-                      (torch.randn(30, 2), 0, one, torch.tensor([2, 3]), None, None, torch.tensor([1, 2]), False))):
+                      (torch.randn(30, 2), 0, one, torch.tensor([2, 3]), None, None, torch.tensor([1, 2]), False)),
+                     (torch.ops.fastsoftmax.sample_with_logprobs.default,
+                      (logits, 1, one, None, torch.tensor(0.9, dtype=torch.float64), None, torch.tensor(5), True)),
+                     (torch.ops.fastsoftmax.sample_with_logprobs.default,
+                      (logits[0], 0, one, torch.tensor(7), None, torch.tensor(0.01, dtype=torch.float64),
+                       torch.tensor(3), True))):
         torch.library.opcheck(op, args)
 
 
@@ -488,7 +550,8 @@ def test_torch_export():
     class M(torch.nn.Module):
         def forward(self, x, t):
             v, i, p = fst.topk_softmax(x, 2)
-            return fst.cross_entropy(x, t, reduction="none") + p.sum(1), fst.sample(x, seed=5, top_k=3)
+            tok, lp = fst.sample(x, seed=6, top_p=0.9, return_logprobs=True)
+            return fst.cross_entropy(x, t, reduction="none") + p.sum(1), fst.sample(x, seed=5, top_k=3), tok, lp
 
     x, t = torch.randn(4, 6), torch.tensor([0, 5, -100, 2])
     ep = torch.export.export(M(), (x, t))

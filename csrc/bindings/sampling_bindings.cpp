@@ -1,5 +1,5 @@
 // pybind11 bindings of the sampler (csrc/sampling.h): argument plumbing only; the Python
-// wrapper (python/fastsoftmax/_sampling.py) validates and broadcasts the parameters.
+// wrapper (python/fastsoftmax/_sampling.py) validates the parameters and broadcasts per-row ones.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/half.h"
 #include "release_gil.h"
@@ -24,21 +25,10 @@ template <typename P> const P* row_values(const py::array_t<P>& a, std::size_t r
   return a.data();
 }
 
-py::tuple sample_rows_py(const py::array& x, const py::array_t<double>& temperature,
-                         const py::array_t<std::int64_t>& top_k, const py::array_t<double>& top_p,
-                         const py::array_t<double>& min_p, const py::array_t<std::uint64_t>& seed,
-                         std::uint64_t row_offset, bool want_logprobs, int threads) {
-  if (x.ndim() != 2 || !(x.flags() & py::array::c_style))
-    throw py::value_error("sample_rows: x must be a C-contiguous 2-d array");
+// Checks x (a C-contiguous rows x n matrix), runs the sampler over it with p (its row_stride
+// set here) and returns (tokens, logprobs or None, lowest bad row or -1, error kind).
+py::tuple run_sample_rows(const py::array& x, SampleParams p, bool want_logprobs, int threads) {
   const std::size_t rows = std::size_t(x.shape(0)), n = std::size_t(x.shape(1));
-  if (n == 0) throw py::value_error("sample_rows: rows must not be empty");
-  SampleParams p;
-  p.temperature = row_values(temperature, rows, "temperature");
-  p.top_k = row_values(top_k, rows, "top_k");
-  p.top_p = row_values(top_p, rows, "top_p");
-  p.min_p = row_values(min_p, rows, "min_p");
-  p.seed = row_values(seed, rows, "seed");
-  p.row_offset = row_offset;
   p.row_stride = static_cast<std::ptrdiff_t>(n);
   py::array_t<std::int64_t> tokens(static_cast<py::ssize_t>(rows));
   py::object lp = py::none();
@@ -69,6 +59,48 @@ py::tuple sample_rows_py(const py::array& x, const py::array_t<double>& temperat
     throw py::type_error("sample_rows: x must be float32, float64, float16 or bfloat16");
   }
   return py::make_tuple(tokens, lp, bad, error);
+}
+
+std::size_t check_rows(const py::array& x, const char* what) {
+  if (x.ndim() != 2 || !(x.flags() & py::array::c_style))
+    throw py::value_error(std::string(what) + ": x must be a C-contiguous 2-d array");
+  if (x.shape(1) == 0) throw py::value_error(std::string(what) + ": rows must not be empty");
+  return std::size_t(x.shape(0));
+}
+
+py::tuple sample_rows_py(const py::array& x, const py::array_t<double>& temperature,
+                         const py::array_t<std::int64_t>& top_k, const py::array_t<double>& top_p,
+                         const py::array_t<double>& min_p, const py::array_t<std::uint64_t>& seed,
+                         std::uint64_t row_offset, bool want_logprobs, int threads) {
+  const std::size_t rows = check_rows(x, "sample_rows");
+  SampleParams p;
+  p.temperature = row_values(temperature, rows, "temperature");
+  p.top_k = row_values(top_k, rows, "top_k");
+  p.top_p = row_values(top_p, rows, "top_p");
+  p.min_p = row_values(min_p, rows, "min_p");
+  p.seed = row_values(seed, rows, "seed");
+  p.row_offset = row_offset;
+  return run_sample_rows(x, p, want_logprobs, threads);
+}
+
+// The same with one value of each parameter for every row (checked by the Python wrapper):
+// the rows get the very values sample_rows would be given as arrays, so the same results,
+// without building five NumPy arrays per call.
+py::tuple sample_rows_scalar_py(const py::array& x, double temperature, std::int64_t top_k, double top_p,
+                                double min_p, std::uint64_t seed, std::uint64_t row_offset, bool want_logprobs,
+                                int threads) {
+  const std::size_t rows = check_rows(x, "sample_rows_scalar");
+  const std::vector<double> t(rows, temperature), pp(rows, top_p), mp(rows, min_p);
+  const std::vector<std::int64_t> k(rows, top_k);
+  const std::vector<std::uint64_t> s(rows, seed);
+  SampleParams p;
+  p.temperature = t.data();
+  p.top_k = k.data();
+  p.top_p = pp.data();
+  p.min_p = mp.data();
+  p.seed = s.data();
+  p.row_offset = row_offset;
+  return run_sample_rows(x, p, want_logprobs, threads);
 }
 
 template <class Fn> void with_rows_type(const py::array& x, Fn&& fn) {
@@ -113,6 +145,10 @@ void bind_sampling(py::module_& m) {
         py::arg("min_p"), py::arg("seed"), py::arg("row_offset"), py::arg("want_logprobs"), py::arg("threads"),
         "One token per row of a contiguous float32/float64/float16/bfloat16 matrix; per-row parameter arrays. Returns "
         "(tokens, logprobs or None, lowest bad row or -1, error kind: 1 NaN, 2 all -inf, 3 +inf)");
+  m.def("sample_rows_scalar", &sample_rows_scalar_py, py::arg("x"), py::arg("temperature"), py::arg("top_k"),
+        py::arg("top_p"), py::arg("min_p"), py::arg("seed"), py::arg("row_offset"), py::arg("want_logprobs"),
+        py::arg("threads"),
+        "sample_rows with one value of each parameter for every row (already checked). Returns as sample_rows");
   m.def("philox4x32", [](std::uint32_t c0, std::uint32_t c1, std::uint32_t c2, std::uint32_t c3, std::uint32_t k0,
                          std::uint32_t k1) {
     const std::uint32_t c[4] = {c0, c1, c2, c3}, k[2] = {k0, k1};

@@ -302,6 +302,8 @@ def check_options(isa: Any, threads: Any) -> int:
 def class_axis(axis, ndim: int, what: str, role: str) -> int:
     """The one axis (an int, as NumPy takes it) that `what` works along, normalized to
     [0, ndim); role names it in the error for a 0-d input ("the vocabulary axis")."""
+    if type(axis) is int and -ndim <= axis < ndim:  # the common case, checked in full below
+        return axis % ndim
     ax = _axis_index(axis, f"axis must be an int, got {axis!r}")
     if ndim == 0:
         raise ValueError(f"{what} needs at least one dimension ({role})")

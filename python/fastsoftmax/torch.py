@@ -29,7 +29,7 @@ tensor([[0.5000, 0.5000],
 from __future__ import annotations
 
 import math
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, List, Literal, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 import torch
@@ -459,32 +459,59 @@ def cross_entropy(input: torch.Tensor, target: torch.Tensor, *, ignore_index: in
 
 # ---- sample -------------------------------------------------------------------------------
 
-@torch.library.custom_op("fastsoftmax::sample", mutates_args=())
-def _sample_op(logits: torch.Tensor, dim: int, temperature: torch.Tensor, top_k: Optional[torch.Tensor],
-               top_p: Optional[torch.Tensor], min_p: Optional[torch.Tensor], seed: torch.Tensor,
-               seed_bits: bool) -> torch.Tensor:
+def _run_sample(logits: torch.Tensor, dim: int, temperature: torch.Tensor, top_k: Optional[torch.Tensor],
+                top_p: Optional[torch.Tensor], min_p: Optional[torch.Tensor], seed: torch.Tensor, seed_bits: bool,
+                return_logprobs: bool) -> Any:
+    """The NumPy function on the operators' arguments: tokens, or (tokens, logprobs)."""
     def param(t: Optional[torch.Tensor]) -> Any:
         if t is None:
             return None
+        if t.dim() == 0:  # a Python float / int (exact): the NumPy function's scalar path
+            return t.item()
         t = t.detach()
-        a = t.to(torch.float64).numpy() if t.is_floating_point() else t.to(torch.int64).numpy()
-        return a.item() if a.ndim == 0 else a  # a Python scalar takes the NumPy function's fast path
+        return t.to(torch.float64).numpy() if t.is_floating_point() else t.to(torch.int64).numpy()
 
     s = seed.numpy()
     if seed_bits:  # the wrapper's own seeds: 64-bit patterns
         s = s.view(np.uint64)
     elif s.size and int(s.min()) < 0:
         raise ValueError(f"seed must be in [0, 2**64), got {int(s.min())} in the seed tensor")
-    tokens = _np_sample(_np(logits, "logits"), temperature=param(temperature), top_k=param(top_k),
-                        top_p=param(top_p), min_p=param(min_p),
-                        seed=int(s) if s.ndim == 0 else s.astype(np.uint64), axis=dim)
+    return _np_sample(_np(logits, "logits"), temperature=param(temperature), top_k=param(top_k),
+                      top_p=param(top_p), min_p=param(min_p),
+                      seed=int(s) if s.ndim == 0 else s.astype(np.uint64), axis=dim,
+                      return_logprobs=return_logprobs)
+
+
+def _batch_shape(logits: torch.Tensor, dim: int) -> List[int]:
+    return [n for i, n in enumerate(logits.shape) if i != dim]
+
+
+@torch.library.custom_op("fastsoftmax::sample", mutates_args=())
+def _sample_op(logits: torch.Tensor, dim: int, temperature: torch.Tensor, top_k: Optional[torch.Tensor],
+               top_p: Optional[torch.Tensor], min_p: Optional[torch.Tensor], seed: torch.Tensor,
+               seed_bits: bool) -> torch.Tensor:
+    tokens = _run_sample(logits, dim, temperature, top_k, top_p, min_p, seed, seed_bits, False)
     return _to_torch(np.asarray(tokens, dtype=np.int64))
 
 
 @_sample_op.register_fake
 def _(logits, dim, temperature, top_k, top_p, min_p, seed, seed_bits):
-    shape = [n for i, n in enumerate(logits.shape) if i != dim]
-    return logits.new_empty(shape, dtype=torch.int64)
+    return logits.new_empty(_batch_shape(logits, dim), dtype=torch.int64)
+
+
+# With the log-probabilities: a second operator, so that sample's schema (one output) stays.
+@torch.library.custom_op("fastsoftmax::sample_with_logprobs", mutates_args=())
+def _sample_logprobs_op(logits: torch.Tensor, dim: int, temperature: torch.Tensor, top_k: Optional[torch.Tensor],
+                        top_p: Optional[torch.Tensor], min_p: Optional[torch.Tensor], seed: torch.Tensor,
+                        seed_bits: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    tokens, logprobs = _run_sample(logits, dim, temperature, top_k, top_p, min_p, seed, seed_bits, True)
+    return _to_torch(np.asarray(tokens, dtype=np.int64)), _to_torch(np.asarray(logprobs, dtype=np.float64))
+
+
+@_sample_logprobs_op.register_fake
+def _(logits, dim, temperature, top_k, top_p, min_p, seed, seed_bits):
+    shape = _batch_shape(logits, dim)
+    return logits.new_empty(shape, dtype=torch.int64), logits.new_empty(shape, dtype=torch.float64)
 
 
 def _is_scalar(v: Any) -> bool:
@@ -502,9 +529,10 @@ def _param(name: str, value: Any, ok, rule: str, integer: bool = False) -> Optio
             raise ValueError(f"{name} must be an integer, got {value!r}")
         if not ok(v):
             raise ValueError(f"{name} must be {rule}, got {value!r}")
+        # scalar_tensor: the same 0-d tensor as torch.tensor, without parsing a data argument
         if integer:
-            return torch.tensor(min(int(value), 2**62), dtype=torch.int64)
-        return torch.tensor(v, dtype=torch.float64)
+            return torch.scalar_tensor(min(int(value), 2**62), dtype=torch.int64)
+        return torch.scalar_tensor(v, dtype=torch.float64)
     if isinstance(value, torch.Tensor):
         t = value
         if t.device.type not in ("cpu", "meta"):
@@ -551,7 +579,7 @@ def _seed(seed: Any, generator: Optional[torch.Generator]) -> Tuple[torch.Tensor
         if not 0 <= int(seed) < 2**64:
             raise ValueError(f"seed must be in [0, 2**64), got {seed!r}")
         s = int(seed)
-        return torch.tensor(s - 2**64 if s >= 2**63 else s, dtype=torch.int64), True
+        return torch.scalar_tensor(s - 2**64 if s >= 2**63 else s, dtype=torch.int64), True
     if isinstance(seed, np.ndarray):
         seed = seed.tolist()
     leaves = _leaves(seed) if isinstance(seed, (list, tuple)) else [seed]
@@ -576,9 +604,23 @@ def _nested(value: Any, fn) -> Any:
     return fn(value)
 
 
+@overload
+def sample(logits: torch.Tensor, *, temperature: Any = ..., top_k: Any = ..., top_p: Any = ..., min_p: Any = ...,
+           seed: Any = ..., generator: Optional[torch.Generator] = ..., dim: int = ...,
+           return_logprobs: Literal[False] = ...) -> torch.Tensor: ...
+@overload
+def sample(logits: torch.Tensor, *, temperature: Any = ..., top_k: Any = ..., top_p: Any = ..., min_p: Any = ...,
+           seed: Any = ..., generator: Optional[torch.Generator] = ..., dim: int = ...,
+           return_logprobs: Literal[True]) -> Tuple[torch.Tensor, torch.Tensor]: ...
+@overload
+def sample(logits: torch.Tensor, *, temperature: Any = ..., top_k: Any = ..., top_p: Any = ..., min_p: Any = ...,
+           seed: Any = ..., generator: Optional[torch.Generator] = ..., dim: int = ...,
+           return_logprobs: bool = ...) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]: ...
+
+
 def sample(logits: torch.Tensor, *, temperature: Any = 1.0, top_k: Any = None, top_p: Any = None,
            min_p: Any = None, seed: Any = None, generator: Optional[torch.Generator] = None,
-           dim: int = -1) -> torch.Tensor:
+           dim: int = -1, return_logprobs: bool = False) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
     """``fastsoftmax.sample`` for a tensor: one int64 token index per row of ``logits`` along ``dim``.
 
     The same tokens as ``fastsoftmax.sample(logits.numpy(), ..., axis=dim)`` with the same
@@ -588,7 +630,11 @@ def sample(logits: torch.Tensor, *, temperature: Any = 1.0, top_k: Any = None, t
     ``[0, 2**64)``, a sequence of them, or an integer tensor (values in ``[0, 2**63)``); with
     ``seed=None`` one seed is drawn from torch's generator (``generator=``, or the default
     one, so ``torch.manual_seed`` reproduces it). float32, float64, float16 and bfloat16
-    logits, read in place. Returns the batch shape (0-d for 1-d logits). A custom operator:
+    logits, read in place. Returns the batch shape (0-d for 1-d logits); with
+    ``return_logprobs=True``, ``(tokens, logprobs)``: ``logprobs`` (float64, the batch shape,
+    the NumPy function's values: float64 whatever the logits' dtype, as they are computed) is
+    the log-probability of each drawn token under the filtered, renormalized distribution
+    it was drawn from (0 for greedy rows). A custom operator:
     ``torch.compile(fullgraph=True)`` traces it (with ``seed=None`` the seed is a traced
     ``torch.randint``, drawn anew per call). Not differentiable. Bad parameters are
     ``ValueError`` / ``TypeError`` naming them: scalars when called, tensor values (and NaN
@@ -613,7 +659,11 @@ def sample(logits: torch.Tensor, *, temperature: Any = 1.0, top_k: Any = None, t
     mp = _param("min_p", min_p, lambda v: 0 <= v <= 1, "in [0, 1] (None disables min-p)")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    if not isinstance(return_logprobs, (bool, np.bool_)):
+        raise TypeError(f"return_logprobs must be a bool, got {return_logprobs!r}")
     s, bits = _seed(seed, generator)
+    if return_logprobs:
+        return torch.ops.fastsoftmax.sample_with_logprobs(logits, d, t, k, p, mp, s, bits)
     return torch.ops.fastsoftmax.sample(logits, d, t, k, p, mp, s, bits)
 
 
