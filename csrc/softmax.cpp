@@ -160,7 +160,10 @@ template <class T>
 void run_rows_typed(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x,
                     const std::int64_t* xs, char* y, const std::int64_t* ys, int threads) {
   const std::size_t n = static_cast<std::size_t>(shape[ndim - 1]);
-  const RowsJob job{k.op_id, k.algorithm_id, ndim, shape, x, xs, y, ys, n * sizeof(T) >= streaming_threshold_bytes()};
+  std::size_t rows = 1;
+  for (int d = 0; d + 1 < ndim; ++d) rows *= static_cast<std::size_t>(shape[d]);
+  const RowsJob job{k.op_id, k.algorithm_id, ndim, shape, x, xs, y, ys, n * sizeof(T) >= streaming_threshold_bytes(),
+                    rows * n * 2 * sizeof(T) >= streaming_threshold_bytes()};  // input and output
   const Plan pl = plan<T>(job, threads);
   if (pl.n == 0 || pl.rows == 0) return;
   const Primitives<T>& table = *static_cast<const Primitives<T>*>(k.prims);

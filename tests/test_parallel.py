@@ -33,6 +33,29 @@ def test_bitwise_identical_for_any_thread_count(alg, op, dtype):
             assert np.array_equal(results[0], r), f"{op}/{alg} shape {x.shape}: threads change the bits"
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("alg", ALGS)
+def test_batches_too_big_for_the_cache_are_the_rows_one_by_one(alg, dtype):
+    """Batches of short rows over half the last-level cache prefetch the next batch's rows
+    (RowRunner::rows): the results are bitwise those of each row alone, for any thread
+    count, with rows a multiple of the batch or not, and rows spaced wider than they are long."""
+    if dtype == "bfloat16":
+        ml_dtypes = pytest.importorskip("ml_dtypes")
+        dt = np.dtype(ml_dtypes.bfloat16)
+    else:
+        dt = np.dtype(dtype)
+    c = _core.cache_sizes()
+    llc = c["l3"] or c["l2"] or (32 << 20)
+    n, stride = 500, 512
+    rows = llc // 2 // (2 * n * dt.itemsize) + 7  # input plus output past half the LLC
+    x = np.random.default_rng(3).standard_normal((rows, stride)).astype(dt)[:, :n]
+    one = [fastsoftmax.softmax(x[r], algorithm=alg, threads=1) for r in range(0, rows, 97)]
+    for threads in (1, 2, 3):
+        y = fastsoftmax.softmax(x, axis=-1, algorithm=alg, threads=threads)
+        for k, r in enumerate(range(0, rows, 97)):
+            assert np.array_equal(y[r].view(np.uint16 if dt.itemsize == 2 else dt), one[k].view(np.uint16 if dt.itemsize == 2 else dt)), (threads, r)
+
+
 @pytest.mark.parametrize("alg", ALGS)
 def test_chunked_long_row_is_accurate(alg):
     x = np.random.default_rng(3).uniform(90, 100, 5 * CHUNK + 17).astype(np.float32)

@@ -22,6 +22,9 @@ struct RowsJob {
   char* y;
   const std::int64_t* y_strides;
   bool stream;  // non-temporal stores for the final pass (rows too big for the cache)
+  // Batches of short rows prefetch the next batch's rows (RowRunner::rows): jobs too big for
+  // the cache, where the rows come from memory.
+  bool prefetch_rows = false;
 };
 
 // The fast path's range (see passes.h): rows whose max lies in [-kHigh, kHigh] -- for the

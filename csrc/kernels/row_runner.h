@@ -99,10 +99,27 @@ class RowRunner {
   // batch rule of row_rules.h), phase by phase, so that the short dependency chains of one-chunk rows -- horizontal
   // reductions, the division -- overlap instead of running back to back. Three-pass rows
   // (auto's choice for short rows) of float32/float64; others one by one.
-  void rows(int count, const S* const* x, S* const* y) const {
+  // next: the next batch's x rows (next_count of them), prefetched meanwhile (prefetch_row).
+  void rows(int count, const S* const* x, S* const* y, int next_count = 0, const S* const* next = nullptr) const {
     const bool three = alg_ == Algorithm::three_pass_reload || alg_ == Algorithm::three_pass_recompute;
-    if (std::is_same<S, T>::value && chunks_ == 1 && three && count > 1) return three_pass_batch(count, x, y);
-    for (int i = 0; i < count; ++i) row(x[i], y[i]);
+    if (std::is_same<S, T>::value && chunks_ == 1 && three && count > 1)
+      return three_pass_batch(count, x, y, next_count, next);
+    for (int i = 0; i < count; ++i) {
+      if (i < next_count) prefetch_row(next[i]);
+      row(x[i], y[i]);
+    }
+  }
+
+  // Rows of a batch are short, and the hardware prefetcher, which follows demand loads,
+  // stops running ahead while a row's exp pass computes from cache: so the next batch's
+  // rows are fetched into the L2 during that pass, and its max pass finds them there
+  // (docs/results.md, "Design measurements"). Rows up to kPrefetchRowBytes.
+  static constexpr std::size_t kPrefetchRowBytes = 16384;
+  void prefetch_row(const S* x) const {
+    const std::size_t bytes = n_ * sizeof(S);
+    if (bytes > kPrefetchRowBytes) return;
+    const char* p = reinterpret_cast<const char*>(x);
+    for (std::size_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 0, 2);
   }
 
   // One row; its chunks spread over threads_ threads.
@@ -269,7 +286,7 @@ class RowRunner {
 
   // three_pass for count <= kRowBatch one-chunk rows with S == T, each phase over all the
   // rows before the next (see rows()); three_pass's steps, row by row (row_rules.h).
-  void three_pass_batch(int count, const S* const* x, S* const* y) const {
+  void three_pass_batch(int count, const S* const* x, S* const* y, int next_count, const S* const* next) const {
     T mu[kRowBatch], sigma[kRowBatch];
     bool fast[kRowBatch];
     for (int i = 0; i < count; ++i) {
@@ -280,8 +297,10 @@ class RowRunner {
     }
     // S == T: reload keeps its middle row in y, as ReloadBuffer does.
     const auto w = [y](int i) { return reinterpret_cast<T*>(y[i]); };
-    for (int i = 0; i < count; ++i)
+    for (int i = 0; i < count; ++i) {
+      if (i < next_count) prefetch_row(next[i]);
       if (fast[i]) sigma[i] = exp_pass(n_, x[i], w(i), mu[i]);
+    }
     for (int i = 0; i < count; ++i) {
       if (!fast[i]) {
         exact(x[i], y[i]);

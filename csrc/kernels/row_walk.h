@@ -140,8 +140,9 @@ struct RowWalk {
   }
 
   // Calls row(r, x_row, y_row) for rows [r0, r1), each x_row and y_row n contiguous
-  // elements (y_row null in a job without y), or batch(count, xs, ys) for up to kRowBatch
-  // contiguous rows at once, in order (Batch = nullptr_t: no batches). scratch: the walk's
+  // elements (y_row null in a job without y), or batch(count, xs, ys, next_count, next_xs)
+  // for up to kRowBatch contiguous rows at once, in order, with the x rows of the batch after
+  // it (Batch = nullptr_t: no batches). scratch: the walk's
   // part of the thread's block (scratch_layout; 64-byte aligned, null when empty).
   template <class RowFn, class Batch>
   void run(const RowsJob& job, std::size_t r0, std::size_t r1, unsigned char* scratch, RowFn& row, Batch& batch) const {
@@ -186,21 +187,29 @@ struct RowWalk {
       row(r, reinterpret_cast<const T*>(a.x), reinterpret_cast<T*>(a.y));
     }
   }
+  // Each batch is handed the x rows of the next one too (next_count of them), which the
+  // runner prefetches while it computes.
   template <class Batch>
   void batched_rows(const RowsJob& job, std::size_t r0, std::size_t r1, Batch& batch) const {
-    const T* bx[kRowBatch];
-    T* by[kRowBatch];
-    int bk = 0;
-    for (std::size_t r = r0; r < r1; ++r) {
-      const Row a = row_at(job, r);
-      bx[bk] = reinterpret_cast<const T*>(a.x);
-      by[bk] = reinterpret_cast<T*>(a.y);
-      if (++bk == kRowBatch) {
-        batch(bk, bx, by);
-        bk = 0;
+    const T* bx[2][kRowBatch];
+    T* by[2][kRowBatch];
+    const auto fill = [&](int slot, std::size_t r) {
+      int k = 0;
+      for (; k < kRowBatch && r + std::size_t(k) < r1; ++k) {
+        const Row a = row_at(job, r + std::size_t(k));
+        bx[slot][k] = reinterpret_cast<const T*>(a.x);
+        by[slot][k] = reinterpret_cast<T*>(a.y);
       }
+      return k;
+    };
+    int cur = 0;
+    for (std::size_t r = r0, k = std::size_t(fill(cur, r)); k;) {
+      const std::size_t next = std::size_t(fill(cur ^ 1, r + k));
+      batch(int(k), bx[cur], by[cur], int(next), bx[cur ^ 1]);
+      r += k;
+      k = next;
+      cur ^= 1;
     }
-    if (bk) batch(bk, bx, by);
   }
 
   template <class RowFn>

@@ -116,6 +116,7 @@ double draw(Rng& r, Dist d) {
 
 struct RowRef {
   std::vector<double> soft, log, gap, soft_b, log_b;  // per element
+  double log2n = 0;  // the row sum's term of the bound
 };
 
 // R: long double for float64 kernels, double otherwise.
@@ -124,6 +125,7 @@ RowRef reference(DType d, const double* x, std::size_t n) {
   RowRef ref;
   ref.soft.resize(n); ref.log.resize(n); ref.gap.resize(n); ref.soft_b.resize(n); ref.log_b.resize(n);
   if (n == 0) return ref;
+  ref.log2n = std::log2(double(n));
   R mx = -std::numeric_limits<R>::infinity();
   for (std::size_t i = 0; i < n; ++i) mx = R(x[i]) > mx ? R(x[i]) : mx;
   std::vector<R> e(n);
@@ -140,7 +142,7 @@ RowRef reference(DType d, const double* x, std::size_t n) {
     // soft = 0 (x = -inf): gap = inf, and 0 * inf would make the bound NaN.
     // Softmax with a 16-bit result: its exps are Exp16's (tests/helpers.py EXP16_SOFTMAX_BOUND).
     const R exp16 = d == DType::f16 || d == DType::bf16 ? R(2 * std::exp2(-13.25) + std::exp2(-20.0)) : R(0);
-    ref.soft_b[i] = soft == 0 ? tiny(d) : double(soft * (R(rel_base(d)) + exp16 + gap * R(gap_coef(d))) * R(1 + 1e-12) + R(tiny(d)));
+    ref.soft_b[i] = soft == 0 ? tiny(d) : double(soft * (R(rel_base(d)) + exp16 + (gap + R(ref.log2n)) * R(gap_coef(d))) * R(1 + 1e-12) + R(tiny(d)));
     const double scale = std::fmax(std::fmax(1.0, std::fabs(x[i])), std::fabs(lse));
     ref.log_b[i] = 4 * eps(d) * scale;
   }
@@ -171,7 +173,7 @@ double judge(DType d, bool log, double y, const RowRef& ref, std::size_t i) {
   }
   const double r = ref.soft[i];
   if (r >= tiny(d)) {
-    const double bound = rel_base(d) + ref.gap[i] * gap_coef(d);
+    const double bound = rel_base(d) + (ref.gap[i] + ref.log2n) * gap_coef(d);
     return std::fabs(y - r) / r / bound;
   }
   return (y >= 0 && y <= r + tiny(d)) ? 0 : INFINITY;  // |y - r| <= tiny below the normal range
