@@ -167,12 +167,12 @@ struct Accumulators : Exp<V, S, kExp16> {
     R mu;
     static State init() { return V::set1(T(0)); }
     R update(State& s, R x) const {
-      const R e = exp_shifted(x, mu);
+      const R e = E::exp_shifted_fast(x, mu);
       s = V::add(s, e);
       return kStoreShifted ? V::sub(x, mu) : e;
     }
     void update_pair(State& s, R v, R w, R& out_v, R& out_w) const {
-      const R ev = exp_shifted(v, mu), ew = exp_shifted(w, mu);
+      const R ev = E::exp_shifted_fast(v, mu), ew = E::exp_shifted_fast(w, mu);
       s = V::add(s, V::add(ev, ew));
       out_v = kStoreShifted ? V::sub(v, mu) : ev;
       out_w = kStoreShifted ? V::sub(w, mu) : ew;

@@ -68,7 +68,7 @@ struct Columns : Loops<V, S> {
     template <bool kStore, bool kShifted>
     R exp_at(std::size_t i, std::size_t g) const {
       const R v = V::loadu(xp(i, g));
-      const R e = exp_shifted(v, mu[g]);
+      const R e = Exp<V, S>::exp_shifted_fast(v, mu[g]);
       if (kStore) V::storeu(xp(i, g), kShifted ? V::sub(v, mu[g]) : e);
       return e;
     }
@@ -229,7 +229,7 @@ struct Columns : Loops<V, S> {
           const R v = V::loadu(c.xp(i, g));
           R out;
           if (reload) out = log ? V::sub(v, cv[g]) : V::mul(v, cv[g]);
-          else out = log ? V::sub(v, cv[g]) : V::mul(exp_shifted(v, c.mu[g]), cv[g]);
+          else out = log ? V::sub(v, cv[g]) : V::mul(Exp<V, S>::exp_shifted_fast(v, c.mu[g]), cv[g]);
           V::storeu(yi + g * N, out);
         }
       }

@@ -39,6 +39,7 @@ struct Constants<float> {
   static constexpr float kHigh = FastRange<float>::kHigh;  // fast path: x <= kHigh
   static constexpr float kLow = -131072.0f;                 // clamp for -inf / very negative
   static constexpr float kInitExponent = -0x1p30f;     // empty pair accumulator (m = 0)
+  static constexpr float kShiftFloor = -87.5f;  // exp_shifted_fast: n = round(z log2e) >= -126
 };
 
 // float64: e^t ~ 1 + t + c2*t^2 + ... + c11*t^11 on [-ln2/2, ln2/2] (degree 11, c0 = c1 = 1
@@ -63,6 +64,7 @@ struct Constants<double> {
   static constexpr double kHigh = FastRange<double>::kHigh;
   static constexpr double kLow = -2097152.0;
   static constexpr double kInitExponent = -0x1p40;
+  static constexpr double kShiftFloor = -708.5;  // exp_shifted_fast: n >= -1022
 };
 
 // float64 on tiers with a one-instruction 16-entry lookup (V::kTableExp): e^x = 2^(k/16) *
@@ -94,6 +96,13 @@ struct TableExp {
                                                 0x1.55555558fa21dp-5, 0x1.555555548f8a4p-3,
                                                 0x1.fffffffffffb9p-2};
 };
+
+// Tiers whose vector type adds an integer to the exponent field more cheaply than it
+// multiplies by 2^n (V::add_exponent; exp_shifted_fast).
+template <class V, class = void>
+struct HasAddExponent : std::false_type {};
+template <class V>
+struct HasAddExponent<V, decltype(void(&V::add_exponent))> : std::true_type {};
 
 template <class V, class = void>
 struct HasTableExp : std::false_type {};
@@ -190,6 +199,32 @@ struct Exp {
     R m;
     const R n = exp_parts<kExp>(z, m);
     return V::scale(m, n);
+  }
+  // e^(x - mu) for the finite x <= mu of a three-pass row on the fast path (the max pass has
+  // sent NaN and +inf rows to the exact path). z is clamped at kShiftFloor, so n >= the
+  // smallest normal exponent and 2^n joins the mantissa as an integer added to its exponent
+  // bits (V::add_exponent: two operations where pow2 and a multiply take four). Below
+  // float's normal range (z < -87.3) the bits may be a subnormal's, which the kernels'
+  // flush-to-zero mode (FlushDenormals) reads as 0, as it reads exp_shifted's there: the
+  // results are exp_shifted's bits.
+  template <bool kExp = kExp16>
+  static R exp_shifted_fast(R x, R mu) {
+    if constexpr (HasAddExponent<V>::value && !kTableExp) {
+      const R z = V::max(V::set1(C::kShiftFloor), V::sub(x, mu));
+      const R bias = V::set1(C::kRoundBias);
+      const R k = V::fmadd(z, V::set1(C::kLog2e), bias);  // n in the low bits
+      const R n = V::sub(k, bias);
+      R t;
+      if constexpr (kExp) {
+        t = V::fmadd(n, V::set1(Exp16::kMinusLn2), z);
+      } else {
+        t = V::fmadd(n, V::set1(C::kMinusLn2Hi), z);
+        t = V::fmadd(n, V::set1(C::kMinusLn2Lo), t);
+      }
+      return V::add_exponent(mantissa<kExp>(t), k);
+    } else {
+      return exp_shifted<kExp>(x, mu);
+    }
   }
 };
 

@@ -132,7 +132,7 @@ struct Passes : Loops<V, S, kExp16> {
   }
   static void prim_write_exp_scaled(std::size_t n, const S* x, S* y, T mu, T inv, bool stream) {
     const R muv = V::set1(mu), invv = V::set1(inv);
-    write_row(n, x, y, stream, [=](R v) { return V::mul(exp_shifted(v, muv), invv); });
+    write_row(n, x, y, stream, [=](R v) { return V::mul(E::exp_shifted_fast(v, muv), invv); });
   }
   static void prim_write_sub(std::size_t n, const S* x, S* y, T c, bool stream) {
     const R cv = V::set1(c);

@@ -85,6 +85,10 @@ struct Vec<float> {
   }
   static reg scale(reg m, reg d) { return _mm256_mul_ps(m, pow2(d)); }
   static reg scale_add(reg m, reg d, reg acc) { return _mm256_fmadd_ps(m, pow2(d), acc); }  // acc + m*2^d
+  // m * 2^n with n in the low bits of k (k = z log2e + 1.5 * 2^23): n added to m's exponent field.
+  static reg add_exponent(reg m, reg k) {
+    return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(m), _mm256_slli_epi32(_mm256_castps_si256(k), 23)));
+  }
 
   static T reduce_add(reg a) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
@@ -142,6 +146,9 @@ struct Vec<double> {
   }
   static reg scale(reg m, reg d) { return _mm256_mul_pd(m, pow2(d)); }
   static reg scale_add(reg m, reg d, reg acc) { return _mm256_fmadd_pd(m, pow2(d), acc); }
+  static reg add_exponent(reg m, reg k) {  // as Vec<float>'s, with k = z log2e + 1.5 * 2^52
+    return _mm256_castsi256_pd(_mm256_add_epi64(_mm256_castpd_si256(m), _mm256_slli_epi64(_mm256_castpd_si256(k), 52)));
+  }
 
   static T reduce_add(reg a) {
     __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
