@@ -261,14 +261,15 @@ def test_cross_entropy_every_row_ignored_has_zero_gradient_as_torch():
 
 # ---- sample -------------------------------------------------------------------------------
 
+SAMPLE_CASES = [dict(), dict(top_p=0.9), dict(top_k=20, temperature=0.7), dict(min_p=0.05),
+                dict(top_k=50, top_p=0.8, min_p=0.02, temperature=1.3), dict(temperature=0)]
+
 @pytest.mark.parametrize("dtype", FLOATS, ids=str)
 def test_sample_tokens_are_those_of_the_numpy_function(dtype):
     torch.manual_seed(6)
     x = (torch.randn(8, 1000, dtype=torch.float64) * 2.5).to(dtype)
     xn = _numpy_view(x)
-    cases = [dict(), dict(top_p=0.9), dict(top_k=20, temperature=0.7), dict(min_p=0.05),
-             dict(top_k=50, top_p=0.8, min_p=0.02, temperature=1.3), dict(temperature=0)]
-    for kw in cases:
+    for kw in SAMPLE_CASES:
         for seed in (0, 12345, 2**64 - 1):
             tok = fst.sample(x, seed=seed, **kw)
             assert tok.dtype == torch.int64 and tok.shape == (8,)
@@ -297,9 +298,7 @@ def test_sample_logprobs_are_those_of_the_numpy_function(dtype):
     torch.manual_seed(16)
     x = (torch.randn(8, 1000, dtype=torch.float64) * 2.5).to(dtype)
     xn = _numpy_view(x)
-    cases = [dict(), dict(top_p=0.9), dict(top_k=20, temperature=0.7), dict(min_p=0.05),
-             dict(top_k=50, top_p=0.8, min_p=0.02, temperature=1.3), dict(temperature=0)]
-    for kw in cases:
+    for kw in SAMPLE_CASES:
         for seed in (0, 12345, 2**64 - 1):
             tok, lp = fst.sample(x, seed=seed, return_logprobs=True, **kw)
             assert tok.dtype == torch.int64 and lp.dtype == torch.float64 and tok.shape == lp.shape == (8,)
