@@ -310,14 +310,20 @@ FSM_SAMPLING_INLINE double tree16v(vd d) {
 }
 // Float lanes to float64: each float register's halves into two float64 registers.
 FSM_SAMPLING_INLINE vd widen(vf a) {
-  typedef float Half_ __attribute__((vector_size(FSM_SAMPLING_PART_BYTES / 2)));
   vd d;
   for (int h = 0; h < vf::kN; ++h) {
+#if defined(__AVX2__) && !defined(__AVX512F__)
+    const __m256 x = (__m256)a.p[h];  // GCC's own conversion of the halves goes through the stack
+    d.p[2 * h] = (vd::P)_mm256_cvtps_pd(_mm256_castps256_ps128(x));
+    d.p[2 * h + 1] = (vd::P)_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1));
+#else
+    typedef float Half_ __attribute__((vector_size(FSM_SAMPLING_PART_BYTES / 2)));
     Half_ lo, hi;
     std::memcpy(&lo, &a.p[h], sizeof lo);
     std::memcpy(&hi, reinterpret_cast<const char*>(&a.p[h]) + sizeof lo, sizeof hi);
     d.p[2 * h] = __builtin_convertvector(lo, vd::P);
     d.p[2 * h + 1] = __builtin_convertvector(hi, vd::P);
+#endif
   }
   return d;
 }
