@@ -146,15 +146,12 @@ std::size_t list_range(const void* xv, const float* w, std::size_t n, float lo, 
       a_above = vf{};
     }
     std::uint32_t bits = lane_bits(in);
-#if defined(__AVX512F__)
-    // Compressed into the front of a vector and all of it stored, without a branch: the next
-    // store overwrites the unused lanes.
-    const vu k = key_vec(Load<S>::vec(x, j));
-    _mm512_storeu_ps(wl + m, _mm512_maskz_compress_ps(__mmask16(bits), (__m512)v.p[0]));
-    _mm512_storeu_si512(kl + m, _mm512_maskz_compress_epi32(__mmask16(bits), (__m512i)k.p[0]));
-    m += std::size_t(__builtin_popcount(bits));
-#else
+#if !defined(__AVX512F__)
     if (!bits) continue;
+#endif
+#if defined(FSM_SAMPLING_COMPRESS)
+    m = compress_store(v, key_vec(Load<S>::vec(x, j)), bits, wl, kl, m);
+#else
     const vu k = key_vec(Load<S>::vec(x, j));
     while (bits) {
       const unsigned l = unsigned(__builtin_ctz(bits));
@@ -180,16 +177,11 @@ std::size_t list_range(const void* xv, const float* w, std::size_t n, float lo, 
 // count (the arrays have room for m + 16).
 std::size_t keep_code(float* wl, std::uint32_t* kl, std::size_t m, std::uint32_t c) {
   std::size_t nc = 0, i = 0;
-#if defined(__AVX512F__)
-  for (; i + kLanes <= m; i += kLanes) {
+#if defined(FSM_SAMPLING_COMPRESS)
+  for (; i + kLanes <= m; i += kLanes) {  // stores at nc <= i, up to i + 15: read already
     const vf v = load_lanes<vf>(wl + i);
     const vu k = load_lanes<vu>(kl + i);
-    const std::uint32_t bits = lane_bits(cmp_eq(code_vec(v), c));
-    const __m512 vw = (__m512)v.p[0];
-    const __m512i vk = (__m512i)k.p[0];
-    _mm512_storeu_ps(wl + nc, _mm512_maskz_compress_ps(__mmask16(bits), vw));  // nc <= i: read already
-    _mm512_storeu_si512(kl + nc, _mm512_maskz_compress_epi32(__mmask16(bits), vk));
-    nc += std::size_t(__builtin_popcount(bits));
+    nc = compress_store(v, k, lane_bits(cmp_eq(code_vec(v), c)), wl, kl, nc);
   }
 #endif
   for (; i < m; ++i) {

@@ -303,6 +303,50 @@ FSM_SAMPLING_INLINE std::uint32_t lane_bits(vi m) {
 #endif
 }
 
+// Stores the lanes of w and k whose bit is set in bits (lane l -> bit l), in lane order, at
+// wl + m and kl + m, and returns m plus their count; writes up to 16 lanes past m. Where
+// the tier can compress (FSM_SAMPLING_COMPRESS): AVX-512's compress; AVX2 permutes each
+// register's selected lanes to its front (vpermd, indices from kPack) and stores all 8.
+#if defined(__AVX512F__)
+#define FSM_SAMPLING_COMPRESS 1
+FSM_SAMPLING_INLINE std::size_t compress_store(vf w, vu k, std::uint32_t bits, float* wl, std::uint32_t* kl,
+                                               std::size_t m) {
+  // Compressed into the front of a vector and all of it stored, without a branch: the next
+  // store overwrites the unused lanes.
+  _mm512_storeu_ps(wl + m, _mm512_maskz_compress_ps(__mmask16(bits), (__m512)w.p[0]));
+  _mm512_storeu_si512(kl + m, _mm512_maskz_compress_epi32(__mmask16(bits), (__m512i)k.p[0]));
+  return m + std::size_t(__builtin_popcount(bits));
+}
+#elif defined(__AVX2__)
+#define FSM_SAMPLING_COMPRESS 1
+// kPack.v[b]: the positions of the set bits of the 8-bit b, in order, 4 bits each from the
+// lowest.
+struct PackTable {
+  std::uint32_t v[256];
+  constexpr PackTable() : v() {
+    for (unsigned b = 0; b < 256; ++b) {
+      unsigned o = 0;
+      for (unsigned l = 0; l < 8; ++l)
+        if (b >> l & 1u) v[b] |= l << (4 * o++);
+    }
+  }
+};
+constexpr PackTable kPack{};
+FSM_SAMPLING_INLINE std::size_t compress_store(vf w, vu k, std::uint32_t bits, float* wl, std::uint32_t* kl,
+                                               std::size_t m) {
+  for (int h = 0; h < 2; ++h) {
+    const std::uint32_t b = (bits >> (8 * h)) & 0xFFu;
+    const __m256i idx = _mm256_and_si256(
+        _mm256_srlv_epi32(_mm256_set1_epi32(int(kPack.v[b])), _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
+        _mm256_set1_epi32(7));
+    _mm256_storeu_ps(wl + m, _mm256_permutevar8x32_ps((__m256)w.p[h], idx));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(kl + m), _mm256_permutevar8x32_epi32((__m256i)k.p[h], idx));
+    m += std::size_t(__builtin_popcount(b));
+  }
+  return m;
+}
+#endif
+
 FSM_SAMPLING_INLINE double tree16v(vd d) {
   double a[16];
   store_lanes(a, d);
