@@ -34,7 +34,7 @@ void stats(const void* xv, std::size_t n, std::uint32_t* bmax, std::uint32_t* ma
     for (std::size_t g = 0; g < kMaxBlock; g += kLanes) {
       const vf v = Load<S>::vec(x, j + g);
       const vu k = key_vec(v);
-      m = m > k ? m : k;
+      m = umax(m, k);
       badv += v - v;
     }
     const std::uint32_t bm = reduce_max(m);
@@ -61,7 +61,7 @@ void stats(const void* xv, std::size_t n, std::uint32_t* bmax, std::uint32_t* ma
 // The bucket of a weight in (0, 1]: 8 per octave, larger weights first (weight_code in
 // sampling_kernels.h, lane by lane).
 FSM_SAMPLING_INLINE vu code_vec(vf e) {
-  const vu b = (vu)e;
+  const vu b = as<vu>(e);
   return ((127u - (b >> 23)) << 3) | (7u - ((b >> 20) & 7u));
 }
 
@@ -81,15 +81,15 @@ void weights(const void* xv, std::size_t n, float mx, float inv_t, float lmp, in
       const vf y = (blk.xv(g) - mx) * inv_t;
       vf e = exp_vec(y);
       if (!full) e = select(blk.valid(g), e);
-      std::memcpy(wb + g, &e, sizeof e);
+      store_lanes(wb + g, e);
       a += e;
-      if (do_m) am += select(y >= lmp, e);
+      if (do_m) am += select(cmp_ge(y, lmp), e);
     }
     if (!full) std::memcpy(w + j, wtail, blk.len * sizeof(float));
     dz += widen(a);
     dm += widen(am);
-    std::memcpy(bsum + j / kBlock * kLanes, &a, sizeof a);
-    if (do_m) std::memcpy(bsum_m + j / kBlock * kLanes, &am, sizeof am);
+    store_lanes(bsum + j / kBlock * kLanes, a);
+    if (do_m) store_lanes(bsum_m + j / kBlock * kLanes, am);
   }
   *z = tree16v(dz);
   *zm = do_m ? tree16v(dm) : 0.0;
@@ -98,10 +98,7 @@ void weights(const void* xv, std::size_t n, float mx, float inv_t, float lmp, in
 void exps(float* y, std::size_t n) {
   std::size_t j = 0;
   for (; j + kLanes <= n; j += kLanes) {
-    vf v;
-    std::memcpy(&v, y + j, sizeof v);
-    v = exp_vec(v);
-    std::memcpy(y + j, &v, sizeof v);
+    store_lanes(y + j, exp_vec(load_lanes<vf>(y + j)));
   }
   if (j < n) {  // the tail through a padded vector, so that it takes the same operations
     vf v = vf{};
@@ -141,24 +138,20 @@ std::size_t list_range(const void* xv, const float* w, std::size_t n, float lo, 
   vd d_above = vd{};
   vf a_above = vf{};
   for (; j + kLanes <= n; j += kLanes) {
-    vf v;
-    std::memcpy(&v, w + j, sizeof v);
-    const vi in = (v >= lo) & (v < hi);
+    const vf v = load_lanes<vf>(w + j);
+    const vi in = cmp_ge(v, lo) & cmp_lt(v, hi);
     a_above = add_if_ge(a_above, v, hi);
     if ((j + kLanes) % kBlock == 0) {
       d_above += widen(a_above);
       a_above = vf{};
     }
     std::uint32_t bits = lane_bits(in);
-#if defined(__AVX512F__)
-    // Compressed into the front of a vector and all of it stored, without a branch: the next
-    // store overwrites the unused lanes.
-    const vu k = key_vec(Load<S>::vec(x, j));
-    _mm512_storeu_ps(wl + m, _mm512_maskz_compress_ps(__mmask16(bits), (__m512)v));
-    _mm512_storeu_si512(kl + m, _mm512_maskz_compress_epi32(__mmask16(bits), (__m512i)k));
-    m += std::size_t(__builtin_popcount(bits));
-#else
+#if !defined(__AVX512F__)
     if (!bits) continue;
+#endif
+#if defined(FSM_SAMPLING_COMPRESS)
+    m = compress_store(v, key_vec(Load<S>::vec(x, j)), bits, wl, kl, m);
+#else
     const vu k = key_vec(Load<S>::vec(x, j));
     while (bits) {
       const unsigned l = unsigned(__builtin_ctz(bits));
@@ -184,18 +177,11 @@ std::size_t list_range(const void* xv, const float* w, std::size_t n, float lo, 
 // count (the arrays have room for m + 16).
 std::size_t keep_code(float* wl, std::uint32_t* kl, std::size_t m, std::uint32_t c) {
   std::size_t nc = 0, i = 0;
-#if defined(__AVX512F__)
-  for (; i + kLanes <= m; i += kLanes) {
-    vf v;
-    vu k;
-    std::memcpy(&v, wl + i, sizeof v);
-    std::memcpy(&k, kl + i, sizeof k);
-    const std::uint32_t bits = lane_bits((vi)(code_vec(v) == c));
-    const __m512 vw = (__m512)v;
-    const __m512i vk = (__m512i)k;
-    _mm512_storeu_ps(wl + nc, _mm512_maskz_compress_ps(__mmask16(bits), vw));  // nc <= i: read already
-    _mm512_storeu_si512(kl + nc, _mm512_maskz_compress_epi32(__mmask16(bits), vk));
-    nc += std::size_t(__builtin_popcount(bits));
+#if defined(FSM_SAMPLING_COMPRESS)
+  for (; i + kLanes <= m; i += kLanes) {  // stores at nc <= i, up to i + 15: read already
+    const vf v = load_lanes<vf>(wl + i);
+    const vu k = load_lanes<vu>(kl + i);
+    nc = compress_store(v, k, lane_bits(cmp_eq(code_vec(v), c)), wl, kl, nc);
   }
 #endif
   for (; i < m; ++i) {
@@ -242,9 +228,7 @@ std::int64_t walk_blocks(const S* x, const float* w, std::size_t n, const sampli
   double cum = 0;
   std::size_t last_block = 0;
   for (std::size_t j = 0; j < n; j += kBlock) {
-    vf lanes;
-    std::memcpy(&lanes, bsum + j / kBlock * kLanes, sizeof lanes);
-    const double bm = tree16v(widen(lanes));
+    const double bm = tree16v(widen(load_lanes<vf>(bsum + j / kBlock * kLanes)));
     if (bm == 0) continue;
     last_block = j;
     if (cum + bm <= s.target) {  // the draw lies past this block
@@ -278,15 +262,15 @@ std::uint64_t block_prefix(const S* x, const float* w, std::size_t j, std::size_
   for (std::size_t g = 0; g < kBlock; g += kLanes) {
     const vu k = key_vec(blk.xv(g));
     const vf v = blk.wv(g);  // padded lanes hold 0
-    a_ge += select((vi)(k >= t), v);
-    a_gt += select((vi)(k > t), v);
-    vi eq = (vi)(k == t);
+    a_ge += select(cmp_ge(k, t), v);
+    a_gt += select(cmp_gt(k, t), v);
+    vi eq = cmp_eq(k, t);
     if (!full) eq &= blk.valid(g);
     c -= eq;
   }
   *ge = tree16v(widen(a_ge));
   *gt = tree16v(widen(a_gt));
-  return reduce_add((vu)c);
+  return reduce_add(as<vu>(c));
 }
 
 // kPrefix: the kept tokens are those with key > t and the first r with key == t. A block
