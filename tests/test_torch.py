@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -173,6 +174,8 @@ class _OnGpu(torch.Tensor):
     @property
     def device(self):
         return _FakeDevice()
+
+    is_cpu = False  # as a CUDA tensor's
 
 
 def test_requires_grad_through_the_numpy_style_api():
@@ -400,3 +403,86 @@ def test_large_results_allocated_by_numpy_behave_as_tensors(dtype):
     y.add_(1)  # an ordinary, writable tensor
     y2 = fst.log_softmax(x.detach(), 0)
     y2.resize_(0)  # torch may even resize it
+
+
+# ---- the eager fast path (fastsoftmax/torch.py _plain_eager) ----------------------------------
+
+def _op_results(x, dim):
+    return (torch.ops.fastsoftmax.softmax(x, dim), torch.ops.fastsoftmax.log_softmax(x, dim),
+            torch.ops.fastsoftmax.logsumexp(x, [dim], False))
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+def test_eager_calls_give_the_operators_results(dtype):
+    # A plain tensor skips the operator's dispatch: the same bits, dtype, shape and strides.
+    for shape, dim in (((5, 40), 1), ((3, 4, 9), 0), ((2, 3, 70000), -1), ((), 0), ((3, 0), 1)):
+        x = (torch.randn(shape, dtype=torch.float64) * 5).to(dtype)
+        if x.dim() == 3:
+            x = x.transpose(0, 1)  # non-contiguous
+        got = (fst.softmax(x, dim), fst.log_softmax(x, dim), fst.logsumexp(x, dim))
+        for a, b in zip(got, _op_results(x, dim % max(x.dim(), 1))):
+            assert type(a) is torch.Tensor and a.dtype == b.dtype and a.shape == b.shape
+            assert a.stride() == b.stride()
+            assert torch.equal(a, b) or (a.numel() and torch.equal(a.isnan(), b.isnan()))
+    assert fst.logsumexp(torch.zeros(2, 3, 4), [0, 2], keepdim=True).shape == (1, 3, 1)
+
+
+def test_eager_path_is_taken_only_for_plain_untraced_tensors():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    import torch.autograd.forward_ad as fwAD
+
+    x = torch.randn(3, 5)
+    assert fst._plain_eager(x)
+    assert not fst._plain_eager(x.clone().requires_grad_())
+    with torch.no_grad():
+        assert fst._plain_eager(x.clone().requires_grad_())  # nothing to record
+    assert not fst._plain_eager(torch.nn.Parameter(x.clone()))  # a subclass: the operator decides
+    with torch.device("meta"):
+        assert not fst._plain_eager(torch.empty(3, 5))
+
+    class Noop(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            return func(*args, **(kwargs or {}))
+
+    class Seen(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    with Noop():
+        assert not fst._plain_eager(x)
+    with Seen() as seen:
+        y = fst.softmax(x, 1)  # a dispatch mode sees the custom operator, as before
+    assert any("fastsoftmax.softmax" in op for op in seen.ops)
+    assert torch.equal(y, fst.softmax(x, 1))
+    with FakeTensorMode() as mode:
+        fake = mode.from_tensor(x)
+        assert not fst._plain_eager(fake)
+        assert fst.softmax(fake, 1).shape == (3, 5)
+    with fwAD.dual_level():
+        assert not fst._plain_eager(x)
+    flags = []
+    torch.vmap(lambda t: flags.append(fst._plain_eager(t)) or t)(x)
+    assert flags == [False]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.trace is deprecated in 2.13
+        traced = torch.jit.trace(lambda t: fst.softmax(t, 1), (x,), check_trace=False)
+    assert "fastsoftmax::softmax" in str(traced.graph)
+    assert torch.equal(traced(x * 2), fst.softmax(x * 2, 1))
+
+
+def test_eager_results_of_a_requires_grad_input_under_no_grad():
+    x = torch.randn(4, 9, requires_grad=True)
+    with torch.no_grad():
+        y = fst.softmax(x, 1)
+    assert not y.requires_grad and y.grad_fn is None
+    assert torch.equal(y, fst.softmax(x.detach(), 1))
+    z = fst.log_softmax(x, 1)  # grad mode on: the operator, with autograd
+    assert z.requires_grad and z.grad_fn is not None

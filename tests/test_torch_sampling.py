@@ -556,3 +556,34 @@ def test_torch_export():
     ep = torch.export.export(M(), (x, t))
     for a, b in zip(ep.module()(x, t), M()(x, t)):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_eager_calls_give_the_operators_results(dtype):
+    # Plain tensors skip the custom operators' dispatch (fastsoftmax/torch.py _plain_eager):
+    # the same tokens, log-probabilities, top-k and losses as the operators themselves.
+    g = torch.Generator().manual_seed(5)
+    logits = (torch.randn(6, 300, generator=g, dtype=torch.float64) * 3).to(dtype)
+    k = torch.tensor([1, 5, 50, 300, 7, 2])
+    for kw in ({"top_p": 0.9, "seed": 11}, {"top_k": k, "min_p": 0.05, "seed": [1, 2, 3, 4, 5, 6]},
+               {"temperature": 0.7, "top_p": 0.5, "top_k": 40, "seed": 2**64 - 1}):
+        tokens, logprobs = fst.sample(logits, return_logprobs=True, **kw)
+        t, kk, p, mp = (fst._param(n, kw.get(n, d), lambda v: True, "")
+                        for n, d in (("temperature", 1.0), ("top_k", None), ("top_p", None), ("min_p", None)))
+        s, bits = fst._seed(kw["seed"], None)
+        op_tokens, op_logprobs = torch.ops.fastsoftmax.sample_with_logprobs(logits, 1, t, kk, p, mp, s, bits)
+        assert torch.equal(tokens, op_tokens) and torch.equal(logprobs, op_logprobs)
+        assert torch.equal(fst.sample(logits, **kw), torch.ops.fastsoftmax.sample(logits, 1, t, kk, p, mp, s, bits))
+    torch.manual_seed(3)
+    a = fst.sample(logits)
+    torch.manual_seed(3)
+    s, bits = fst._seed(None, None)
+    one = fst._param("temperature", 1.0, lambda v: True, "")
+    assert torch.equal(a, torch.ops.fastsoftmax.sample(logits, 1, one, None, None, None, s, bits))
+    for got, want in zip(fst.topk_softmax(logits, 4, 1), torch.ops.fastsoftmax.topk_softmax(logits, 4, 1)):
+        assert got.dtype == want.dtype and torch.equal(got, want)
+    target = torch.tensor([0, 299, -100, 5, 6, 7])
+    for reduction in ("mean", "sum", "none"):
+        got = fst.cross_entropy(logits, target, reduction=reduction)
+        want = torch.ops.fastsoftmax.cross_entropy(logits, target, 1, -100, reduction)
+        assert got.dtype == want.dtype and got.shape == want.shape and torch.equal(got, want)

@@ -48,10 +48,28 @@ def _np(t: torch.Tensor, what: str = "input") -> np.ndarray:
     return _dlpack.to_numpy(t, "fastsoftmax.torch", what)
 
 
+_BFLOAT16: Optional[np.dtype] = None
+
+
+def _view(t: torch.Tensor) -> np.ndarray:
+    """_np(t) for a CPU tensor, at the least cost a call can have (the operators' own tensors)."""
+    global _BFLOAT16
+    if t.requires_grad:
+        t = t.detach()
+    try:
+        if t.dtype == torch.bfloat16:
+            if _BFLOAT16 is None:
+                _BFLOAT16 = _dlpack._bfloat16_dtype("fastsoftmax.torch")
+            return t.view(torch.int16).numpy().view(_BFLOAT16)
+        return t.numpy()
+    except RuntimeError:  # a lazy (negative / conjugate) view: DLPack decides
+        return _np(t)
+
+
 def _check(input: Any, op: str) -> None:
     if not isinstance(input, torch.Tensor):
         raise TypeError(f"{op}(): input must be a torch.Tensor, got {type(input).__name__}")
-    if input.device.type not in ("cpu", "meta"):
+    if not (input.is_cpu or input.is_meta):
         raise _dlpack.device_error(f"fastsoftmax.torch.{op}", "input", str(input.device))
 
 
@@ -72,6 +90,20 @@ def _dim(dim: Any, ndim: int, op: str) -> int:
 
 # ---- forward operators ------------------------------------------------------------------------
 
+def _plain_eager(x: torch.Tensor) -> bool:
+    """Whether the call can run the kernels at once, without the custom operator's dispatch:
+    a plain CPU tensor (no subclass: not fake, functional or batched), no gradient to record,
+    and nothing tracing, compiling or transforming the call (torch.compile / export, jit
+    tracing, torch function or dispatch modes, functorch transforms, forward-mode AD). The
+    operator's dispatch costs tens of microseconds a call; the result is the same either way."""
+    return (type(x) is torch.Tensor and x.is_cpu
+            and not (x.requires_grad and torch.is_grad_enabled())
+            and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+            and torch._C._len_torch_function_stack() == 0 and torch._C._len_torch_dispatch_stack() == 0
+            and torch._C._functorch.peek_interpreter_stack() is None
+            and torch.autograd.forward_ad._current_level < 0)
+
+
 _NP_OF = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16, torch.bfloat16: np.int16}
 # Results of at least this many bytes are allocated by NumPy (and handed to torch through
 # DLPack): NumPy asks the kernel for huge pages for large arrays, torch's CPU allocator does
@@ -82,10 +114,9 @@ _NUMPY_ALLOC_BYTES = 1 << 20
 
 def _empty_like(x: torch.Tensor) -> torch.Tensor:
     """torch.empty_like(x) (the fake implementations' result: x's layout when it is dense)."""
-    if (x.device.type != "cpu" or not x.is_contiguous() or x.dtype not in _NP_OF
-            or x.numel() * x.element_size() < _NUMPY_ALLOC_BYTES):
+    if not x.is_cpu or x.nbytes < _NUMPY_ALLOC_BYTES or not x.is_contiguous() or x.dtype not in _NP_OF:
         return torch.empty_like(x)
-    t = torch.from_dlpack(np.empty(tuple(x.shape), _NP_OF[x.dtype]))
+    t = torch.from_numpy(np.empty(tuple(x.shape), _NP_OF[x.dtype]))
     return t.view(torch.bfloat16) if x.dtype == torch.bfloat16 else t
 
 
@@ -93,9 +124,9 @@ def _forward(fn, x: torch.Tensor, dim: int) -> torch.Tensor:
     y = _empty_like(x)
     if x.numel():
         if x.dim() == 0:
-            fn(_np(x).reshape(1), axis=0, out=_np(y, "out").reshape(1))
+            fn(_view(x).reshape(1), axis=0, out=_view(y).reshape(1))
         else:
-            fn(_np(x), axis=dim, out=_np(y, "out"))
+            fn(_view(x), axis=dim, out=_view(y))
     return y
 
 
@@ -123,14 +154,18 @@ def _reduced_shape(shape: Sequence[int], dims: Sequence[int], keepdim: bool) -> 
     return [1 if i in dims else n for i, n in enumerate(shape) if keepdim or i not in dims]
 
 
-@torch.library.custom_op("fastsoftmax::logsumexp", mutates_args=())
-def _logsumexp_op(x: torch.Tensor, dim: List[int], keepdim: bool) -> torch.Tensor:
+def _logsumexp(x: torch.Tensor, dim: List[int], keepdim: bool) -> torch.Tensor:
     out = torch.empty(_reduced_shape(x.shape, dim, keepdim), dtype=x.dtype, device=x.device)
     flat = out.reshape(_reduced_shape(x.shape, dim, False))  # a view: out is contiguous
     if out.numel():
-        xn = _np(x).reshape(1) if x.dim() == 0 else _np(x)
-        _np_logsumexp(xn, axis=tuple(dim) if x.dim() else 0, out=_np(flat, "out"))
+        xn = _view(x).reshape(1) if x.dim() == 0 else _view(x)
+        _np_logsumexp(xn, axis=tuple(dim) if x.dim() else 0, out=_view(flat))
     return out
+
+
+@torch.library.custom_op("fastsoftmax::logsumexp", mutates_args=())
+def _logsumexp_op(x: torch.Tensor, dim: List[int], keepdim: bool) -> torch.Tensor:
+    return _logsumexp(x, dim, keepdim)
 
 
 @_logsumexp_op.register_fake
@@ -268,7 +303,10 @@ def softmax(input: torch.Tensor, dim: int, dtype: Optional[torch.dtype] = None) 
     if dtype is not None:
         input = input.to(dtype)
     _check_float(input, "softmax")
-    return torch.ops.fastsoftmax.softmax(input, _dim(dim, input.dim(), "softmax"))
+    d = _dim(dim, input.dim(), "softmax")
+    if _plain_eager(input):
+        return _forward(_api.softmax, input, d)
+    return torch.ops.fastsoftmax.softmax(input, d)
 
 
 def log_softmax(input: torch.Tensor, dim: int, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
@@ -282,7 +320,10 @@ def log_softmax(input: torch.Tensor, dim: int, dtype: Optional[torch.dtype] = No
     if dtype is not None:
         input = input.to(dtype)
     _check_float(input, "log_softmax")
-    return torch.ops.fastsoftmax.log_softmax(input, _dim(dim, input.dim(), "log_softmax"))
+    d = _dim(dim, input.dim(), "log_softmax")
+    if _plain_eager(input):
+        return _forward(_api.log_softmax, input, d)
+    return torch.ops.fastsoftmax.log_softmax(input, d)
 
 
 def logsumexp(input: torch.Tensor, dim: Union[int, Sequence[int]], keepdim: bool = False) -> torch.Tensor:
@@ -307,6 +348,8 @@ def logsumexp(input: torch.Tensor, dim: Union[int, Sequence[int]], keepdim: bool
     norm = sorted(_dim(d, input.dim(), "logsumexp") for d in dims)
     if len(set(norm)) != len(norm):
         raise ValueError(f"fastsoftmax.torch.logsumexp: dim {dim!r} names a dimension twice")
+    if _plain_eager(input):
+        return _logsumexp(input, norm, bool(keepdim))
     return torch.ops.fastsoftmax.logsumexp(input, norm, bool(keepdim))
 
 
@@ -332,9 +375,8 @@ def _to_torch(a: np.ndarray, dtype: Optional[torch.dtype] = None) -> torch.Tenso
 
 # ---- cross_entropy ------------------------------------------------------------------------
 
-@torch.library.custom_op("fastsoftmax::cross_entropy", mutates_args=())
-def _cross_entropy_op(input: torch.Tensor, target: torch.Tensor, cdim: int, ignore_index: int,
-                      reduction: str) -> torch.Tensor:
+def _cross_entropy(input: torch.Tensor, target: torch.Tensor, cdim: int, ignore_index: int,
+                   reduction: str) -> torch.Tensor:
     t = target.to(torch.int64).numpy() if target.dtype != torch.int64 else target.numpy()
     n = input.shape[cdim]
     ignored = t == ignore_index
@@ -351,8 +393,14 @@ def _cross_entropy_op(input: torch.Tensor, target: torch.Tensor, cdim: int, igno
         elif reduction == "mean":
             loss = np.float64(np.nan)
     else:
-        loss = _np_cross_entropy(_np(input), t, axis=cdim, reduction=reduction, ignore_index=ignore_index)
+        loss = _np_cross_entropy(_view(input), t, axis=cdim, reduction=reduction, ignore_index=ignore_index)
     return _to_torch(np.asarray(loss), input.dtype)
+
+
+@torch.library.custom_op("fastsoftmax::cross_entropy", mutates_args=())
+def _cross_entropy_op(input: torch.Tensor, target: torch.Tensor, cdim: int, ignore_index: int,
+                      reduction: str) -> torch.Tensor:
+    return _cross_entropy(input, target, cdim, ignore_index, reduction)
 
 
 @_cross_entropy_op.register_fake
@@ -454,6 +502,8 @@ def cross_entropy(input: torch.Tensor, target: torch.Tensor, *, ignore_index: in
         if input.dim() == 1 or target.dim() == 0 or nb != tb:
             raise ValueError(f"Expected input batch_size ({nb}) to match target batch_size ({tb}).")
         raise RuntimeError(f"Expected target size {list(want)}, got {list(target.shape)}")
+    if _plain_eager(input) and type(target) is torch.Tensor:
+        return _cross_entropy(input, target, cdim, ignore_index, reduction)
     return torch.ops.fastsoftmax.cross_entropy(input, target, cdim, ignore_index, reduction)
 
 
@@ -476,7 +526,7 @@ def _run_sample(logits: torch.Tensor, dim: int, temperature: torch.Tensor, top_k
         s = s.view(np.uint64)
     elif s.size and int(s.min()) < 0:
         raise ValueError(f"seed must be in [0, 2**64), got {int(s.min())} in the seed tensor")
-    return _np_sample(_np(logits, "logits"), temperature=param(temperature), top_k=param(top_k),
+    return _np_sample(_view(logits), temperature=param(temperature), top_k=param(top_k),
                       top_p=param(top_p), min_p=param(min_p),
                       seed=int(s) if s.ndim == 0 else s.astype(np.uint64), axis=dim,
                       return_logprobs=return_logprobs)
@@ -486,12 +536,19 @@ def _batch_shape(logits: torch.Tensor, dim: int) -> List[int]:
     return [n for i, n in enumerate(logits.shape) if i != dim]
 
 
+def _sample_tensors(*args: Any) -> Any:
+    """_run_sample's results as tensors: tokens, or (tokens, logprobs)."""
+    r = _run_sample(*args)
+    if args[-1]:
+        return _to_torch(np.asarray(r[0], dtype=np.int64)), _to_torch(np.asarray(r[1], dtype=np.float64))
+    return _to_torch(np.asarray(r, dtype=np.int64))
+
+
 @torch.library.custom_op("fastsoftmax::sample", mutates_args=())
 def _sample_op(logits: torch.Tensor, dim: int, temperature: torch.Tensor, top_k: Optional[torch.Tensor],
                top_p: Optional[torch.Tensor], min_p: Optional[torch.Tensor], seed: torch.Tensor,
                seed_bits: bool) -> torch.Tensor:
-    tokens = _run_sample(logits, dim, temperature, top_k, top_p, min_p, seed, seed_bits, False)
-    return _to_torch(np.asarray(tokens, dtype=np.int64))
+    return _sample_tensors(logits, dim, temperature, top_k, top_p, min_p, seed, seed_bits, False)
 
 
 @_sample_op.register_fake
@@ -504,8 +561,7 @@ def _(logits, dim, temperature, top_k, top_p, min_p, seed, seed_bits):
 def _sample_logprobs_op(logits: torch.Tensor, dim: int, temperature: torch.Tensor, top_k: Optional[torch.Tensor],
                         top_p: Optional[torch.Tensor], min_p: Optional[torch.Tensor], seed: torch.Tensor,
                         seed_bits: bool) -> Tuple[torch.Tensor, torch.Tensor]:
-    tokens, logprobs = _run_sample(logits, dim, temperature, top_k, top_p, min_p, seed, seed_bits, True)
-    return _to_torch(np.asarray(tokens, dtype=np.int64)), _to_torch(np.asarray(logprobs, dtype=np.float64))
+    return _sample_tensors(logits, dim, temperature, top_k, top_p, min_p, seed, seed_bits, True)
 
 
 @_sample_logprobs_op.register_fake
@@ -662,6 +718,8 @@ def sample(logits: torch.Tensor, *, temperature: Any = 1.0, top_k: Any = None, t
     if not isinstance(return_logprobs, (bool, np.bool_)):
         raise TypeError(f"return_logprobs must be a bool, got {return_logprobs!r}")
     s, bits = _seed(seed, generator)
+    if _plain_eager(logits):
+        return _sample_tensors(logits, d, t, k, p, mp, s, bits, bool(return_logprobs))
     if return_logprobs:
         return torch.ops.fastsoftmax.sample_with_logprobs(logits, d, t, k, p, mp, s, bits)
     return torch.ops.fastsoftmax.sample(logits, d, t, k, p, mp, s, bits)
@@ -669,14 +727,18 @@ def sample(logits: torch.Tensor, *, temperature: Any = 1.0, top_k: Any = None, t
 
 # ---- topk_softmax -------------------------------------------------------------------------
 
-@torch.library.custom_op("fastsoftmax::topk_softmax", mutates_args=())
-def _topk_softmax_op(logits: torch.Tensor, k: int, dim: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    v, i, p = _np_topk_softmax(_np(logits, "logits"), k, axis=dim)
+def _topk_softmax(logits: torch.Tensor, k: int, dim: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    v, i, p = _np_topk_softmax(_view(logits), k, axis=dim)
     if logits.dtype == torch.bfloat16:
         values = _to_torch(v.view(np.int16)).view(torch.bfloat16)
     else:
         values = _to_torch(v)
     return values, _to_torch(i), _to_torch(p)
+
+
+@torch.library.custom_op("fastsoftmax::topk_softmax", mutates_args=())
+def _topk_softmax_op(logits: torch.Tensor, k: int, dim: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return _topk_softmax(logits, k, dim)
 
 
 @_topk_softmax_op.register_fake
@@ -737,4 +799,6 @@ def topk_softmax(logits: torch.Tensor, k: int, dim: int = -1) -> Tuple[torch.Ten
     n = logits.shape[d]
     if not 1 <= k <= n:
         raise ValueError(f"k must be in [1, {n}] (the length of dim {d}), got {k}")
+    if _plain_eager(logits):
+        return _topk_softmax(logits, k, d)
     return torch.ops.fastsoftmax.topk_softmax(logits, k, d)
