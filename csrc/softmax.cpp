@@ -65,7 +65,19 @@ bool narrow_vector_arithmetic() {
   }
 }
 
+// Where even 256-bit arithmetic runs in 128-bit halves (AMD before Zen 2), two-pass stays
+// compute-bound out of cache and slower than reload at every length measured (to 128 MiB of
+// input): reload at any length (docs/results.md, "The auto rule").
+bool halved_avx2_arithmetic() {
+  try {
+    return active_isa() == "avx2" && splits_256_bit_ops();
+  } catch (const std::invalid_argument&) {
+    return false;
+  }
+}
+
 std::size_t builtin_reload_limit(DType dtype) {
+  if (halved_avx2_arithmetic()) return std::numeric_limits<std::int64_t>::max();  // as the C API reports it
   std::size_t l2 = cache_sizes().l2;
   if (l2 == 0) l2 = 1u << 20;
   std::size_t limit = dtype == DType::f64 ? 4 * l2 : l2;  // on the input alone

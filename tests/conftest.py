@@ -35,12 +35,23 @@ def required_isas() -> Tuple[str, ...]:
     return tuple(p.strip() for p in raw.split(",") if p.strip())
 
 
+def below_cap(isa: str) -> bool:
+    """Whether isa= may name this tier: not above the FASTSOFTMAX_ISA cap (a cap binds)."""
+    cap = _core.isa_cap()
+    compiled = _core.compiled_isas()
+    return not (cap in compiled and isa in compiled and compiled.index(isa) < compiled.index(cap))
+
+
+def usable_isas() -> Tuple[str, ...]:
+    """The tiers that isa= can run here: compiled in, runnable on this CPU, not above the cap."""
+    return tuple(i for i in _core.compiled_isas() if _core.isa_runnable(i) and below_cap(i))
+
+
 def require_or_skip(isa: str) -> None:
     """Skip the calling test when this CPU cannot run `isa`; fail instead if it is required."""
-    cap = _core.isa_cap()  # FASTSOFTMAX_ISA: isa= above it is refused (a cap binds)
+    if not below_cap(isa):  # FASTSOFTMAX_ISA: isa= above it is refused
+        pytest.skip(f"{isa} is above the cap FASTSOFTMAX_ISA={_core.isa_cap()}")
     compiled = _core.compiled_isas()
-    if cap in compiled and isa in compiled and compiled.index(isa) < compiled.index(cap):
-        pytest.skip(f"{isa} is above the cap FASTSOFTMAX_ISA={cap}")
     if isa in compiled and _core.isa_runnable(isa):
         return
     why = (f"CPU lacks {isa}" if isa in _core.compiled_isas()

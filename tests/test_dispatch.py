@@ -132,11 +132,7 @@ def test_explicit_isa_runs_or_is_refused(isa):
             fastsoftmax.softmax(x, isa=isa)
 
 
-def narrow_vector_arithmetic() -> bool:
-    """The avx2 tier, or AVX-512 on AMD family 19h (Zen 4, which runs it as 256-bit halves)."""
-    isa = _core.active_isa()
-    if isa != "avx512":
-        return isa == "avx2"
+def _vendor_family_model():
     try:
         with open("/proc/cpuinfo") as f:
             head = f.read().split("\n\n")[0]
@@ -144,13 +140,39 @@ def narrow_vector_arithmetic() -> bool:
         pytest.skip("no /proc/cpuinfo to read the CPU family from")
     fields = dict(line.split(":", 1) for line in head.splitlines() if ":" in line)
     fields = {k.strip(): v.strip() for k, v in fields.items()}
-    return fields.get("vendor_id") == "AuthenticAMD" and fields.get("cpu family") == "25"
+    return fields.get("vendor_id"), int(fields.get("cpu family", "-1")), int(fields.get("model", "-1"))
+
+
+def narrow_vector_arithmetic() -> bool:
+    """The avx2 tier, or AVX-512 on AMD family 19h (Zen 4, which runs it as 256-bit halves)."""
+    isa = _core.active_isa()
+    if isa != "avx512":
+        return isa == "avx2"
+    vendor, family, _ = _vendor_family_model()
+    return vendor == "AuthenticAMD" and family == 0x19
+
+
+def halved_avx2_arithmetic() -> bool:
+    """The avx2 tier on a core that runs 256-bit AVX2 as two 128-bit halves: AMD families 15h,
+    16h, 17h before model 30h (Zen, Zen+), Hygon family 18h."""
+    if _core.active_isa() != "avx2":
+        return False
+    vendor, family, model = _vendor_family_model()
+    if vendor == "HygonGenuine":
+        return family == 0x18
+    return vendor == "AuthenticAMD" and (family in (0x15, 0x16) or (family == 0x17 and model < 0x30))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_auto_rule_is_the_documented_one(dtype):
     """README: three-pass reload for rows of at most L2 bytes of input (float64: 4 L2), two-pass
-    beyond; where the vector arithmetic is 256 bits wide, at most max(that, L3/4) (16-bit: L3/8)."""
+    beyond; where the vector arithmetic is 256 bits wide, at most max(that, L3/4) (16-bit: L3/8);
+    where AVX2 runs in 128-bit halves, reload at any length."""
+    if halved_avx2_arithmetic():
+        assert _core.auto_reload_limit(dtype)["builtin_bytes"] == 2**63 - 1
+        for n in (1, 1 << 20, 1 << 26, 1 << 40):
+            assert _core.auto_algorithm(dtype, n) == "three-pass-reload", n
+        return
     caches = _core.cache_sizes()
     l2 = caches["l2"] or (1 << 20)
     item = {"float32": 4, "float64": 8}.get(dtype, 2)  # bfloat16 without ml_dtypes has no np.dtype

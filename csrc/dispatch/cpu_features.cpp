@@ -123,14 +123,42 @@ const CacheSizes& cache_sizes() {
   return c;
 }
 
+#if defined(FASTSOFTMAX_X86)
+namespace {
+struct FamilyModel {
+  unsigned vendor_b, family, model;  // vendor_b: CPUID 0's EBX ("Auth", "Hygo", "Genu")
+};
+FamilyModel family_model() {
+  const unsigned a = cpuid(1).a;
+  const unsigned base = (a >> 8) & 0xF;
+  const unsigned family = base == 0xF ? base + ((a >> 20) & 0xFF) : base;
+  const unsigned model = (base == 0xF || base == 0x6) ? (((a >> 16) & 0xF) << 4) | ((a >> 4) & 0xF) : (a >> 4) & 0xF;
+  return {cpuid(0).b, family, model};
+}
+constexpr unsigned kAmd = 0x68747541, kHygon = 0x6F677948;  // "Auth"enticAMD, "Hygo"nGenuine
+}  // namespace
+#endif
+
 bool splits_512_bit_ops() {
 #if defined(FASTSOFTMAX_X86)
   static const bool split = [] {
     if (max_leaf(0) < 1 || !cpu_features().avx512f) return false;
-    const Regs vendor = cpuid(0);
-    const unsigned a = cpuid(1).a;
-    const unsigned family = ((a >> 8) & 0xF) == 0xF ? 0xF + ((a >> 20) & 0xFF) : (a >> 8) & 0xF;
-    return vendor.b == 0x68747541 && family == 0x19;  // "Auth"enticAMD
+    const FamilyModel f = family_model();
+    return f.vendor_b == kAmd && f.family == 0x19;
+  }();
+  return split;
+#else
+  return false;
+#endif
+}
+
+bool splits_256_bit_ops() {
+#if defined(FASTSOFTMAX_X86)
+  static const bool split = [] {
+    if (max_leaf(0) < 1 || !cpu_features().avx2) return false;
+    const FamilyModel f = family_model();
+    if (f.vendor_b == kHygon) return f.family == 0x18;
+    return f.vendor_b == kAmd && (f.family == 0x15 || f.family == 0x16 || (f.family == 0x17 && f.model < 0x30));
   }();
   return split;
 #else

@@ -42,4 +42,9 @@ std::string cpu_brand();
 // same family, has no AVX-512). Its vector arithmetic per cycle is that of AVX2.
 bool splits_512_bit_ops();
 
+// AVX2 that the core executes as two 128-bit halves: AMD families 15h and 16h, family 17h
+// before model 30h (Zen, Zen+) and Hygon family 18h (Zen). Half the vector arithmetic per
+// cycle of a core with 256-bit units.
+bool splits_256_bit_ops();
+
 }  // namespace fastsoftmax

@@ -137,6 +137,15 @@ def save_entry(path: str, entry: Dict[str, Any]) -> str:
     return key
 
 
+def limit_text(limit_bytes: int) -> str:
+    """auto's reload limit for people: "512 KiB", or "none" (reload at any length).
+
+    >>> limit_text(1 << 19), limit_text(2**63 - 1)
+    ('512 KiB', 'none')
+    """
+    return "none" if limit_bytes >= 2**63 - 1 else f"{limit_bytes >> 10} KiB"
+
+
 def status() -> Dict[str, Any]:
     """The profile as this process uses it, and auto's limit per dtype."""
     limits = {d: _core.auto_reload_limit(d) for d in DTYPES}

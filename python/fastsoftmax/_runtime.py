@@ -156,7 +156,7 @@ def show_runtime() -> None:
     for key, names in info["auto_kernels"].items():
         print(f"  {key:20s} " + "; ".join(f"{k}: {v}" for k, v in names.items()))
     prof = info["auto_profile"]
-    limits = ", ".join(f"{d} {b >> 10} KiB" for d, b in prof["reload_limit_bytes"].items())
+    limits = ", ".join(f"{d} {_profile.limit_text(b)}" for d, b in prof["reload_limit_bytes"].items())
     if prof["applied"]:
         print(f"auto: reload up to {limits} (machine profile {prof['path']}, tuned {prof.get('tuned')})")
     else:

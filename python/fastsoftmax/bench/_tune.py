@@ -194,7 +194,7 @@ def tune(dtypes: Optional[Sequence[str]] = None, rounds: int = 5, min_sample_s: 
         for b, r, t in pts:
             mark = "reload" if b <= limit else "two-pass"
             log(f"  {b >> 10:>9d} {r:8.3f} {t:8.3f} {r / t:6.2f}  {mark}")
-        log(f"  limit {limit >> 10} KiB (built-in {builtin[dtype] >> 10} KiB): auto's worst ratio to the faster "
+        log(f"  limit {limit >> 10} KiB (built-in {_profile.limit_text(builtin[dtype])}): auto's worst ratio to the faster "
             f"kernel {worst:.3f} (built-in {worst_builtin:.3f})")
     pf = measure_prefetch(rounds, max(min_sample_s, 0.02), rng)
     prefetch = choose_prefetch([b for _, b, _ in pf], [o for _, _, o in pf])
