@@ -423,8 +423,10 @@ def build_case(data: bytes) -> Case:
 
 
 def _runnable_tiers() -> List[str]:
+    """The tiers isa= can run: runnable here and not above a FASTSOFTMAX_ISA cap (a cap binds)."""
     from fastsoftmax import _core
-    return [t for t in _core.compiled_isas() if _core.isa_runnable(t)]
+    tiers, cap = _core.compiled_isas(), _core.isa_cap()
+    return [t for t in tiers if _core.isa_runnable(t) and not (cap in tiers and tiers.index(t) < tiers.index(cap))]
 
 
 TIERS = _runnable_tiers()

@@ -31,7 +31,7 @@ import pytest
 import scipy.special
 
 import fastsoftmax
-from conftest import KERNEL_DTYPES, KERNELS, kernel_id, record_accuracy, require_or_skip, run_kernel
+from conftest import KERNEL_DTYPES, KERNELS, kernel_id, record_accuracy, require_or_skip, run_kernel, usable_isas
 from helpers import EXP16_SOFTMAX_BOUND, finfo, round_to, ulp
 
 WIDEST_BLOCK = 4 * 16 * 16  # elements per cascade block of the widest tier (avx512 f32)
@@ -312,6 +312,9 @@ import ctypes, mmap, sys
 import numpy as np
 import fastsoftmax
 from fastsoftmax import _core
+_tiers, _cap = _core.compiled_isas(), _core.isa_cap()
+def usable(isa):  # runnable here and not above a FASTSOFTMAX_ISA cap (conftest.usable_isas)
+    return _core.isa_runnable(isa) and not (_cap in _tiers and _tiers.index(isa) < _tiers.index(_cap))
 try:
     import ml_dtypes  # bfloat16
 except ImportError:
@@ -334,7 +337,7 @@ xbuf, ybuf = guarded(), guarded()
 lengths = list(range(1, 70)) + [127, 128, 129, 1023, 1024, 1025, 2047, 2048, 2049, 4097]
 done = 0
 for k in fastsoftmax.kernels():
-    if not _core.isa_runnable(k["isa"]) or (k["dtype"] == "bfloat16" and ml_dtypes is None):
+    if not usable(k["isa"]) or (k["dtype"] == "bfloat16" and ml_dtypes is None):
         continue
     fn = fastsoftmax.softmax if k["op"] == "softmax" else fastsoftmax.log_softmax
     dt = np.dtype(k["dtype"])
@@ -363,6 +366,9 @@ import hashlib
 import numpy as np
 import fastsoftmax
 from fastsoftmax import _core
+_tiers, _cap = _core.compiled_isas(), _core.isa_cap()
+def usable(isa):  # runnable here and not above a FASTSOFTMAX_ISA cap (conftest.usable_isas)
+    return _core.isa_runnable(isa) and not (_cap in _tiers and _tiers.index(isa) < _tiers.index(_cap))
 try:
     import ml_dtypes  # bfloat16
 except ImportError:
@@ -373,7 +379,7 @@ lengths = LENGTHS
 digest, bad, done = hashlib.sha256(), [], 0
 rng = np.random.default_rng(77)
 for k in fastsoftmax.kernels():
-    if not _core.isa_runnable(k["isa"]) or (k["dtype"] == "bfloat16" and ml_dtypes is None):
+    if not usable(k["isa"]) or (k["dtype"] == "bfloat16" and ml_dtypes is None):
         continue
     fn = fastsoftmax.softmax if k["op"] == "softmax" else fastsoftmax.log_softmax
     dt = np.dtype(k["dtype"])
@@ -419,7 +425,7 @@ def test_reads_and_writes_stay_inside_the_row(streaming):
 
     proc = run_script(GUARD_SCRIPT, {STREAM_ENV: "0" if streaming else str(1 << 62)})
     assert proc.returncode == 0, f"exit status {proc.returncode} (-11 = SIGSEGV):\n{proc.stderr[-2000:]}"
-    runnable = sum(1 for k in KERNELS if _core.isa_runnable(k["isa"]))
+    runnable = sum(1 for k in KERNELS if k["isa"] in usable_isas())
     assert proc.stdout.split() == ["checked", str(runnable * (69 + 10) * 2)]
 
 
@@ -433,7 +439,7 @@ def test_streaming_stores_write_the_same_values_and_nothing_else():
         proc = run_script(SENTINEL_SCRIPT, {STREAM_ENV: threshold})
         assert proc.returncode == 0, f"{label}: exit status {proc.returncode}:\n{proc.stderr[-2000:]}"
         lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines())
-        runnable = sum(1 for k in KERNELS if _core.isa_runnable(k["isa"]))
+        runnable = sum(1 for k in KERNELS if k["isa"] in usable_isas())
         assert lines["checked"] == str(runnable * len(STREAM_LENGTHS) * len(STREAM_OFFSETS))
         assert lines["outside"].startswith("0 "), f"{label}: wrote outside the row: {lines['outside']}"
         results[label] = lines["digest"]

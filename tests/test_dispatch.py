@@ -14,7 +14,7 @@ import pytest
 
 import conftest
 import fastsoftmax
-from conftest import REQUIRE_ENV, require_or_skip, required_isas
+from conftest import REQUIRE_ENV, below_cap, require_or_skip, required_isas
 from fastsoftmax import _core
 from helpers import run_scipy
 
@@ -113,7 +113,10 @@ def test_kernels_list_an_avx2_variant_for_each():
 def test_kernel_name_agrees_with_kernels(isa):
     by_key = {(k["isa"], k["dtype"], k["op"], k["algorithm"]): k for k in fastsoftmax.kernels()}
     for dtype, op, alg in itertools.product(DTYPES, OPS, EXPLICIT_ALGORITHMS):
-        if _core.isa_runnable(isa):
+        if _core.isa_runnable(isa) and not below_cap(isa):
+            with pytest.raises(ValueError, match="above the cap"):
+                _core.kernel_name(op, alg, dtype, isa)
+        elif _core.isa_runnable(isa):
             assert _core.kernel_name(op, alg, dtype, isa) == by_key[(isa, dtype, op, alg)]["name"]
         else:
             with pytest.raises(ValueError, match="cannot run"):
@@ -123,7 +126,10 @@ def test_kernel_name_agrees_with_kernels(isa):
 @pytest.mark.parametrize("isa", _core.compiled_isas())
 def test_explicit_isa_runs_or_is_refused(isa):
     x = np.linspace(-3, 3, 100)
-    if _core.isa_runnable(isa):
+    if _core.isa_runnable(isa) and not below_cap(isa):
+        with pytest.raises(ValueError, match="above the cap"):
+            fastsoftmax.softmax(x, isa=isa)
+    elif _core.isa_runnable(isa):
         y = fastsoftmax.softmax(x, isa=isa)
         theirs, _ = run_scipy("softmax", x)
         assert np.allclose(y, theirs, rtol=1e-14, atol=0)
@@ -436,6 +442,7 @@ def test_required_isa_is_runnable_and_active():
 def test_require_or_skip_rule(monkeypatch):
     """A tier the CPU lacks skips, unless FASTSOFTMAX_REQUIRE_ISA names it: then it fails."""
     monkeypatch.setattr(conftest._core, "isa_runnable", lambda isa: isa == "scalar")
+    monkeypatch.setattr(conftest._core, "isa_cap", lambda: None)  # as without FASTSOFTMAX_ISA
     tier = "avx2" if "avx2" in _core.compiled_isas() else "scalar-but-missing"
     monkeypatch.delenv(REQUIRE_ENV, raising=False)
     with pytest.raises(pytest.skip.Exception, match=f"CPU lacks {tier}"):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import fastsoftmax
-from conftest import KERNELS, kernel_id, require_or_skip, run_kernel
+from conftest import KERNELS, kernel_id, require_or_skip, run_kernel, usable_isas
 from helpers import (
     peak_traced,
     AxisError,
@@ -447,7 +447,7 @@ def test_kernels_leave_the_fp_environment_alone():
     tiny = np.float32(1e-39)  # subnormal
     x = np.array([0.0, -100.0, -120.0, 1e-40], np.float32)
     for k in KERNELS:
-        if _core.isa_runnable(k["isa"]):
+        if k["isa"] in usable_isas():
             run_kernel(k, x.astype(k["dtype"]))
             assert _core.ftz_daz() == before, f"{kernel_id(k)} changed MXCSR"
     assert tiny * np.float32(1.0) == tiny and tiny / np.float32(2) != 0

@@ -245,9 +245,11 @@ def test_cross_entropy_gradients_against_torch(dtype, reduction, contiguous):
         (loss * w.to(loss.dtype)).sum().backward() if reduction == "none" else (loss * 3).backward()
         grads[name] = x.grad
     assert grads["ours"].dtype == dtype
+    # torch's semantics through its float64 gradient; its float32 gradient carries its own
+    # rounding error (beyond 8 u against ours on the scalar tier), so it is no reference.
     _check_grad(grads["ours"], grads["exact"], dtype)
-    _check_grad(grads["ours"], grads["torch"], dtype, rel=(16 if dtype == torch.float64 else 8))
     assert bool((grads["ours"].movedim(1, -1)[t == -100] == 0).all())  # ignored rows: no gradient
+    assert bool((grads["torch"].movedim(1, -1)[t == -100] == 0).all())
 
 
 def test_cross_entropy_every_row_ignored_has_zero_gradient_as_torch():

@@ -22,7 +22,7 @@ import numpy as np
 from . import _args
 from ._threads import threads as _threads
 
-__all__ = ["is_foreign", "is_torch", "to_numpy", "from_numpy", "call", "device_error"]
+__all__ = ["is_foreign", "is_torch", "to_numpy", "from_numpy", "call", "device_error", "bfloat16_dtype"]
 
 # DLPack's DLDeviceType values (dlpack.h), for error messages.
 _DEVICE_NAMES = {1: "cpu", 2: "cuda", 3: "cuda_host", 4: "opencl", 7: "vulkan", 8: "metal", 9: "vpi", 10: "rocm",
@@ -53,7 +53,7 @@ def device_error(op: str, what: str, device: str) -> ValueError:
                       "(move it first, e.g. tensor.cpu())")
 
 
-def _bfloat16_dtype(op: str) -> np.dtype:
+def bfloat16_dtype(op: str) -> np.dtype:
     try:
         import ml_dtypes
     except ImportError:
@@ -76,7 +76,7 @@ def to_numpy(obj: Any, op: str, what: str) -> np.ndarray:
             a = t.numpy()  # the same view as np.from_dlpack(t), without the DLPack capsule's cost
         except (RuntimeError, TypeError):  # e.g. a subclass or a lazy (conj / neg) view: DLPack decides
             a = np.from_dlpack(t)
-        return a.view(_bfloat16_dtype(op)) if bf16 else a
+        return a.view(bfloat16_dtype(op)) if bf16 else a
     dev = obj.__dlpack_device__()
     kind, index = int(dev[0]), int(dev[1])
     if kind != _KDLCPU:

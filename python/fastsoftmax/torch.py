@@ -59,7 +59,7 @@ def _view(t: torch.Tensor) -> np.ndarray:
     try:
         if t.dtype == torch.bfloat16:
             if _BFLOAT16 is None:
-                _BFLOAT16 = _dlpack._bfloat16_dtype("fastsoftmax.torch")
+                _BFLOAT16 = _dlpack.bfloat16_dtype("fastsoftmax.torch")
             return t.view(torch.int16).numpy().view(_BFLOAT16)
         return t.numpy()
     except RuntimeError:  # a lazy (negative / conjugate) view: DLPack decides
