@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -14,6 +15,7 @@
 #include "dispatch/cpu_features.h"
 #include "dispatch/registry.h"
 #include "dispatch/storage.h"
+#include "select_kernel.h"
 #include "threadpool.h"
 #include "workspace.h"
 
@@ -111,6 +113,46 @@ void set_prefetch_min_elements(std::int64_t elements) {
                                       std::memory_order_relaxed);
 }
 
+namespace {
+constexpr double kFastEndReloadNs = 0.15;  // float32 reload, ns per element, in cache (per_element_ns)
+std::atomic<double> g_cost_scale{-1.0};    // < 0: the measured factor
+
+// The fastest of a few runs of one row, so that a busy moment does not count; a tier that
+// cannot run here, or a clock that cannot tell, leaves the fast end (factor 1).
+double measure_cost_scale() {
+  try {
+    constexpr std::size_t n = 4096;
+    TierRefusal refusal = TierRefusal::none;
+    const KernelEntry* k = select_kernel(nullptr, DType::f32, Op::softmax, Algorithm::three_pass_reload, n, &refusal);
+    if (k == nullptr) return 1.0;
+    std::vector<float> x(n), y(n);
+    for (std::size_t i = 0; i < n; ++i) x[i] = 0.125f * float(i % 61) - 3.0f;
+    const std::int64_t shape[1] = {std::int64_t(n)}, strides[1] = {std::int64_t(sizeof(float))};
+    double best = std::numeric_limits<double>::infinity();
+    for (int rep = 0; rep < 7; ++rep) {
+      const auto t0 = std::chrono::steady_clock::now();
+      run_rows(*k, 1, shape, reinterpret_cast<const char*>(x.data()), strides, reinterpret_cast<char*>(y.data()),
+               strides, 1);
+      const auto t1 = std::chrono::steady_clock::now();
+      best = std::min(best, std::chrono::duration<double, std::nano>(t1 - t0).count());
+    }
+    const double scale = best / double(n) / kFastEndReloadNs;
+    return std::isfinite(scale) ? std::clamp(scale, 1.0, 100.0) : 1.0;
+  } catch (...) {
+    return 1.0;
+  }
+}
+}  // namespace
+
+double cost_scale() {
+  const double set = g_cost_scale.load(std::memory_order_relaxed);
+  if (set >= 0) return set;
+  static const double measured = measure_cost_scale();
+  return measured;
+}
+
+void set_cost_scale(double scale) { g_cost_scale.store(scale, std::memory_order_relaxed); }
+
 Algorithm auto_algorithm(DType dtype, std::size_t row_length) {
   return row_length * itemsize(dtype) <= auto_reload_limit(dtype) ? kAutoInCache : kAutoBeyondCache;
 }
@@ -120,7 +162,7 @@ namespace {
 // The cost model for splitting a call: nanoseconds of work per element at the fast end of
 // what one thread takes in cache (docs/results.md), so that the estimate errs towards
 // fewer threads; useful_threads weighs it against the measured hand-off cost.
-double per_element_ns(std::size_t itemsize) { return itemsize == 8 ? 0.35 : 0.15; }
+double per_element_ns(std::size_t itemsize) { return (itemsize == 8 ? 0.35 : 0.15) * cost_scale(); }
 
 // The rows of a job and the threads to use for it.
 struct Plan {

@@ -53,6 +53,14 @@ void set_auto_reload_limit(DType dtype, std::int64_t bytes);
 std::size_t prefetch_min_elements();
 void set_prefetch_min_elements(std::int64_t elements);
 
+// The thread planner's cost model per element is the fast end of the machines measured,
+// times this machine's factor (>= 1): one thread's time for the active tier's three-pass
+// reload over a float32 row in cache against that fast end, measured once per process at
+// the first call that asks for threads. set_cost_scale fixes it (tests, measurements);
+// negative restores the measured factor. Results do not depend on it.
+double cost_scale();
+void set_cost_scale(double scale);
+
 // The threads argument of the last run_rows call of this thread (0: the default); lets the
 // tests check that every API path passes threads= down.
 int last_requested_threads();

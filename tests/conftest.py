@@ -158,6 +158,8 @@ def fixed_handoff_costs():
     the first parallel call; a measurement is machine- and moment-dependent, so the suite
     fixes the cost instead: 5 us, with which float32 calls of a little more than 2^17
     elements and more split over 2 threads (20 us of modelled work).
-    test_thread_budget.py tests the measured path itself."""
+    test_thread_budget.py tests the measured path itself. The planner's factor for this
+    machine's compute speed (cost_scale) is fixed at 1 (the fast end) likewise."""
     _core.set_handoff_costs(5000.0, 5000.0)
+    _core.set_cost_scale(1.0)
     yield

@@ -397,6 +397,38 @@ def test_planner_measures_the_hand_off_when_not_fixed():
     assert out.stdout.split() == ["False", "True", "False", "True", "True"]
 
 
+def test_the_cost_model_scales_with_this_machines_compute_speed(handoff):
+    # 256 x 1000 float32 is 38.4 us of modelled work at the fast end: below the 40 us that two
+    # threads need with 10 us hand-offs. On a core three times slower it is worth splitting.
+    handoff(10_000, 10_000)
+    x = np.random.default_rng(2).standard_normal((256, 1000)).astype(np.float32)
+    ref = fastsoftmax.softmax(x, axis=-1, threads=1)
+    try:
+        for scale, splits in ((1.0, False), (3.0, True)):
+            _core.set_cost_scale(scale)
+            assert _core.cost_scale() == scale
+            before = _core.pool_info()["wakes"]
+            assert np.array_equal(fastsoftmax.softmax(x, axis=-1, threads=2), ref)
+            assert (_core.pool_info()["wakes"] > before) == splits, scale
+    finally:
+        _core.set_cost_scale(1.0)
+
+
+def test_the_cost_scale_is_measured_once_when_not_fixed():
+    code = """
+        import numpy as np, fastsoftmax
+        from fastsoftmax import _core
+        s = _core.cost_scale()
+        _core.set_cost_scale(7.0)
+        fixed = _core.cost_scale()
+        _core.set_cost_scale(-1)
+        print(1.0 <= s <= 100.0, fixed, _core.cost_scale() == s)
+    """
+    out = run_python(code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "7.0", "True"]
+
+
 def test_a_call_that_does_not_pay_stays_on_the_calling_thread(handoff):
     handoff(1e9, 1e9)
     before = _core.pool_info()

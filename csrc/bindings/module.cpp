@@ -500,6 +500,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_handoff_costs", &set_handoff_costs, py::arg("parked_ns"), py::arg("spinning_ns"),
         "Fix the hand-off costs the thread planner uses (tests, measurements); negative: measure them");
   m.def("useful_threads", &useful_threads, py::arg("requested"), py::arg("work_ns"));
+  m.def("cost_scale", &cost_scale,
+        "The thread planner's factor on its per-element cost model: measured once (>= 1), or as set");
+  m.def("set_cost_scale", &set_cost_scale, py::arg("scale"),
+        "Fix the thread planner's cost factor (tests, measurements); negative: this machine's measured one");
   m.def("pool_info", [] {
     const PoolInfo i = pool_info();
     py::dict d;
