@@ -5,15 +5,14 @@
 #include <stdexcept>
 #include <vector>
 
-#if defined(FASTSOFTMAX_X86)
-#include <xmmintrin.h>
-#endif
-
 #include "dispatch/storage.h"
 #include "kernels/backward_primitives.h"
 #include "kernels/kernels.inc"
 #include "softmax.h"
 #include "threadpool.h"
+
+#define FASTSOFTMAX_ROWS_NS generic
+#include "kernels/row_rules.h"
 
 namespace fastsoftmax {
 
@@ -47,21 +46,10 @@ const void* backward_table(Tier tier, DType d) {
   return tables[std::size_t(tier) * kDTypes + std::size_t(d)];
 }
 
-// Rows split into chunks of this many elements, as the forward's (row_rules.h, kChunk).
-constexpr std::size_t kChunk = std::size_t{1} << 16;
-
-// Flush-to-zero and denormals-are-zero while a task runs, as the forward's tasks do
-// (row_runner.h, FlushDenormals): tiny products otherwise take microcode assists.
-class Ftz {
- public:
-#if defined(FASTSOFTMAX_X86)
-  Ftz() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040u); }
-  ~Ftz() { _mm_setcsr(saved_); }
-
- private:
-  unsigned saved_;
-#endif
-};
+// The forward's chunks and floating-point mode (kChunk, chunk_count, FlushDenormals).
+using generic::chunk_count;
+using generic::FlushDenormals;
+using generic::kChunk;
 
 template <class S>
 void run(const BackwardPrimitives<S>& p, bool log, std::size_t rows, std::size_t n, const S* y, const S* g, S* dx,
@@ -72,7 +60,7 @@ void run(const BackwardPrimitives<S>& p, bool log, std::size_t rows, std::size_t
   // About 0.1 ns per element for one thread in cache (two reads, one write): errs towards fewer threads.
   if (t > 1) t = useful_threads(t, double(rows) * double(n) * (sizeof(S) == 8 ? 0.2 : 0.1));
   const bool stream = n * sizeof(S) >= streaming_threshold_bytes();
-  const std::size_t chunks = (n + kChunk - 1) / kChunk;
+  const std::size_t chunks = chunk_count(n);
   const auto len = [n](std::size_t c) { return std::min(kChunk, n - c * kChunk); };
   const auto chunk_sum = [&](std::size_t r, std::size_t c) -> T {
     const std::size_t off = r * n + c * kChunk;
@@ -85,7 +73,7 @@ void run(const BackwardPrimitives<S>& p, bool log, std::size_t rows, std::size_t
   if (t <= 1 || chunks == 1 || rows >= std::size_t(2 * t)) {  // whole rows per task
     const std::size_t tasks = t <= 1 ? 1 : std::min(rows, std::size_t(t) * 4);
     parallel_for(tasks, t, [&](std::size_t k) {
-      Ftz ftz;
+      FlushDenormals ftz;
       for (std::size_t r = rows * k / tasks; r < rows * (k + 1) / tasks; ++r) {
         double s = 0;
         for (std::size_t c = 0; c < chunks; ++c) s += double(chunk_sum(r, c));
@@ -99,14 +87,14 @@ void run(const BackwardPrimitives<S>& p, bool log, std::size_t rows, std::size_t
   std::vector<T> part(chunks);  // before anything is written
   for (std::size_t r = 0; r < rows; ++r) {
     parallel_for(chunks, t, [&](std::size_t c) {
-      Ftz ftz;
+      FlushDenormals ftz;
       part[c] = chunk_sum(r, c);
     });
     double s = 0;
     for (std::size_t c = 0; c < chunks; ++c) s += double(part[c]);
     const T st = static_cast<T>(s);
     parallel_for(chunks, t, [&](std::size_t c) {
-      Ftz ftz;
+      FlushDenormals ftz;
       write(r, c, st);
     });
   }
@@ -129,7 +117,7 @@ void backward_pattern(Tier tier, DType d, bool log, std::size_t n, const void* y
   const void* table = backward_table(tier, d);
   with_storage(d, [&](auto s) {
     using S = decltype(s);
-    Ftz ftz;
+    FlushDenormals ftz;
     static_cast<const BackwardPrimitives<S>*>(table)->pattern(n, static_cast<const S*>(y), static_cast<const S*>(g),
                                                               static_cast<S*>(dx), log);
   });

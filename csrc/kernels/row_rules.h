@@ -2,13 +2,14 @@
 // not depend on the thread count, on how the array lies in memory, on whether rows run in
 // batches or one by one, or on the call path; every choice that could change it goes
 // through the functions below, and the code that makes the choice names its rule here.
-// Included through rows.h, which the includer has given its namespace.
+// Included through rows.h, which the includer has given its namespace (backward.cpp
+// includes it alone, as generic::, for its chunks and floating-point mode).
 //
 // - Threads: a row's chunks depend on its length alone (kChunk, chunk_count), and their
 //   statistics merge in chunk order (max_in_chunk_order, sum_in_chunk_order,
 //   merge_pair_chunks, merge_online_chunks): splitting rows or chunks over threads only
 //   changes which thread runs a chunk. Every thread that runs rows or chunks sets the same
-//   floating-point mode (FlushDenormals, row_runner.h).
+//   floating-point mode (FlushDenormals, below).
 // - Layouts (row_walk.h, RowLayout): the row kernels see every row as n contiguous
 //   elements (gathered and tiled rows are copied first); the column kernel reproduces
 //   their summation order lane by lane (columns.h) and ends with the same scalar glue
@@ -17,17 +18,41 @@
 //   steps as one row (three_pass_fast, sum_in_chunk_order, three_pass_constant).
 // - Tables: softmax with 16-bit storage runs over Primitives::softmax on every path
 //   (softmax.cpp, run_rows_typed).
-#pragma once  // FASTSOFTMAX_ROWS_NS: checked by rows.h and row_runner.h, which include this file
+#pragma once
+#ifndef FASTSOFTMAX_ROWS_NS
+#error "define FASTSOFTMAX_ROWS_NS (the namespace for this copy) before including row_rules.h"
+#endif
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <limits>
 
+#if defined(FASTSOFTMAX_X86)
+#include <xmmintrin.h>  // _mm_getcsr/_mm_setcsr: SSE, part of the x86-64 baseline
+#endif
+
 #include "kernels/primitives.h"
 
 namespace fastsoftmax {
 namespace FASTSOFTMAX_ROWS_NS {
+
+// Flush-to-zero and denormals-are-zero while a task runs (MXCSR is per thread; restored
+// on exit), on every thread that runs rows or chunks, so that they all compute alike
+// (the threads rule above). Subnormal results -- outputs below ~1e-38 (f32), tiny contributions when
+// pass 1 rescales -- otherwise take microcode assists of ~100 cycles each on Intel
+// (docs/results.md, "Design measurements"). Only outputs below the smallest normal number
+// change (to 0); the AVX2 exponent-bit 2^d already flushes there.
+class FlushDenormals {
+ public:
+#if defined(FASTSOFTMAX_X86)
+  FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040u); }
+  ~FlushDenormals() { _mm_setcsr(saved_); }
+
+ private:
+  unsigned saved_;
+#endif
+};
 
 // Rows longer than this are computed as chunks of this many elements whose statistics
 // are merged in chunk order.

@@ -14,33 +14,12 @@
 #include <limits>
 #include <type_traits>
 
-#if defined(FASTSOFTMAX_X86)
-#include <xmmintrin.h>  // _mm_getcsr/_mm_setcsr: SSE, part of the x86-64 baseline
-#endif
-
 #include "kernels/exact.h"
 #include "kernels/primitives.h"
 #include "kernels/row_rules.h"
 
 namespace fastsoftmax {
 namespace FASTSOFTMAX_ROWS_NS {
-
-// Flush-to-zero and denormals-are-zero while a task runs (MXCSR is per thread; restored
-// on exit), on every thread that runs rows or chunks, so that they all compute alike
-// (row_rules.h). Subnormal results -- outputs below ~1e-38 (f32), tiny contributions when
-// pass 1 rescales -- otherwise take microcode assists of ~100 cycles each on Intel
-// (docs/results.md, "Design measurements"). Only outputs below the smallest normal number
-// change (to 0); the AVX2 exponent-bit 2^d already flushes there.
-class FlushDenormals {
- public:
-#if defined(FASTSOFTMAX_X86)
-  FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040u); }
-  ~FlushDenormals() { _mm_setcsr(saved_); }
-
- private:
-  unsigned saved_;
-#endif
-};
 
 // The statistics of rows outside the fast range, and the exact path that computes them:
 // kernels/exact.h.
