@@ -367,6 +367,9 @@ def test_python_m_fastsoftmax():
     proc = run_python("fastsoftmax", isa_env=os.environ.get("FASTSOFTMAX_ISA"), module=True)
     assert proc.returncode == 0, proc.stderr
     assert f"active tier: {_core.active_isa()}" in proc.stdout
+    factor = [ln for ln in proc.stdout.splitlines() if ln.startswith("thread planner's cost factor: ")]
+    assert len(factor) == 1 and 1.0 <= float(factor[0].split(": ")[1].split()[0]) <= 100.0, factor
+    assert fastsoftmax.runtime_info()["threads"]["cost_scale"] == _core.cost_scale()
 
 
 def test_python_m_fastsoftmax_json_version_help():

@@ -81,9 +81,10 @@ def threads(n: Optional[int]) -> Iterator[None]:
 
 
 def thread_info() -> Dict[str, Any]:
-    """How the default thread count was found, and the planner's hand-off costs."""
+    """How the default thread count was found, and the planner's hand-off costs and cost factor."""
     info = dict(_core.thread_config())
     info["handoff"] = _core.handoff_costs()
+    info["cost_scale"] = _core.cost_scale()  # measured here if no call has asked for threads yet
     info["max_threads"] = MAX_THREADS
     return info
 
