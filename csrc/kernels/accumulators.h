@@ -97,8 +97,9 @@ struct Accumulators : Exp<V, S, kExp16> {
     struct State { R m, e; };
     static State init() { return {V::set1(T(0)), V::set1(C::kInitExponent)}; }
     void update_group(State& s, const R* v) const {
-      R n[A], p[A];
-      for (std::size_t a = 0; a < A; ++a) n[a] = exp_parts(V::max(V::set1(C::kLow), v[a]), p[a]);  // NaN-preserving clamp
+      R c[A], n[A], p[A];
+      for (std::size_t a = 0; a < A; ++a) c[a] = V::max(V::set1(C::kLow), v[a]);  // NaN-preserving clamp
+      E::template exp_parts_n<A>(c, n, p);
       R e = s.e;
       for (std::size_t a = 0; a < A; ++a) e = V::max(e, n[a]);
       e = integral_exponent(e);
@@ -172,7 +173,8 @@ struct Accumulators : Exp<V, S, kExp16> {
       return kStoreShifted ? V::sub(x, mu) : e;
     }
     void update_pair(State& s, R v, R w, R& out_v, R& out_w) const {
-      const R ev = E::exp_shifted_fast(v, mu), ew = E::exp_shifted_fast(w, mu);
+      R ev, ew;
+      E::exp_shifted_fast2(v, w, mu, ev, ew);
       s = V::add(s, V::add(ev, ew));
       out_v = kStoreShifted ? V::sub(v, mu) : ev;
       out_w = kStoreShifted ? V::sub(w, mu) : ew;

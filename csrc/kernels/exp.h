@@ -186,6 +186,35 @@ struct Exp {
       return n;
     }
   }
+  // exp_parts of K vectors, each step written for all K before the next (the same bits as K
+  // calls): the K dependency chains side by side in the instruction stream, so that a core
+  // with a small out-of-order window overlaps them.
+  template <std::size_t K, bool kExp = kExp16>
+  static void exp_parts_n(const R* x, R* n, R* m) {
+    if constexpr (kTableExp) {
+      for (std::size_t k = 0; k < K; ++k) n[k] = exp_parts<kExp>(x[k], m[k]);
+    } else {
+      using P = std::conditional_t<kExp, Exp16, C>;
+      const R bias = V::set1(C::kRoundBias), log2e = V::set1(C::kLog2e);
+      R t[K];
+      for (std::size_t k = 0; k < K; ++k) n[k] = V::sub(V::fmadd(x[k], log2e, bias), bias);
+      if constexpr (kExp) {
+        const R ln2 = V::set1(Exp16::kMinusLn2);
+        for (std::size_t k = 0; k < K; ++k) t[k] = V::fmadd(n[k], ln2, x[k]);
+      } else {
+        const R hi = V::set1(C::kMinusLn2Hi), lo = V::set1(C::kMinusLn2Lo);
+        for (std::size_t k = 0; k < K; ++k) t[k] = V::fmadd(n[k], hi, x[k]);
+        for (std::size_t k = 0; k < K; ++k) t[k] = V::fmadd(n[k], lo, t[k]);
+      }
+      for (std::size_t k = 0; k < K; ++k) m[k] = V::set1(P::kPoly[0]);
+      for (int d = 1; d < P::kDegree; ++d) {
+        const R c = V::set1(P::kPoly[d]);
+        for (std::size_t k = 0; k < K; ++k) m[k] = V::fmadd(m[k], t[k], c);
+      }
+      const R one = V::set1(T(1));
+      for (std::size_t k = 0; k < K; ++k) m[k] = V::fmadd(m[k], t[k], one);
+    }
+  }
   // A pair accumulator's exponent must be integral (the difference of two exponents is
   // floored by scale): the table scheme's common exponent is floored once per group.
   static R integral_exponent(R e) {
@@ -227,6 +256,35 @@ struct Exp {
       return V::add_exponent(mantissa<kExp>(t), k);
     } else {
       return exp_shifted<kExp>(x, mu);
+    }
+  }
+  // exp_shifted_fast of two vectors, each step written for both before the next: the same
+  // bits, with the two dependency chains side by side in the instruction stream, so that a
+  // core with a small out-of-order window overlaps them.
+  template <bool kExp = kExp16>
+  static void exp_shifted_fast2(R v, R w, R mu, R& ev, R& ew) {
+    if constexpr (HasAddExponent<V>::value && !kTableExp && (kExp || std::is_same<T, float>::value)) {
+      using P = std::conditional_t<kExp, Exp16, C>;
+      const R lo = V::set1(C::kShiftFloor), bias = V::set1(C::kRoundBias), log2e = V::set1(C::kLog2e);
+      const R ln2 = V::set1(Exp16::kMinusLn2);
+      const R zv = V::max(lo, V::sub(v, mu)), zw = V::max(lo, V::sub(w, mu));
+      const R kv = V::fmadd(zv, log2e, bias), kw = V::fmadd(zw, log2e, bias);
+      const R nv = V::sub(kv, bias), nw = V::sub(kw, bias);
+      const R tv = V::fmadd(nv, ln2, zv), tw = V::fmadd(nw, ln2, zw);
+      R pv = V::set1(P::kPoly[0]), pw = pv;
+      for (int k = 1; k < P::kDegree; ++k) {
+        const R c = V::set1(P::kPoly[k]);
+        pv = V::fmadd(pv, tv, c);
+        pw = V::fmadd(pw, tw, c);
+      }
+      const R one = V::set1(T(1));
+      pv = V::fmadd(pv, tv, one);
+      pw = V::fmadd(pw, tw, one);
+      ev = V::add_exponent(pv, kv);
+      ew = V::add_exponent(pw, kw);
+    } else {
+      ev = exp_shifted_fast<kExp>(v, mu);
+      ew = exp_shifted_fast<kExp>(w, mu);
     }
   }
 };
