@@ -22,7 +22,7 @@ import numpy as np
 from . import _args
 from ._threads import threads as _threads
 
-__all__ = ["is_foreign", "is_torch", "to_numpy", "from_numpy", "call", "device_error", "bfloat16_dtype"]
+__all__ = ["is_foreign", "is_torch", "to_numpy", "tensor_view", "from_numpy", "call", "device_error"]
 
 # DLPack's DLDeviceType values (dlpack.h), for error messages.
 _DEVICE_NAMES = {1: "cpu", 2: "cuda", 3: "cuda_host", 4: "opencl", 7: "vulkan", 8: "metal", 9: "vpi", 10: "rocm",
@@ -53,7 +53,7 @@ def device_error(op: str, what: str, device: str) -> ValueError:
                       "(move it first, e.g. tensor.cpu())")
 
 
-def bfloat16_dtype(op: str) -> np.dtype:
+def _bfloat16_dtype(op: str) -> np.dtype:
     try:
         import ml_dtypes
     except ImportError:
@@ -68,20 +68,27 @@ def to_numpy(obj: Any, op: str, what: str) -> np.ndarray:
         torch = sys.modules["torch"]
         if obj.device.type != "cpu":
             raise device_error(op, what, str(obj.device))
-        t = obj.detach() if obj.requires_grad else obj
-        bf16 = t.dtype == torch.bfloat16
-        if bf16:
-            t = t.view(torch.int16)
-        try:
-            a = t.numpy()  # the same view as np.from_dlpack(t), without the DLPack capsule's cost
-        except (RuntimeError, TypeError):  # e.g. a subclass or a lazy (conj / neg) view: DLPack decides
-            a = np.from_dlpack(t)
-        return a.view(bfloat16_dtype(op)) if bf16 else a
+        return tensor_view(obj, op)
     dev = obj.__dlpack_device__()
     kind, index = int(dev[0]), int(dev[1])
     if kind != _KDLCPU:
         raise device_error(op, what, f"{_DEVICE_NAMES.get(kind, f'device type {kind}')}:{index}")
     return np.from_dlpack(obj)
+
+
+def tensor_view(t: Any, op: str) -> np.ndarray:
+    """A NumPy view of a CPU torch tensor's memory (no copy; bfloat16 as ml_dtypes.bfloat16)."""
+    torch = sys.modules["torch"]
+    if t.requires_grad:
+        t = t.detach()
+    bf16 = t.dtype == torch.bfloat16
+    if bf16:
+        t = t.view(torch.int16)
+    try:
+        a = t.numpy()  # the same view as np.from_dlpack(t), without the DLPack capsule's cost
+    except (RuntimeError, TypeError):  # e.g. a subclass or a lazy (conj / neg) view: DLPack decides
+        a = np.from_dlpack(t)
+    return a.view(_bfloat16_dtype(op)) if bf16 else a
 
 
 def from_numpy(a: Any, like: Any) -> Any:

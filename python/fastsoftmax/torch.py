@@ -48,22 +48,9 @@ def _np(t: torch.Tensor, what: str = "input") -> np.ndarray:
     return _dlpack.to_numpy(t, "fastsoftmax.torch", what)
 
 
-_BFLOAT16: Optional[np.dtype] = None
-
-
 def _view(t: torch.Tensor) -> np.ndarray:
-    """_np(t) for a CPU tensor, at the least cost a call can have (the operators' own tensors)."""
-    global _BFLOAT16
-    if t.requires_grad:
-        t = t.detach()
-    try:
-        if t.dtype == torch.bfloat16:
-            if _BFLOAT16 is None:
-                _BFLOAT16 = _dlpack.bfloat16_dtype("fastsoftmax.torch")
-            return t.view(torch.int16).numpy().view(_BFLOAT16)
-        return t.numpy()
-    except RuntimeError:  # a lazy (negative / conjugate) view: DLPack decides
-        return _np(t)
+    """_np(t) for the CPU tensors the operators and the eager path hold (device already checked)."""
+    return _dlpack.tensor_view(t, "fastsoftmax.torch")
 
 
 def _check(input: Any, op: str) -> None:
