@@ -53,37 +53,38 @@ constexpr std::size_t kBuiltInPrefetchMin = std::size_t{1} << 16;
 std::atomic<std::size_t> g_reload_limit[kDTypes] = {kBuiltIn, kBuiltIn, kBuiltIn, kBuiltIn};
 }  // namespace
 
+namespace {
+// The active tier's name, or "" under a bad FASTSOFTMAX_ISA (reported where it is used).
+std::string active_isa_or_none() {
+  try {
+    return active_isa();
+  } catch (const std::invalid_argument&) {
+    return {};
+  }
+}
+
 // Where the vector arithmetic is 256 bits wide (the avx2 tier, or AVX-512 executed in two
 // halves), two-pass's two exps an element keep it compute-bound far into the L3, and reload
 // stays ahead up to about L3/4 of input (16-bit input: L3/8, the same element count, as
 // reload's middle row is float32).
 // (docs/results.md, "The auto rule").
-bool narrow_vector_arithmetic() {
-  try {
-    const std::string& isa = active_isa();
-    return isa == "avx2" || (isa == "avx512" && splits_512_bit_ops());
-  } catch (const std::invalid_argument&) {  // a bad FASTSOFTMAX_ISA: reported where it is used
-    return false;
-  }
+bool narrow_vector_arithmetic(const std::string& isa) {
+  return isa == "avx2" || (isa == "avx512" && splits_512_bit_ops());
 }
 
 // Where even 256-bit arithmetic runs in 128-bit halves (AMD before Zen 2), two-pass stays
 // compute-bound out of cache and slower than reload at every length measured (to 128 MiB of
 // input): reload at any length (docs/results.md, "The auto rule").
-bool halved_avx2_arithmetic() {
-  try {
-    return active_isa() == "avx2" && splits_256_bit_ops();
-  } catch (const std::invalid_argument&) {
-    return false;
-  }
-}
+bool halved_avx2_arithmetic(const std::string& isa) { return isa == "avx2" && splits_256_bit_ops(); }
+}  // namespace
 
 std::size_t builtin_reload_limit(DType dtype) {
-  if (halved_avx2_arithmetic()) return std::numeric_limits<std::int64_t>::max();  // as the C API reports it
+  const std::string isa = active_isa_or_none();
+  if (halved_avx2_arithmetic(isa)) return std::numeric_limits<std::int64_t>::max();  // as the C API reports it
   std::size_t l2 = cache_sizes().l2;
   if (l2 == 0) l2 = 1u << 20;
   std::size_t limit = dtype == DType::f64 ? 4 * l2 : l2;  // on the input alone
-  if (narrow_vector_arithmetic()) limit = std::max(limit, cache_sizes().l3 / (itemsize(dtype) == 2 ? 8 : 4));
+  if (narrow_vector_arithmetic(isa)) limit = std::max(limit, cache_sizes().l3 / (itemsize(dtype) == 2 ? 8 : 4));
   return limit;
 }
 
