@@ -2,7 +2,7 @@
 """Derive and validate the exp that softmax uses for float16 / bfloat16 outputs.
 
 A 16-bit result keeps 11 (float16) or 8 (bfloat16) significant bits, so its softmax does
-not need float32's exp (degree 5, two ln2 constants). The scheme derived here (passes.h,
+not need float32's exp (degree 5). The scheme derived here (passes.h,
 Exp16):
 
     n = rint(x * LOG2E)                 # fma(x, LOG2E, 1.5*2^23) - 1.5*2^23, float32

@@ -21,21 +21,27 @@ namespace FASTSOFTMAX_TIER {
 template <class T>
 struct Constants;
 
-// float32: the rr2-p5 exp (range reduction with two ln2 constants, degree-5 polynomial)
-// shared by XNNPACK, oneDNN and PyTorch. e^t ~ 1 + t*(c1 + t*(c2 + t*(c3 + t*(c4 + t*c5))))
-// on [-ln2/2, ln2/2]; about 2 ULP for the whole exp.
+// float32: the p5 exp (degree-5 polynomial, the coefficients XNNPACK, oneDNN and PyTorch
+// share), e^t ~ 1 + t*(c1 + t*(c2 + t*(c3 + t*(c4 + t*c5)))) on [-ln2/2, ln2/2], about 2 ULP,
+// reduced with ONE ln2 constant (kMinusLn2, float's ln2): t = x - n*ln2_f. Each exp is then
+// off by the factor e^(n (LN2 - ln2_f)) = e^(n * 2^-28.97). Softmax divides by a sum of
+// exps carrying the same factors, so only the differences of n between a result and the
+// row's large terms are left: |x_i - max x| * 2^-28.4 at most, a twentieth of the
+// |x_i - max x| * 2^-24 of the accuracy bound. A logsumexp (and cross-entropy, log-softmax)
+// is off by a weighted mean of n*2^-28.97, at most max|x| * 2^-28.4 absolute: a twentieth
+// of the half ulp of max|x| that the input's own rounding allows. One fma per exp is saved;
+// the two-pass passes are compute-bound on cores that run 512-bit vectors in halves.
 template <>
 struct Constants<float> {
   static constexpr float kLog2e = 0x1.715476p+0f;
   static constexpr float kRoundBias = 0x1.8p23f;
-  static constexpr float kMinusLn2Hi = -0x1.62E400p-1f;
-  static constexpr float kMinusLn2Lo = -0x1.7F7D1Cp-20f;
+  static constexpr float kMinusLn2 = -0x1.62E430p-1f;
   static constexpr int kDegree = 5;
   // c_degree ... c1, then the constant term 1.
   static constexpr float kPoly[kDegree] = {0x1.0F9F9Cp-7f, 0x1.573A1Ap-5f, 0x1.555A80p-3f,
                                            0x1.FFFDC6p-2f, 0x1.FFFFF6p-1f};
-  // |n| stays below 2^18 on the fast path, so n = round(x*log2e) is exact in float and
-  // fma(n, -ln2_hi, x) is exact: the reduced argument is accurate.
+  // |n| stays below 2^18 on the fast path, so n = round(x*log2e) is exact in float, and
+  // fma(n, -ln2_f, x) rounds once: |t| error <= 2^-26.
   static constexpr float kHigh = FastRange<float>::kHigh;  // fast path: x <= kHigh
   static constexpr float kLow = -131072.0f;                 // clamp for -inf / very negative
   static constexpr float kInitExponent = -0x1p30f;     // empty pair accumulator (m = 0)
@@ -110,14 +116,13 @@ template <class V>
 struct HasTableExp<V, decltype(void(V::kTableExp))> : std::integral_constant<bool, V::kTableExp> {};
 
 // Softmax with float16/bfloat16 results: an exp accurate to what a 16-bit result keeps
-// (tools/derive_exp_16.py): one ln2 constant and degree 3, e^t ~ 1 + t*(c1 + t*(c2 + t*c3)).
+// (tools/derive_exp_16.py): float32's one ln2 constant and degree 3, e^t ~ 1 + t*(c1 + t*(c2 + t*c3)).
 // Relative error <= 2^-13.25 against e^(x + n*kMinusLn2) for every 16-bit input of the fast
 // path; the single constant makes each exp of a row off by e^(n*(LN2 - ln2)), a factor that
 // the two passes share, so only the differences of n within a row are left (<= 2^-23 for any
 // element that a 16-bit result can show). A softmax result is then within 2 x 2^-13.25 plus
 // float32's rounding of the exact value: under half of float16's ulp, a twentieth of bfloat16's.
 struct Exp16 {
-  static constexpr float kMinusLn2 = -0x1.62E430p-1f;
   static constexpr int kDegree = 3;
   static constexpr float kPoly[kDegree] = {0x1.524572p-3f, 0x1.022066p-1f, 0x1.000cfap+0f};
 };
@@ -131,6 +136,8 @@ struct Exp {
   using R = typename V::reg;
   using C = Constants<T>;
   static_assert(!kExp16 || (sizeof(S) == 2 && std::is_same<T, float>::value), "Exp16 is for 16-bit storage");
+  // float32 (Exp16 included) reduces with one ln2 constant (Constants<float>); float64 with two.
+  static constexpr bool kOneLn2 = std::is_same<T, float>::value;
 
   // ---- exp building blocks --------------------------------------------------------
 
@@ -143,8 +150,8 @@ struct Exp {
   static R reduce(R x, R& t) {
     const R bias = V::set1(C::kRoundBias);
     const R n = V::sub(V::fmadd(x, V::set1(C::kLog2e), bias), bias);
-    if constexpr (kExp) {
-      t = V::fmadd(n, V::set1(Exp16::kMinusLn2), x);
+    if constexpr (kOneLn2) {
+      t = V::fmadd(n, V::set1(Constants<float>::kMinusLn2), x);
     } else {
       t = V::fmadd(n, V::set1(C::kMinusLn2Hi), x);
       t = V::fmadd(n, V::set1(C::kMinusLn2Lo), t);
@@ -198,8 +205,8 @@ struct Exp {
       const R bias = V::set1(C::kRoundBias), log2e = V::set1(C::kLog2e);
       R t[K];
       for (std::size_t k = 0; k < K; ++k) n[k] = V::sub(V::fmadd(x[k], log2e, bias), bias);
-      if constexpr (kExp) {
-        const R ln2 = V::set1(Exp16::kMinusLn2);
+      if constexpr (kOneLn2) {
+        const R ln2 = V::set1(Constants<float>::kMinusLn2);
         for (std::size_t k = 0; k < K; ++k) t[k] = V::fmadd(n[k], ln2, x[k]);
       } else {
         const R hi = V::set1(C::kMinusLn2Hi), lo = V::set1(C::kMinusLn2Lo);
@@ -235,10 +242,7 @@ struct Exp {
   // bits (V::add_exponent: two operations where pow2 and a multiply take four). Below
   // float's normal range (z < -87.3) the bits may be a subnormal's, which the kernels'
   // flush-to-zero mode (FlushDenormals) reads as 0, as it reads exp_shifted's there.
-  // float32 reduces with one ln2 constant, as Exp16: each e^z is off by the factor
-  // e^(n (LN2 - ln2_f)), n = round(z log2e) in [-126, 0], so a result's relative error grows
-  // by at most |z| * 2^-28.4 -- a twentieth of the |x_i - max x| * 2^-24 that the
-  // accuracy bound allows for the input's own rounding -- and one fma per exp is saved.
+  // float32 reduces with one ln2 constant (Constants<float>), n in [-126, 0] here.
   template <bool kExp = kExp16>
   static R exp_shifted_fast(R x, R mu) {
     if constexpr (HasAddExponent<V>::value && !kTableExp) {
@@ -247,8 +251,8 @@ struct Exp {
       const R k = V::fmadd(z, V::set1(C::kLog2e), bias);  // n in the low bits
       const R n = V::sub(k, bias);
       R t;
-      if constexpr (kExp || std::is_same<T, float>::value) {
-        t = V::fmadd(n, V::set1(Exp16::kMinusLn2), z);
+      if constexpr (kOneLn2) {
+        t = V::fmadd(n, V::set1(Constants<float>::kMinusLn2), z);
       } else {
         t = V::fmadd(n, V::set1(C::kMinusLn2Hi), z);
         t = V::fmadd(n, V::set1(C::kMinusLn2Lo), t);
@@ -263,10 +267,10 @@ struct Exp {
   // core with a small out-of-order window overlaps them.
   template <bool kExp = kExp16>
   static void exp_shifted_fast2(R v, R w, R mu, R& ev, R& ew) {
-    if constexpr (HasAddExponent<V>::value && !kTableExp && (kExp || std::is_same<T, float>::value)) {
+    if constexpr (HasAddExponent<V>::value && !kTableExp && kOneLn2) {
       using P = std::conditional_t<kExp, Exp16, C>;
       const R lo = V::set1(C::kShiftFloor), bias = V::set1(C::kRoundBias), log2e = V::set1(C::kLog2e);
-      const R ln2 = V::set1(Exp16::kMinusLn2);
+      const R ln2 = V::set1(Constants<float>::kMinusLn2);
       const R zv = V::max(lo, V::sub(v, mu)), zw = V::max(lo, V::sub(w, mu));
       const R kv = V::fmadd(zv, log2e, bias), kw = V::fmadd(zw, log2e, bias);
       const R nv = V::sub(kv, bias), nw = V::sub(kw, bias);
