@@ -130,9 +130,6 @@ template <> DType dtype_c<double>() { return DType::f64; }
 template <> DType dtype_c<Half>() { return DType::f16; }
 template <> DType dtype_c<BFloat16>() { return DType::bf16; }
 
-// ln 2 split so that e * kLn2Hi is exact for |e| < 2^21 (as fastsoftmax.logsumexp).
-constexpr double kLn2Hi = 6.93147180369123816490e-01;
-constexpr double kLn2Lo = 1.90821492927058770002e-10;
 
 template <class T>
 fastsoftmax_status cross_entropy_c(const T* x, std::size_t rows, std::size_t n, std::ptrdiff_t xs,
@@ -178,7 +175,7 @@ fastsoftmax_status cross_entropy_c(const T* x, std::size_t rows, std::size_t n, 
       row_stats(k, 2, shape, reinterpret_cast<const char*>(x), strides, m.data(), e.data(), sh.data(), threads);
       for (std::size_t r = 0; r < rows; ++r) {
         if (targets[r] == ignore_index) continue;
-        const double lse = e[r] * kLn2Hi + (std::log(m[r]) + e[r] * kLn2Lo) + sh[r];
+        const double lse = logsumexp_of_stats(m[r], e[r], sh[r]);
         const T* row = x + (rows > 1 ? std::ptrdiff_t(r) * xs : 0);
         loss[r] = lse - double(Storage<T>::widen(row[targets[r]]));
       }

@@ -307,6 +307,10 @@ bool strided_row_stats(const KernelEntry& k, int ndim, const std::int64_t* shape
 
 }  // namespace
 
+double logsumexp_of_stats(double m, double e, double shift) {
+  return e * kLn2Hi + (std::log(m) + e * kLn2Lo) + shift;
+}
+
 void row_stats(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x, const std::int64_t* xs,
                double* m, double* e, double* shift, int threads) {
   if (ndim < 1) return;

@@ -23,6 +23,14 @@ void run_rows(const KernelEntry& k, int ndim, const std::int64_t* shape, const c
 // RowRunner::stats for non-finite rows.
 void row_stats(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x, const std::int64_t* xs,
                double* m, double* e, double* shift, int threads);
+// log(m * 2^e * e^shift) in float64, the logsumexp of a row from its statistics: ln 2 split
+// as fdlibm's log, so that e * kLn2Hi is exact for |e| < 2^21 (every fast-range row); m = 0,
+// e = -inf gives -inf, m = inf gives inf, NaN gives NaN. Every logsumexp of the package
+// (Python's, the small-call path, cross-entropy) forms it here, so they agree bit for bit.
+constexpr double kLn2Hi = 6.93147180369123816490e-01;
+constexpr double kLn2Lo = 1.90821492927058770002e-10;
+double logsumexp_of_stats(double m, double e, double shift);
+
 // Pass 2 of every row from (possibly merged) statistics; k.op_id picks softmax or log_softmax.
 void rows_from_stats(const KernelEntry& k, int ndim, const std::int64_t* shape, const char* x,
                      const std::int64_t* xs, char* y, const std::int64_t* ys, const double* m, const double* e,

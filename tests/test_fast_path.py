@@ -81,3 +81,92 @@ def test_axis_none_in_place_and_overlap():
     assert fast("softmax", a, out=b) is NotImplemented  # partial overlap: Python raises
     with pytest.raises(ValueError, match="overlap"):
         fastsoftmax.softmax(a, out=b)
+
+
+# ---- logsumexp ------------------------------------------------------------------------------
+
+def fast_lse(x, axis=None, keepdims=False, out=None, dtype=None, b=None, return_sign=False, isa=None, threads=None):
+    return _core.fast_logsumexp(x, axis, keepdims, out, dtype, b, return_sign, isa, threads)
+
+
+def general_lse(x, axis=None, keepdims=False, threads=None):
+    # isa= given: the C path declines and the Python path computes it.
+    return fastsoftmax.logsumexp(x, axis, keepdims=keepdims, isa=_core.active_isa(), threads=threads)
+
+
+def lse_rows(shape, dtype, seed):
+    x = (np.random.default_rng(seed).standard_normal(shape) * 6).astype(dtype)
+    flat = x.reshape(-1, shape[-1])
+    if flat.shape[0] >= 6 and shape[-1] >= 3:  # rows for the exact path and the specials
+        flat[1, 0] = np.nan
+        flat[2, 1] = np.inf
+        flat[3, :] = -np.inf
+        flat[4, 2] = 1e30 if dtype == np.float32 else 1e300  # beyond the fast range
+        flat[5, :2] = -np.inf  # -inf inside an ordinary row
+    return x
+
+
+@pytest.mark.parametrize("shape", [(1,), (7,), (4096,), (70000,), (6, 33), (8, 1000), (3, 2, 50), (2, 40000)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_logsumexp_runs_in_c_with_the_general_paths_bits(shape, dtype, keepdims):
+    """logsumexp(x) over the last axis or over all of a C-contiguous x is computed in C, with
+    bitwise the result (values, dtype, shape, NumPy scalar for one row) of the general path;
+    NaN, +inf, all -inf and beyond-the-fast-range rows included."""
+    x = lse_rows(shape, dtype, 11)
+    for axis in (None, -1, len(shape) - 1):
+        with np.errstate(invalid="ignore"):
+            want = general_lse(x, axis, keepdims)
+        got = fast_lse(x, axis, keepdims)
+        assert got is not NotImplemented
+        assert type(got) is type(want) and np.asarray(got).dtype == np.asarray(want).dtype
+        assert np.shape(got) == np.shape(want)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(fastsoftmax.logsumexp(x, axis, keepdims=keepdims), want)
+        for t in (1, 2):
+            np.testing.assert_array_equal(fast_lse(x, axis, keepdims, threads=t), want)
+    with np.errstate(invalid="ignore", over="ignore"):
+        ref = scipy.special.logsumexp(x.astype(np.float64), axis=-1, keepdims=keepdims)
+    np.testing.assert_allclose(np.asarray(fast_lse(x, -1, keepdims), np.float64), ref,
+                               rtol=2e-7 if dtype == np.float32 else 1e-15, atol=1e-6 if dtype == np.float32 else 1e-13)
+
+
+def test_logsumexp_other_calls_go_to_python():
+    """Everything but the common call is NotImplemented in C, and the public function still
+    answers it: weights, out=, dtype=, return_sign, a tier, other axes, layouts that are not
+    one row for axis=None, 16-bit and integer input, 0-d and empty arrays, non-ndarrays."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 10))
+    assert fast_lse(x, b=np.ones(10)) is NotImplemented
+    assert fast_lse(x, -1, out=np.empty(6)) is NotImplemented
+    assert fast_lse(x, dtype=np.float32) is NotImplemented
+    assert fast_lse(x, return_sign=True) is NotImplemented
+    assert fast_lse(x, isa=_core.active_isa()) is NotImplemented
+    assert fast_lse(x, 0) is NotImplemented
+    assert fast_lse(x, (0, 1)) is NotImplemented
+    assert fast_lse(x, -1, keepdims=1) is NotImplemented
+    assert fast_lse(x, threads=0) is NotImplemented
+    assert fast_lse(np.asfortranarray(x)) is NotImplemented
+    assert fast_lse(x[:, ::2]) is NotImplemented
+    assert fast_lse(x.astype(np.float16)) is NotImplemented
+    assert fast_lse(np.arange(5)) is NotImplemented
+    assert fast_lse(np.array(1.0)) is NotImplemented
+    assert fast_lse(np.zeros((3, 0))) is NotImplemented
+    assert fast_lse(list(x[0])) is NotImplemented
+    np.testing.assert_allclose(fastsoftmax.logsumexp(x, axis=0), scipy.special.logsumexp(x, axis=0), rtol=1e-14)
+    np.testing.assert_allclose(fastsoftmax.logsumexp(np.asfortranarray(x)), scipy.special.logsumexp(x), rtol=1e-14)
+    np.testing.assert_allclose(fastsoftmax.logsumexp(x[:, ::2]), scipy.special.logsumexp(x[:, ::2]), rtol=1e-14)
+    with pytest.raises(ValueError):
+        fastsoftmax.logsumexp(x, threads=0 - 1)
+
+
+def test_logsumexp_in_c_on_a_strided_last_axis():
+    """A strided last axis (a view) is still the C path's: the rows are read strided, with the
+    same bits as a contiguous copy."""
+    x = np.random.default_rng(6).standard_normal((5, 300)).astype(np.float32)
+    v = x[:, ::3]
+    got = fast_lse(v, -1)
+    assert got is not NotImplemented
+    np.testing.assert_array_equal(got, fast_lse(np.ascontiguousarray(v), -1))
+    r = x[0, ::-1]
+    np.testing.assert_array_equal(fast_lse(r), fast_lse(np.ascontiguousarray(r)))

@@ -399,6 +399,81 @@ PyObject* fast_call(bool log, PyObject* const* args, Py_ssize_t nargs) {
   return nullptr;
 }
 
+// logsumexp(x) of the common kind -- an exact ndarray of float32 or float64 in native order,
+// over its last axis (or axis=None over a 1-D or C-contiguous array), keepdims a bool, no
+// out, dtype or b, no return_sign, the active tier -- in C; anything else NotImplemented.
+// The same statistics and the same logsumexp_of_stats as the Python path, so the same bits.
+// Arguments: (x, axis, keepdims, out, dtype, b, return_sign, isa, threads).
+PyObject* fast_logsumexp(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 9) {
+    PyErr_SetString(PyExc_TypeError, "fast path: 9 arguments expected");
+    return nullptr;
+  }
+  PyObject *x = args[0], *axis = args[1], *keepdims = args[2], *threads = args[8];
+  auto& api = py::detail::npy_api::get();
+  const auto not_here = [] { Py_RETURN_NOTIMPLEMENTED; };
+  if (Py_TYPE(x) != api.PyArray_Type_ || (keepdims != Py_True && keepdims != Py_False)) return not_here();
+  for (int i = 3; i < 8; ++i)
+    if (args[i] != (i == 6 ? Py_False : Py_None)) return not_here();
+  const auto* xa = py::detail::array_proxy(x);
+  DType dt;
+  if (xa->nd < 1 || xa->nd > Geometry::kMaxDims || !fast_dtype(xa->descr, &dt) ||
+      (dt != DType::f32 && dt != DType::f64))
+    return not_here();
+  long nthreads = 0;
+  if (!fast_threads(threads, &nthreads) || !fast_axis(axis, xa)) return not_here();
+  int nd = xa->nd;
+  std::int64_t shape[Geometry::kMaxDims], xs[Geometry::kMaxDims];
+  std::size_t size = 1;
+  for (int d = 0; d < nd; ++d) {
+    shape[d] = xa->dimensions[d];
+    xs[d] = xa->strides[d];
+    size *= static_cast<std::size_t>(shape[d]);
+  }
+  if (size == 0) return not_here();  // empty rows or no rows: the Python path
+  // The result's shape: x's without its last axis (axis=None: without all), or with
+  // length-one axes in their place (keepdims).
+  std::vector<py::ssize_t> res_shape;
+  const bool whole = axis == Py_None;
+  for (int d = 0; d < nd; ++d)
+    if (keepdims == Py_True) res_shape.push_back(whole || d == nd - 1 ? 1 : shape[d]);
+    else if (!whole && d < nd - 1) res_shape.push_back(shape[d]);
+  if (whole && nd != 1) {  // C-contiguous (fast_axis): one row of every element
+    nd = 1;
+    shape[0] = std::int64_t(size);
+    xs[0] = std::int64_t(itemsize(dt));
+  }
+  try {
+    const std::size_t rows = size / std::size_t(shape[nd - 1]);
+    std::vector<double> stats(3 * rows);
+    double *m = stats.data(), *e = m + rows, *shift = e + rows;
+    TierRefusal refused;  // the active tier is never refused
+    const KernelEntry& k = *select_kernel(nullptr, dt, Op::softmax, Algorithm::two_pass, std::size_t(shape[nd - 1]), &refused);
+    if (size >= kReleaseGilElements) {
+      without_gil([&] { row_stats(k, nd, shape, xa->data, xs, m, e, shift, int(nthreads)); });
+    } else {
+      row_stats(k, nd, shape, xa->data, xs, m, e, shift, int(nthreads));
+    }
+    py::array result(dt == DType::f32 ? py::dtype::of<float>() : py::dtype::of<double>(), res_shape);
+    for (std::size_t r = 0; r < rows; ++r) {
+      const double lse = logsumexp_of_stats(m[r], e[r], shift[r]);
+      if (dt == DType::f32) static_cast<float*>(result.mutable_data())[r] = static_cast<float>(lse);
+      else static_cast<double*>(result.mutable_data())[r] = lse;
+    }
+    if (res_shape.empty()) return py::object(result[py::tuple()]).release().ptr();  // a NumPy scalar, as SciPy
+    return result.release().ptr();
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+  } catch (const std::invalid_argument& e) {  // a bad FASTSOFTMAX_ISA
+    PyErr_SetString(PyExc_ValueError, e.what());
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+  return nullptr;
+}
+
 PyObject* fast_softmax(PyObject*, PyObject* const* args, Py_ssize_t nargs) { return fast_call(false, args, nargs); }
 PyObject* fast_log_softmax(PyObject*, PyObject* const* args, Py_ssize_t nargs) { return fast_call(true, args, nargs); }
 
@@ -407,6 +482,9 @@ PyMethodDef fast_defs[] = {
      "fast_softmax(x, axis, out, dtype, algorithm, isa, threads): the result, or NotImplemented"},
     {"fast_log_softmax", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(&fast_log_softmax)),
      METH_FASTCALL, "fast_log_softmax(x, axis, out, dtype, algorithm, isa, threads): the result, or NotImplemented"},
+    {"fast_logsumexp", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(&fast_logsumexp)),
+     METH_FASTCALL,
+     "fast_logsumexp(x, axis, keepdims, out, dtype, b, return_sign, isa, threads): the result, or NotImplemented"},
 };
 
 // kernels() and patterns(): name, isa, dtype, what describe(d, entry) adds, supported.
@@ -457,6 +535,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("run", &run, py::arg("op"), py::arg("algorithm"), py::arg("x"), py::arg("out"), py::arg("isa") = py::none(),
         py::arg("threads") = 0,
         "Run a kernel over the last axis of x into out (same shape and dtype, any strides); threads <= 0: default.");
+  m.def("stats_logsumexp", py::vectorize(&logsumexp_of_stats), py::arg("m"), py::arg("e"), py::arg("shift"),
+        "log(m * 2^e * e^shift) elementwise in float64 (logsumexp from row statistics)");
   m.def("row_stats", &row_stats_py, py::arg("x"), py::arg("isa") = py::none(), py::arg("threads") = 0,
         "Two-pass statistics of every row of x's last axis: (m, e, shift) with sum(exp(row)) = m * 2**e * exp(shift).");
   m.def("from_stats", &from_stats_py, py::arg("op"), py::arg("x"), py::arg("out"), py::arg("m"), py::arg("e"),

@@ -129,8 +129,7 @@ def stats_logsumexp(m: np.ndarray, e: np.ndarray, shift: np.ndarray) -> np.ndarr
 
     Nothing overflows: pairs have |e| < 2^21, and the shift form is its max plus log(m) <= log(n).
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.asarray(e * _LN2_HI + (np.log(m) + e * _LN2_LO) + shift, dtype=np.float64)
+    return np.asarray(_core.stats_logsumexp(m, e, shift), dtype=np.float64)
 
 
 def reduce_stats(m: np.ndarray, e: np.ndarray, shift: Optional[np.ndarray], axis, keepdims: bool = False):
@@ -503,6 +502,10 @@ def logsumexp(x: ArrayLike, axis: AxisLike = None, *, keepdims: bool = False, ou
     >>> fastsoftmax.logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)  # log(e^2 - e), -1
     (np.float64(1.5413248546129181), np.float64(-1.0))
     """
+    # The common call is decided and run in C (NotImplemented: anything else, or an error to report).
+    r = _core.fast_logsumexp(x, axis, keepdims, out, dtype, b, return_sign, isa, threads)
+    if r is not NotImplemented:
+        return r
     if _dlpack.is_foreign(x) or _dlpack.is_foreign(out) or _dlpack.is_foreign(b):  # torch tensors, DLPack arrays
         return _dlpack.logsumexp_call(logsumexp, x, axis, keepdims, out, dtype, b, return_sign, isa, threads)
     nthreads = args.check_options(isa, threads)
