@@ -11,6 +11,7 @@ import pytest
 import fastsoftmax
 from fastsoftmax import _core
 
+from conftest import usable_isas
 from helpers import exact  # tests/ is on sys.path (rootdir conftest)
 
 ALGS = ["two-pass", "three-pass-reload", "three-pass-recompute", "online"]
@@ -33,9 +34,10 @@ def test_bitwise_identical_for_any_thread_count(alg, op, dtype):
             assert np.array_equal(results[0], r), f"{op}/{alg} shape {x.shape}: threads change the bits"
 
 
+@pytest.mark.parametrize("n", [500, 512])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("alg", ALGS)
-def test_batches_too_big_for_the_cache_are_the_rows_one_by_one(alg, dtype):
+def test_batches_too_big_for_the_cache_are_the_rows_one_by_one(alg, dtype, n):
     """Batches of short rows over half the last-level cache prefetch the next batch's rows
     (RowRunner::rows): the results are bitwise those of each row alone, for any thread
     count, with rows a multiple of the batch or not, and rows spaced wider than they are long."""
@@ -46,7 +48,7 @@ def test_batches_too_big_for_the_cache_are_the_rows_one_by_one(alg, dtype):
         dt = np.dtype(dtype)
     c = _core.cache_sizes()
     llc = c["l3"] or c["l2"] or (32 << 20)
-    n, stride = 500, 512
+    stride = 512
     rows = llc // 2 // (2 * n * dt.itemsize) + 7  # input plus output past half the LLC
     x = np.random.default_rng(3).standard_normal((rows, stride)).astype(dt)[:, :n]
     one = [fastsoftmax.softmax(x[r], algorithm=alg, threads=1) for r in range(0, rows, 97)]
@@ -54,6 +56,43 @@ def test_batches_too_big_for_the_cache_are_the_rows_one_by_one(alg, dtype):
         y = fastsoftmax.softmax(x, axis=-1, algorithm=alg, threads=threads)
         for k, r in enumerate(range(0, rows, 97)):
             assert np.array_equal(y[r].view(np.uint16 if dt.itemsize == 2 else dt), one[k].view(np.uint16 if dt.itemsize == 2 else dt)), (threads, r)
+
+
+@pytest.mark.parametrize("isa", usable_isas())
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_short_reload_rows_in_whole_steps_are_the_rows_one_by_one(isa, dtype, op):
+    """Batches of reload rows whose length is a multiple of two unrolled steps, up to one
+    block (Passes::lean_reload: 128..1024 float32 on AVX-512), run in one function: bitwise
+    the rows computed one by one by RowRunner::row (a strided view: each row is gathered
+    first), for batches of 1 to 9 rows, any thread count, rows with NaN, +-inf, all -inf and
+    beyond the fast range, lengths around the limits, and rows whose mass sits in one
+    vector lane (where a change in the order of the partial sums shows in the result)."""
+    fn = getattr(fastsoftmax, op)
+    rng = np.random.default_rng(12)
+    big = 1e30 if dtype == np.float32 else 1e300
+    for n in (16, 32, 64, 128, 192, 256, 512, 1000, 1024, 2048, 4096):
+        for rows in (1, 2, 4, 5, 9):
+            for kind in ("normal", "one lane"):
+                if kind == "normal":
+                    x = (rng.standard_normal((rows, n)) * 8).astype(dtype)
+                else:
+                    x = np.full((rows, n), -np.inf, dtype)
+                    x[:, ::16] = rng.random((rows, len(range(0, n, 16))))
+                if rows > 1 and kind == "normal":
+                    for r, c, v in [(0, 3, np.nan), (1, 0, np.inf), (2, slice(None), -np.inf), (3, 1, big),
+                                    (4, slice(0, 5), -np.inf)]:
+                        if r < rows:
+                            x[r, c] = v
+                strided = np.empty((rows, 2 * n), dtype)[:, ::2]
+                strided[...] = x
+                with np.errstate(all="ignore"):
+                    one = fn(strided, axis=-1, algorithm="three-pass-reload", isa=isa, threads=1)
+                    for t in (1, 2, 3):
+                        y = fn(x, axis=-1, algorithm="three-pass-reload", isa=isa, threads=t)
+                        assert np.array_equal(y, one, equal_nan=True), (n, rows, kind, t)
+                    y = fn(x, axis=-1, isa=isa)  # auto: reload for rows this short
+                    assert np.array_equal(y, one, equal_nan=True), (n, rows, kind, "auto")
 
 
 @pytest.mark.parametrize("alg", ALGS)

@@ -147,8 +147,78 @@ struct Passes : Loops<V, S, kExp16> {
     write_row(n, w, y, stream, [cv](R v) { return V::sub(v, cv); });
   }
 
+  // ---- short rows, three-pass reload -------------------------------------------------
+  // Up to kRowBatch contiguous one-chunk rows of the compute type whose length is a multiple
+  // of two unrolled steps and at most one block (lean_fits: 128, 256, ..., 1024 float32 on
+  // AVX-512), phase by phase as RowRunner::three_pass_batch, with the same arithmetic in
+  // the same order: MaxAcc's range check and max, SumExpAcc's paired steps and merge_tree
+  // (block() runs nothing else for such a row), reduce_add, sum_in_chunk_order and
+  // three_pass_constant, the reload pass. One function with no per-pass set-up or tail
+  // logic: a row of 128 otherwise paid about half its time again in the layered loops.
+  // Rows outside the fast range take the exact path, as in three_pass_batch.
+  static constexpr std::size_t kLeanStep = 2 * L::U;
+  static bool lean_fits(std::size_t n) { return std::is_same<S, T>::value && n > 0 && n % kLeanStep == 0 && n <= L::B; }
+  template <bool kLog>
+  static void lean_reload(int count, const S* const* x, S* const* y, std::size_t n) {
+    if constexpr (std::is_same<S, T>::value) {
+      constexpr std::size_t A = V::kAccumulators, U = L::U;
+      T mu[kRowBatch], sigma[kRowBatch];
+      bool fast[kRowBatch];
+      const R high = V::set1(C::kHigh);
+      for (int i = 0; i < count; ++i) {
+        typename MaxAcc::State m[A];
+        for (std::size_t a = 0; a < A; ++a) m[a] = MaxAcc::init();
+        typename V::mask bad = V::mask_none();
+        for (std::size_t j = 0; j < n; j += U)
+          for (std::size_t a = 0; a < A; ++a) {
+            const R v = V::loadu(x[i] + j + a * N);
+            bad = V::mask_or(bad, V::above_or_nan(v, high));
+            m[a] = V::max(m[a], v);
+          }
+        const T mx = V::reduce_max(L::template merge_tree<MaxAcc, A>(m));
+        mu[i] = max_in_chunk_order(&mx, 1);
+        fast[i] = three_pass_fast(V::mask_any(bad), mu[i]);
+      }
+      for (int i = 0; i < count; ++i) {
+        if (!fast[i]) continue;
+        using Acc = SumExpAcc<kLog>;
+        const Acc acc{V::set1(mu[i])};
+        typename Acc::State s[A];
+        for (std::size_t a = 0; a < A; ++a) s[a] = Acc::init();
+        const T* xi = x[i];
+        T* yi = y[i];
+        for (std::size_t j = 0; j < n; j += 2 * U)
+          for (std::size_t a = 0; a < A; ++a) {
+            R ov, ow;
+            acc.update_pair(s[a], V::loadu(xi + j + a * N), V::loadu(xi + j + U + a * N), ov, ow);
+            V::storeu(yi + j + a * N, ov);
+            V::storeu(yi + j + U + a * N, ow);
+          }
+        sigma[i] = V::reduce_add(L::template merge_tree<Acc, A>(s));
+      }
+      for (int i = 0; i < count; ++i) {
+        if (!fast[i]) {
+          exact::row(n, x[i], y[i], kLog);
+          continue;
+        }
+        const R c = V::set1(three_pass_constant(kLog, true, mu[i], sum_in_chunk_order(&sigma[i], 1)));
+        T* yi = y[i];
+        for (std::size_t j = 0; j < n; j += U)
+          for (std::size_t a = 0; a < A; ++a) {
+            const R w = V::loadu(yi + j + a * N);
+            V::storeu(yi + j + a * N, kLog ? V::sub(w, c) : V::mul(w, c));
+          }
+      }
+    }
+  }
+
   // The same primitives as direct calls, for the short-row loop inside the tier.
   struct Direct {
+    static bool lean_fits(std::size_t n) { return Passes::lean_fits(n); }
+    static void lean_reload(int count, const S* const* x, S* const* y, std::size_t n, bool log) {
+      if (log) Passes::lean_reload<true>(count, x, y, n);
+      else Passes::lean_reload<false>(count, x, y, n);
+    }
     static void pair_sum(std::size_t n, const S* x, T* m, T* e) { prim_pair_sum(n, x, m, e); }
     static void online_sum(std::size_t n, const S* x, T* mu, T* s) { prim_online_sum(n, x, mu, s); }
     static bool max(std::size_t n, const S* x, T* mu) { return prim_max(n, x, mu); }

@@ -55,6 +55,12 @@ struct SerialChunks {
   }
 };
 
+// Whether P (the tier's direct functions) has the lean form of a batch of short reload rows.
+template <class P, class = void>
+struct HasLeanReload : std::false_type {};
+template <class P>
+struct HasLeanReload<P, decltype(void(&P::lean_reload))> : std::true_type {};
+
 // One row's algorithm over primitives P (a Primitives<S> table of pointers, or the tier's
 // direct functions) and a chunk executor Chunks (serial, or spread over threads). S is the
 // storage type of the rows, T the type they are computed in.
@@ -80,6 +86,14 @@ class RowRunner {
   // (auto's choice for short rows) of float32/float64; others one by one.
   // next: the next batch's x rows (next_count of them), prefetched meanwhile (prefetch_row).
   void rows(int count, const S* const* x, S* const* y, int next_count = 0, const S* const* next = nullptr) const {
+    if constexpr (HasLeanReload<P>::value) {
+      // The tier's one-function form of three_pass_batch for reload rows of whole steps
+      // (Passes::lean_reload): the same steps, the same bits.
+      if (alg_ == Algorithm::three_pass_reload && chunks_ == 1 && !stream_ && p_.lean_fits(n_)) {
+        for (int i = 0; i < next_count; ++i) prefetch_row(next[i]);
+        return p_.lean_reload(count, x, y, n_, log_);
+      }
+    }
     const bool three = alg_ == Algorithm::three_pass_reload || alg_ == Algorithm::three_pass_recompute;
     if (std::is_same<S, T>::value && chunks_ == 1 && three && count > 1)
       return three_pass_batch(count, x, y, next_count, next);
