@@ -61,9 +61,9 @@ def test_batches_too_big_for_the_cache_are_the_rows_one_by_one(alg, dtype, n):
 @pytest.mark.parametrize("isa", usable_isas())
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("op", ["softmax", "log_softmax"])
-def test_short_reload_rows_in_whole_steps_are_the_rows_one_by_one(isa, dtype, op):
-    """Batches of reload rows whose length is a multiple of two unrolled steps, up to one
-    block (Passes::lean_reload: 128..1024 float32 on AVX-512), run in one function: bitwise
+def test_short_reload_rows_are_the_rows_one_by_one(isa, dtype, op):
+    """Batches of reload rows of at most one block (Passes::lean_reload: up to 1024 float32
+    on AVX-512), run in one function: bitwise
     the rows computed one by one by RowRunner::row (a strided view: each row is gathered
     first), for batches of 1 to 9 rows, any thread count, rows with NaN, +-inf, all -inf and
     beyond the fast range, lengths around the limits, and rows whose mass sits in one
@@ -71,7 +71,7 @@ def test_short_reload_rows_in_whole_steps_are_the_rows_one_by_one(isa, dtype, op
     fn = getattr(fastsoftmax, op)
     rng = np.random.default_rng(12)
     big = 1e30 if dtype == np.float32 else 1e300
-    for n in (16, 32, 64, 128, 192, 256, 512, 1000, 1024, 2048, 4096):
+    for n in (1, 3, 7, 8, 15, 16, 17, 31, 33, 64, 77, 100, 128, 192, 200, 256, 300, 512, 1000, 1023, 1024, 1025, 2048):
         for rows in (1, 2, 4, 5, 9):
             for kind in ("normal", "one lane"):
                 if kind == "normal":
@@ -79,7 +79,7 @@ def test_short_reload_rows_in_whole_steps_are_the_rows_one_by_one(isa, dtype, op
                 else:
                     x = np.full((rows, n), -np.inf, dtype)
                     x[:, ::16] = rng.random((rows, len(range(0, n, 16))))
-                if rows > 1 and kind == "normal":
+                if rows > 1 and kind == "normal" and n > 5:
                     for r, c, v in [(0, 3, np.nan), (1, 0, np.inf), (2, slice(None), -np.inf), (3, 1, big),
                                     (4, slice(0, 5), -np.inf)]:
                         if r < rows:

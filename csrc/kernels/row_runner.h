@@ -87,8 +87,8 @@ class RowRunner {
   // next: the next batch's x rows (next_count of them), prefetched meanwhile (prefetch_row).
   void rows(int count, const S* const* x, S* const* y, int next_count = 0, const S* const* next = nullptr) const {
     if constexpr (HasLeanReload<P>::value) {
-      // The tier's one-function form of three_pass_batch for reload rows of whole steps
-      // (Passes::lean_reload): the same steps, the same bits.
+      // The tier's one-function form of three_pass_batch for reload rows of at most one
+      // block (Passes::lean_reload): the same steps, the same bits.
       if (alg_ == Algorithm::three_pass_reload && chunks_ == 1 && !stream_ && p_.lean_fits(n_)) {
         for (int i = 0; i < next_count; ++i) prefetch_row(next[i]);
         return p_.lean_reload(count, x, y, n_, log_);
