@@ -148,99 +148,105 @@ struct Passes : Loops<V, S, kExp16> {
   }
 
   // ---- short rows, three-pass reload -------------------------------------------------
-  // Up to kRowBatch contiguous rows of the compute type of at most one block (lean_fits:
-  // up to 1024 float32 on AVX-512), phase by phase as RowRunner::three_pass_batch, with the
-  // same arithmetic in the same order: MaxAcc's range check and max; SumExpAcc's steps as
-  // partial_block() takes them (paired steps, a last single step, merge_tree, single
-  // vectors, the masked tail padded with kLow), reduce_add, sum_in_chunk_order and
-  // three_pass_constant; the reload pass. One function with no per-pass set-up: a row of
-  // 128 otherwise paid about a fifth of its time again in the layered loops. Rows outside
-  // the fast range take the exact path, as in three_pass_batch.
-  static bool lean_fits(std::size_t n) { return std::is_same<S, T>::value && n > 0 && n <= L::B; }
+  // Up to kRowBatch contiguous rows of at most one block (lean_fits: up to 1024 elements on
+  // AVX-512), phase by phase as RowRunner::three_pass_batch, with the same arithmetic in
+  // the same order: MaxAcc's range check and max; SumExpAcc's steps as partial_block()
+  // takes them (paired steps, a last single step, merge_tree, single vectors, the masked
+  // tail padded with kLow), reduce_add, sum_in_chunk_order and three_pass_constant; the
+  // reload pass. One function with no per-pass set-up: a row of 128 otherwise paid a fifth
+  // (float32) to four fifths (16-bit) of its time again in the layered loops. The middle
+  // row is y itself for the compute type, else a float32 row on the stack (at most
+  // kRowBatch x B elements: 16 KiB). Rows outside the fast range take the exact path.
+  static bool lean_fits(std::size_t n) { return n > 0 && n <= L::B; }
   // kSteps: n is a multiple of two unrolled steps (128 float32 on AVX-512), the common
   // attention rows: no single step, vectors or tail, and the loops known to be whole.
   template <bool kLog, bool kSteps>
   static void lean_reload(int count, const S* const* x, S* const* y, std::size_t n) {
-    if constexpr (std::is_same<S, T>::value) {
-      constexpr std::size_t A = V::kAccumulators, U = L::U;
-      using M = typename V::mask;
-      const std::size_t whole = kSteps ? n : n / U * U, rest = kSteps ? n : n - n % N;  // rest: end of the whole vectors
-      const M tail = V::tail_mask(n % N);
-      T mu[kRowBatch], sigma[kRowBatch];
-      bool fast[kRowBatch];
-      const R high = V::set1(C::kHigh), low = V::set1(C::kLow);
-      for (int i = 0; i < count; ++i) {
-        const T* xi = x[i];
-        typename MaxAcc::State m[A];
-        for (std::size_t a = 0; a < A; ++a) m[a] = MaxAcc::init();
-        M bad = V::mask_none();
-        for (std::size_t j = 0; j < whole; j += U)
-          for (std::size_t a = 0; a < A; ++a) {
-            const R v = V::loadu(xi + j + a * N);
-            bad = V::mask_or(bad, V::above_or_nan(v, high));
-            m[a] = V::max(m[a], v);
-          }
-        R mm = L::template merge_tree<MaxAcc, A>(m);  // a max: any order gives the same bits
-        if constexpr (!kSteps) {
-          for (std::size_t j = whole; j < rest; j += N) {
-            const R v = V::loadu(xi + j);
-            bad = V::mask_or(bad, V::above_or_nan(v, high));
-            mm = V::max(mm, v);
-          }
-          if (rest < n) {
-            const R v = V::select(tail, V::load_tail(xi + rest, tail), low);
-            bad = V::mask_or(bad, V::above_or_nan(v, high));
-            mm = V::max(mm, v);
-          }
+    using IO = typename L::IO;
+    constexpr bool kSame = std::is_same<S, T>::value;
+    constexpr std::size_t A = V::kAccumulators, U = L::U;
+    using M = typename V::mask;
+    const std::size_t whole = kSteps ? n : n / U * U, rest = kSteps ? n : n - n % N;  // rest: end of the whole vectors
+    const std::size_t tail_n = n - rest;
+    const M tail = V::tail_mask(tail_n);
+    T mu[kRowBatch], sigma[kRowBatch];
+    bool fast[kRowBatch];
+    alignas(64) T middle[kSame ? 1 : kRowBatch * L::B];
+    const auto w = [&](int i) { return kSame ? reinterpret_cast<T*>(y[i]) : middle + std::size_t(i) * L::B; };
+    const R high = V::set1(C::kHigh), low = V::set1(C::kLow);
+    for (int i = 0; i < count; ++i) {
+      const S* xi = x[i];
+      typename MaxAcc::State m[A];
+      for (std::size_t a = 0; a < A; ++a) m[a] = MaxAcc::init();
+      M bad = V::mask_none();
+      for (std::size_t j = 0; j < whole; j += U)
+        for (std::size_t a = 0; a < A; ++a) {
+          const R v = IO::loadu(xi + j + a * N);
+          bad = V::mask_or(bad, V::above_or_nan(v, high));
+          m[a] = V::max(m[a], v);
         }
-        const T mx = V::reduce_max(mm);
-        mu[i] = max_in_chunk_order(&mx, 1);
-        fast[i] = three_pass_fast(V::mask_any(bad), mu[i]);
+      R mm = L::template merge_tree<MaxAcc, A>(m);  // a max: any order gives the same bits
+      if constexpr (!kSteps) {
+        for (std::size_t j = whole; j < rest; j += N) {
+          const R v = IO::loadu(xi + j);
+          bad = V::mask_or(bad, V::above_or_nan(v, high));
+          mm = V::max(mm, v);
+        }
+        if (tail_n) {
+          const R v = V::select(tail, IO::load_tail(xi + rest, tail_n, tail), low);
+          bad = V::mask_or(bad, V::above_or_nan(v, high));
+          mm = V::max(mm, v);
+        }
       }
-      for (int i = 0; i < count; ++i) {
-        if (!fast[i]) continue;
-        using Acc = SumExpAcc<kLog>;
-        const Acc acc{V::set1(mu[i])};
-        const T* xi = x[i];
-        T* yi = y[i];
-        typename Acc::State st = Acc::init();
-        if (whole) {  // block(): paired steps, then a single step
-          typename Acc::State s[A];
-          for (std::size_t a = 0; a < A; ++a) s[a] = Acc::init();
-          std::size_t j = 0;
-          for (; j + 2 * U <= whole; j += 2 * U)
-            for (std::size_t a = 0; a < A; ++a) {
-              R ov, ow;
-              acc.update_pair(s[a], V::loadu(xi + j + a * N), V::loadu(xi + j + U + a * N), ov, ow);
-              V::storeu(yi + j + a * N, ov);
-              V::storeu(yi + j + U + a * N, ow);
-            }
-          if constexpr (!kSteps)
-            for (; j < whole; j += U)
-              for (std::size_t a = 0; a < A; ++a) V::storeu(yi + j + a * N, acc.update(s[a], V::loadu(xi + j + a * N)));
-          st = L::template merge_tree<Acc, A>(s);
-        }
-        if constexpr (!kSteps) {
-          for (std::size_t j = whole; j < rest; j += N) V::storeu(yi + j, acc.update(st, V::loadu(xi + j)));
-          if (rest < n) V::store_tail(yi + rest, acc.update(st, V::select(tail, V::load_tail(xi + rest, tail), low)), tail);
-        }
-        sigma[i] = V::reduce_add(st);
-      }
-      for (int i = 0; i < count; ++i) {
-        if (!fast[i]) {
-          exact::row(n, x[i], y[i], kLog);
-          continue;
-        }
-        const R c = V::set1(three_pass_constant(kLog, true, mu[i], sum_in_chunk_order(&sigma[i], 1)));
-        const auto f = [c](R w) { return kLog ? V::sub(w, c) : V::mul(w, c); };
-        T* yi = y[i];
+      const T mx = V::reduce_max(mm);
+      mu[i] = max_in_chunk_order(&mx, 1);
+      fast[i] = three_pass_fast(V::mask_any(bad), mu[i]);
+    }
+    for (int i = 0; i < count; ++i) {
+      if (!fast[i]) continue;
+      using Acc = SumExpAcc<kLog>;
+      const Acc acc{V::set1(mu[i])};
+      const S* xi = x[i];
+      T* wi = w(i);
+      typename Acc::State st = Acc::init();
+      if (whole) {  // block(): paired steps, then a single step
+        typename Acc::State s[A];
+        for (std::size_t a = 0; a < A; ++a) s[a] = Acc::init();
         std::size_t j = 0;
-        for (; j + U <= n; j += U)
-          for (std::size_t a = 0; a < A; ++a) V::storeu(yi + j + a * N, f(V::loadu(yi + j + a * N)));
-        if constexpr (!kSteps) {
-          for (; j < rest; j += N) V::storeu(yi + j, f(V::loadu(yi + j)));
-          if (rest < n) V::store_tail(yi + rest, f(V::load_tail(yi + rest, tail)), tail);
-        }
+        for (; j + 2 * U <= whole; j += 2 * U)
+          for (std::size_t a = 0; a < A; ++a) {
+            R ov, ow;
+            acc.update_pair(s[a], IO::loadu(xi + j + a * N), IO::loadu(xi + j + U + a * N), ov, ow);
+            V::storeu(wi + j + a * N, ov);
+            V::storeu(wi + j + U + a * N, ow);
+          }
+        if constexpr (!kSteps)
+          for (; j < whole; j += U)
+            for (std::size_t a = 0; a < A; ++a) V::storeu(wi + j + a * N, acc.update(s[a], IO::loadu(xi + j + a * N)));
+        st = L::template merge_tree<Acc, A>(s);
+      }
+      if constexpr (!kSteps) {
+        for (std::size_t j = whole; j < rest; j += N) V::storeu(wi + j, acc.update(st, IO::loadu(xi + j)));
+        if (tail_n)
+          V::store_tail(wi + rest, acc.update(st, V::select(tail, IO::load_tail(xi + rest, tail_n, tail), low)), tail);
+      }
+      sigma[i] = V::reduce_add(st);
+    }
+    for (int i = 0; i < count; ++i) {
+      if (!fast[i]) {
+        exact::row(n, x[i], y[i], kLog);
+        continue;
+      }
+      const R c = V::set1(three_pass_constant(kLog, true, mu[i], sum_in_chunk_order(&sigma[i], 1)));
+      const auto f = [c](R v) { return kLog ? V::sub(v, c) : V::mul(v, c); };
+      const T* wi = w(i);
+      S* yi = y[i];
+      std::size_t j = 0;
+      for (; j + U <= n; j += U)
+        for (std::size_t a = 0; a < A; ++a) IO::storeu(yi + j + a * N, f(V::loadu(wi + j + a * N)));
+      if constexpr (!kSteps) {
+        for (; j < rest; j += N) IO::storeu(yi + j, f(V::loadu(wi + j)));
+        if (tail_n) IO::store_tail(yi + rest, f(V::load_tail(wi + rest, tail)), tail_n, tail);
       }
     }
   }
