@@ -329,6 +329,25 @@ bool fast_out(PyObject* x, PyObject* out, DType dt, bool whole) {
   return true;
 }
 
+// Inside a catch block of a fast path: the exception being handled as the Python error
+// it stands for (a bad FASTSOFTMAX_ISA: ValueError); null, for the caller to return.
+PyObject* raise_as_python_error() {
+  try {
+    throw;
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+  } catch (const std::invalid_argument& e) {
+    PyErr_SetString(PyExc_ValueError, e.what());
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (...) {
+    PyErr_SetString(PyExc_RuntimeError, "unknown C++ exception");
+  }
+  return nullptr;
+}
+
 PyObject* fast_call(bool log, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 7) {
     PyErr_SetString(PyExc_TypeError, "fast path: 7 arguments expected");
@@ -387,16 +406,9 @@ PyObject* fast_call(bool log, PyObject* const* args, Py_ssize_t nargs) {
       run_rows(k, nd, shape, xa->data, xs, ya->data, ys, int(nthreads));
     }
     return result.release().ptr();
-  } catch (py::error_already_set& e) {
-    e.restore();
-  } catch (const std::bad_alloc&) {
-    PyErr_NoMemory();
-  } catch (const std::invalid_argument& e) {  // a bad FASTSOFTMAX_ISA
-    PyErr_SetString(PyExc_ValueError, e.what());
-  } catch (const std::exception& e) {
-    PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (...) {
+    return raise_as_python_error();
   }
-  return nullptr;
 }
 
 // logsumexp(x) of the common kind -- an exact ndarray of float32 or float64 in native order,
@@ -462,16 +474,9 @@ PyObject* fast_logsumexp(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     }
     if (res_shape.empty()) return py::object(result[py::tuple()]).release().ptr();  // a NumPy scalar, as SciPy
     return result.release().ptr();
-  } catch (py::error_already_set& e) {
-    e.restore();
-  } catch (const std::bad_alloc&) {
-    PyErr_NoMemory();
-  } catch (const std::invalid_argument& e) {  // a bad FASTSOFTMAX_ISA
-    PyErr_SetString(PyExc_ValueError, e.what());
-  } catch (const std::exception& e) {
-    PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (...) {
+    return raise_as_python_error();
   }
-  return nullptr;
 }
 
 PyObject* fast_softmax(PyObject*, PyObject* const* args, Py_ssize_t nargs) { return fast_call(false, args, nargs); }
