@@ -153,10 +153,10 @@ struct Passes : Loops<V, S, kExp16> {
   // the same order: MaxAcc's range check and max; SumExpAcc's steps as partial_block()
   // takes them (paired steps, a last single step, merge_tree, single vectors, the masked
   // tail padded with kLow), reduce_add, sum_in_chunk_order and three_pass_constant; the
-  // reload pass. One function with no per-pass set-up: a row of 128 otherwise paid a fifth
-  // (float32) to four fifths (16-bit) of its time again in the layered loops. The middle
-  // row is y itself for the compute type, else a float32 row on the stack (at most
-  // kRowBatch x B elements: 16 KiB). Rows outside the fast range take the exact path.
+  // reload pass. One function with no per-pass set-up, which short rows paid for in the
+  // layered loops (docs/results.md, "Batched rows against one long row"). The middle row is
+  // y itself for the compute type, else a float32 row on the stack (at most kRowBatch x B
+  // elements: 16 KiB on AVX-512). Rows outside the fast range take the exact path.
   static bool lean_fits(std::size_t n) { return n > 0 && n <= L::B; }
   // kSteps: n is a multiple of two unrolled steps (128 float32 on AVX-512), the common
   // attention rows: no single step, vectors or tail, and the loops known to be whole.
