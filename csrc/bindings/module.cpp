@@ -217,6 +217,14 @@ double run_pattern(const std::string& pattern, const py::array& x, py::array& ou
 // Arguments: (x, axis, out, dtype, algorithm, isa, threads).
 constexpr std::size_t kReleaseGilElements = std::size_t{1} << 14;
 
+// fn() for a fast-path call over `size` elements: without the GIL where the work pays for
+// releasing and taking it back.
+template <class Fn>
+void run_fast(std::size_t size, Fn&& fn) {
+  if (size >= kReleaseGilElements) without_gil(fn);
+  else fn();
+}
+
 // algorithm= as a str naming one of kernels.inc's algorithms, or "auto"; false otherwise.
 bool fast_algorithm(PyObject* a, AlgorithmChoice* choice) {
   if (!PyUnicode_CheckExact(a)) return false;
@@ -400,11 +408,7 @@ PyObject* fast_call(bool log, PyObject* const* args, Py_ssize_t nargs) {
     TierRefusal refused;  // the active tier is never refused
     const KernelEntry& k =
         *select_kernel(nullptr, dt, log ? Op::log_softmax : Op::softmax, alg, std::size_t(shape[nd - 1]), &refused);
-    if (size >= kReleaseGilElements) {
-      without_gil([&] { run_rows(k, nd, shape, xa->data, xs, ya->data, ys, int(nthreads)); });
-    } else {
-      run_rows(k, nd, shape, xa->data, xs, ya->data, ys, int(nthreads));
-    }
+    run_fast(size, [&] { run_rows(k, nd, shape, xa->data, xs, ya->data, ys, int(nthreads)); });
     return result.release().ptr();
   } catch (...) {
     return raise_as_python_error();
@@ -461,16 +465,13 @@ PyObject* fast_logsumexp(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     double *m = stats.data(), *e = m + rows, *shift = e + rows;
     TierRefusal refused;  // the active tier is never refused
     const KernelEntry& k = *select_kernel(nullptr, dt, Op::softmax, Algorithm::two_pass, std::size_t(shape[nd - 1]), &refused);
-    if (size >= kReleaseGilElements) {
-      without_gil([&] { row_stats(k, nd, shape, xa->data, xs, m, e, shift, int(nthreads)); });
-    } else {
-      row_stats(k, nd, shape, xa->data, xs, m, e, shift, int(nthreads));
-    }
+    run_fast(size, [&] { row_stats(k, nd, shape, xa->data, xs, m, e, shift, int(nthreads)); });
     py::array result(dt == DType::f32 ? py::dtype::of<float>() : py::dtype::of<double>(), res_shape);
+    void* out = result.mutable_data();
     for (std::size_t r = 0; r < rows; ++r) {
       const double lse = logsumexp_of_stats(m[r], e[r], shift[r]);
-      if (dt == DType::f32) static_cast<float*>(result.mutable_data())[r] = static_cast<float>(lse);
-      else static_cast<double*>(result.mutable_data())[r] = lse;
+      if (dt == DType::f32) static_cast<float*>(out)[r] = static_cast<float>(lse);
+      else static_cast<double*>(out)[r] = lse;
     }
     if (res_shape.empty()) return py::object(result[py::tuple()]).release().ptr();  // a NumPy scalar, as SciPy
     return result.release().ptr();
