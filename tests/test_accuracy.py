@@ -444,3 +444,83 @@ def test_streaming_stores_write_the_same_values_and_nothing_else():
         assert lines["outside"].startswith("0 "), f"{label}: wrote outside the row: {lines['outside']}"
         results[label] = lines["digest"]
     assert results["streaming"] == results["regular"], "streaming stores change the results"
+
+
+# Jobs of short rows too big for the cache stream their output (lean_reload's
+# non-temporal stores, the column kernel's pass 3) although each row alone would not. A
+# threshold of 8192 bytes makes every job below of at least 8 KiB (input plus output) such
+# a job, while no row of lean_reload's length (at most 1024 float32, 512 float64, 1024 16-bit
+# elements on AVX-512) reaches it alone.
+JOB_STREAM_THRESHOLD = 8192
+JOB_SCRIPT = r"""
+import hashlib
+import numpy as np
+import fastsoftmax
+from fastsoftmax import _core
+_tiers, _cap = _core.compiled_isas(), _core.isa_cap()
+def usable(isa):
+    return _core.isa_runnable(isa) and not (_cap in _tiers and _tiers.index(isa) < _tiers.index(_cap))
+try:
+    import ml_dtypes  # bfloat16
+except ImportError:
+    ml_dtypes = None
+
+SENTINEL, PAD = -7.25, 40
+digest, bad, done = hashlib.sha256(), [], 0
+rng = np.random.default_rng(91)
+def check(name, y_buf, lo, hi, y):
+    global done
+    if not (np.all(y_buf[:lo] == SENTINEL) and np.all(y_buf[hi:] == SENTINEL)):
+        bad.append(name)
+    digest.update(np.ascontiguousarray(y).tobytes())
+    done += 1
+for k in fastsoftmax.kernels():
+    if not usable(k["isa"]) or (k["dtype"] == "bfloat16" and ml_dtypes is None):
+        continue
+    if not k["algorithm"].startswith("three-pass"):
+        continue
+    fn = fastsoftmax.softmax if k["op"] == "softmax" else fastsoftmax.log_softmax
+    dt = np.dtype(k["dtype"])
+    kw = dict(algorithm=k["algorithm"], isa=k["isa"])
+    # Batches of contiguous rows (the last axis), y at element offsets from its buffer.
+    for n in (1, 7, 16, 33, 64, 100, 128, 200, 256, 511, 512, 777, 1024, 1025):
+        rows = 37
+        x = (3 * rng.standard_normal((rows, n))).astype(dt)
+        x[5, n // 2] = np.nan      # rows outside the fast range inside a streamed batch
+        x[9, :] = -np.inf
+        for off in (0, 3):
+            for threads in (1, 2):
+                y_buf = np.full(off + rows * n + PAD, SENTINEL, dt)
+                y = y_buf[off:off + rows * n].reshape(rows, n)
+                fn(x, axis=-1, out=y, threads=threads, **kw)
+                check(f"{k['name']} rows n={n} off={off} t={threads}", y_buf, off, off + rows * n, y)
+    # Along a non-last axis: (axis, columns), y's columns starting at any element offset.
+    for n, cols in ((3, 80), (37, 48), (300, 67), (129, 200)):
+        x = (3 * rng.standard_normal((n, cols))).astype(dt)
+        x[n // 2, 17] = np.inf
+        for off in (0, 1, 5, 15):
+            y_buf = np.full(off + n * cols + PAD, SENTINEL, dt)
+            y = y_buf[off:off + n * cols].reshape(n, cols)
+            fn(x, axis=0, out=y, threads=1 + off % 2, **kw)
+            check(f"{k['name']} columns {n}x{cols} off={off}", y_buf, off, off + n * cols, y)
+print("checked", done)
+print("outside", len(bad), "; ".join(bad[:8]))
+print("digest", digest.hexdigest())
+"""
+
+
+def test_jobs_beyond_the_cache_stream_the_same_values_and_nothing_else():
+    """Batches of short rows and softmax along a non-last axis, in jobs that stream their
+    output: bitwise the results of the same jobs with regular stores, with y at every
+    alignment, rows outside the fast range among the streamed ones, one and two threads,
+    and nothing written outside y."""
+    results = {}
+    for label, threshold in (("regular", str(1 << 62)), ("streaming", str(JOB_STREAM_THRESHOLD))):
+        proc = run_script(JOB_SCRIPT, {STREAM_ENV: threshold})
+        assert proc.returncode == 0, f"{label}: exit status {proc.returncode}:\n{proc.stderr[-2000:]}"
+        lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines())
+        three_pass = sum(1 for k in KERNELS if k["isa"] in usable_isas() and k["algorithm"].startswith("three-pass"))
+        assert lines["checked"] == str(three_pass * (14 * 2 * 2 + 4 * 4))
+        assert lines["outside"].startswith("0 "), f"{label}: wrote outside y: {lines['outside']}"
+        results[label] = lines["digest"]
+    assert results["streaming"] == results["regular"], "streaming stores change the results"

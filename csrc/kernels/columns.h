@@ -169,7 +169,7 @@ struct Columns : Loops<V, S> {
   // below -kHigh). scratch: column_scratch_bytes(n, strips) bytes, 64-byte aligned (the
   // thread's scratch block, allocated before the call wrote anything: row_scratch.h).
   static bool prim_three_pass_columns(std::size_t n, const void* xv, std::int64_t xs, void* yv, std::int64_t ys,
-                                      std::size_t strips, bool log, bool reload, void* scratch_bytes) {
+                                      std::size_t strips, bool log, bool reload, bool stream, void* scratch_bytes) {
     if constexpr (!std::is_same<S, T>::value) {
       return false;
     } else {
@@ -219,19 +219,30 @@ struct Columns : Loops<V, S> {
         col_c[k] = three_pass_constant(log, reload, col_mu[k], sum_in_chunk_order(&col_sigma[k], 1));
       R cv[kColumnStrips];
       for (std::size_t g = 0; g < strips; ++g) cv[g] = V::loadu(col_c + g * N);
-      // Pass 3: reload_scale / reload_sub, or write_exp_scaled / write_sub, into y.
-      for (std::size_t i = 0; i < n; ++i) {
-        T* yi = reinterpret_cast<T*>(y + std::int64_t(i) * ys);
-        if (i + kColumnPrefetch < n)  // for writing: y's lines are far apart too
-          for (std::size_t b = 0; b < strips * N * sizeof(T); b += 64)
-            __builtin_prefetch(y + std::int64_t(i + kColumnPrefetch) * ys + std::int64_t(b), 1);
-        for (std::size_t g = 0; g < strips; ++g) {
-          const R v = V::loadu(c.xp(i, g));
-          R out;
-          if (reload) out = log ? V::sub(v, cv[g]) : V::mul(v, cv[g]);
-          else out = log ? V::sub(v, cv[g]) : V::mul(Exp<V, S>::exp_shifted_fast(v, c.mu[g]), cv[g]);
-          V::storeu(yi + g * N, out);
+      // Pass 3: reload_scale / reload_sub, or write_exp_scaled / write_sub, into y. Where
+      // y cannot stay in the last-level cache (stream) and every strip starts on a vector
+      // boundary of y, non-temporal stores skip the read-for-ownership of y's lines.
+      const auto pass3 = [&](auto store, bool prefetch) {
+        for (std::size_t i = 0; i < n; ++i) {
+          T* yi = reinterpret_cast<T*>(y + std::int64_t(i) * ys);
+          if (prefetch && i + kColumnPrefetch < n)  // for writing: y's lines are far apart too
+            for (std::size_t b = 0; b < strips * N * sizeof(T); b += 64)
+              __builtin_prefetch(y + std::int64_t(i + kColumnPrefetch) * ys + std::int64_t(b), 1);
+          for (std::size_t g = 0; g < strips; ++g) {
+            const R v = V::loadu(c.xp(i, g));
+            R out;
+            if (reload) out = log ? V::sub(v, cv[g]) : V::mul(v, cv[g]);
+            else out = log ? V::sub(v, cv[g]) : V::mul(Exp<V, S>::exp_shifted_fast(v, c.mu[g]), cv[g]);
+            store(yi + g * N, out);
+          }
         }
+      };
+      const std::size_t vector_bytes = N * sizeof(T);
+      if (N > 1 && stream && reinterpret_cast<std::uintptr_t>(y) % vector_bytes == 0 && ys % std::int64_t(vector_bytes) == 0) {
+        pass3([](T* p, R v) { V::stream(p, v); }, false);
+        V::stream_fence();
+      } else {
+        pass3([](T* p, R v) { V::storeu(p, v); }, true);
       }
       return true;
     }

@@ -160,10 +160,13 @@ struct Passes : Loops<V, S, kExp16> {
   static bool lean_fits(std::size_t n) { return n > 0 && n <= L::B; }
   // kSteps: n is a multiple of two unrolled steps (128 float32 on AVX-512), the common
   // attention rows: no single step, vectors or tail, and the loops known to be whole.
-  template <bool kLog, bool kSteps>
+  // kStream: the job cannot stay in the last-level cache; the middle rows sit on the stack
+  // for every dtype, and y is written with non-temporal stores (no read-for-ownership; the
+  // caller fences them once, after its last batch: Direct::stream_fence).
+  template <bool kLog, bool kSteps, bool kStream>
   static void lean_reload(int count, const S* const* x, S* const* y, std::size_t n) {
     using IO = typename L::IO;
-    constexpr bool kSame = std::is_same<S, T>::value;
+    constexpr bool kSame = std::is_same<S, T>::value && !kStream;
     constexpr std::size_t A = V::kAccumulators, U = L::U;
     using M = typename V::mask;
     const std::size_t whole = kSteps ? n : n / U * U, rest = kSteps ? n : n - n % N;  // rest: end of the whole vectors
@@ -242,6 +245,23 @@ struct Passes : Loops<V, S, kExp16> {
       const T* wi = w(i);
       S* yi = y[i];
       std::size_t j = 0;
+      if constexpr (kStream) {
+        const std::uintptr_t addr = reinterpret_cast<std::uintptr_t>(yi);
+        if (N > 1 && addr % sizeof(S) == 0) {
+          // Up to the first vector boundary of y and after the last one: masked stores.
+          const std::size_t head = std::min(n, (N - addr / sizeof(S) % N) % N);
+          if (head) {
+            const M hm = V::tail_mask(head);
+            IO::store_tail(yi, f(V::load_tail(wi, hm)), head, hm);
+          }
+          for (j = head; j + N <= n; j += N) IO::stream(yi + j, f(V::loadu(wi + j)));
+          if (j < n) {
+            const M tm = V::tail_mask(n - j);
+            IO::store_tail(yi + j, f(V::load_tail(wi + j, tm)), n - j, tm);
+          }
+          continue;
+        }
+      }
       for (; j + U <= n; j += U)
         for (std::size_t a = 0; a < A; ++a) IO::storeu(yi + j + a * N, f(V::loadu(wi + j + a * N)));
       if constexpr (!kSteps) {
@@ -254,15 +274,19 @@ struct Passes : Loops<V, S, kExp16> {
   // The same primitives as direct calls, for the short-row loop inside the tier.
   struct Direct {
     static bool lean_fits(std::size_t n) { return Passes::lean_fits(n); }
-    static void lean_reload(int count, const S* const* x, S* const* y, std::size_t n, bool log) {
-      if (n % (2 * L::U) == 0) {
-        if (log) Passes::lean_reload<true, true>(count, x, y, n);
-        else Passes::lean_reload<false, true>(count, x, y, n);
+    static void lean_reload(int count, const S* const* x, S* const* y, std::size_t n, bool log, bool stream) {
+      if (stream) {
+        if (log) Passes::lean_reload<true, false, true>(count, x, y, n);
+        else Passes::lean_reload<false, false, true>(count, x, y, n);
+      } else if (n % (2 * L::U) == 0) {
+        if (log) Passes::lean_reload<true, true, false>(count, x, y, n);
+        else Passes::lean_reload<false, true, false>(count, x, y, n);
       } else {
-        if (log) Passes::lean_reload<true, false>(count, x, y, n);
-        else Passes::lean_reload<false, false>(count, x, y, n);
+        if (log) Passes::lean_reload<true, false, false>(count, x, y, n);
+        else Passes::lean_reload<false, false, false>(count, x, y, n);
       }
     }
+    static void stream_fence() { V::stream_fence(); }
     static void pair_sum(std::size_t n, const S* x, T* m, T* e) { prim_pair_sum(n, x, m, e); }
     static void online_sum(std::size_t n, const S* x, T* mu, T* s) { prim_online_sum(n, x, mu, s); }
     static bool max(std::size_t n, const S* x, T* mu) { return prim_max(n, x, mu); }
@@ -295,8 +319,8 @@ struct Passes : Loops<V, S, kExp16> {
     static constexpr std::size_t kColumnStrips = Col::kColumnStrips;
     static constexpr std::size_t kColumnCopyBytes = Col::kColumnCopyBytes;
     static bool three_pass_columns(std::size_t n, const void* x, std::int64_t xs, void* y, std::int64_t ys,
-                                   std::size_t strips, bool log, bool reload, void* scratch) {
-      return Col::prim_three_pass_columns(n, x, xs, y, ys, strips, log, reload, scratch);
+                                   std::size_t strips, bool log, bool reload, bool stream, void* scratch) {
+      return Col::prim_three_pass_columns(n, x, xs, y, ys, strips, log, reload, stream, scratch);
     }
     static std::size_t column_scratch_bytes(std::size_t n, std::size_t strips) {
       return Col::column_scratch_bytes(n, strips);

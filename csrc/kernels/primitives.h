@@ -22,8 +22,8 @@ struct RowsJob {
   char* y;
   const std::int64_t* y_strides;
   bool stream;  // non-temporal stores for the final pass (rows too big for the cache)
-  // Batches of short rows prefetch the next batch's rows (RowRunner::rows): jobs too big for
-  // the cache, where the rows come from memory.
+  // Jobs too big for the cache, where the rows come from memory: batches of short rows
+  // prefetch the next batch's rows (RowRunner::rows), and the column kernel streams y.
   bool prefetch_rows = false;
 };
 

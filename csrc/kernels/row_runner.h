@@ -87,13 +87,15 @@ class RowRunner {
   // tier's lean_reload; other three-pass rows of float32/float64: three_pass_batch; others
   // one by one.
   // next: the next batch's x rows (next_count of them), prefetched meanwhile (prefetch_row).
-  void rows(int count, const S* const* x, S* const* y, int next_count = 0, const S* const* next = nullptr) const {
+  // stream_job: the job cannot stay in the last-level cache (lean_reload streams y).
+  void rows(int count, const S* const* x, S* const* y, int next_count = 0, const S* const* next = nullptr,
+            bool stream_job = false) const {
     if constexpr (HasLeanReload<P>::value) {
       // The tier's one-function form of three_pass_batch for reload rows of at most one
       // block (Passes::lean_reload): the same steps, the same bits.
       if (alg_ == Algorithm::three_pass_reload && chunks_ == 1 && !stream_ && p_.lean_fits(n_)) {
         for (int i = 0; i < next_count; ++i) prefetch_row(next[i]);
-        return p_.lean_reload(count, x, y, n_, log_);
+        return p_.lean_reload(count, x, y, n_, log_, stream_job);
       }
     }
     const bool three = alg_ == Algorithm::three_pass_reload || alg_ == Algorithm::three_pass_recompute;
@@ -103,6 +105,11 @@ class RowRunner {
       if (i < next_count) prefetch_row(next[i]);
       row(x[i], y[i]);
     }
+  }
+
+  // After the last rows() with stream_job: the non-temporal stores ordered before what follows.
+  void stream_fence() const {
+    if constexpr (HasLeanReload<P>::value) p_.stream_fence();
   }
 
   // Rows of a batch are short, and the hardware prefetcher, which follows demand loads,

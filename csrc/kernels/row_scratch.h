@@ -85,8 +85,9 @@ void run_short_rows(const P& p, const RowsJob& job, std::size_t r0, std::size_t 
       scratch ? runner_scratch<S>(scratch, scratch_layout<S, Tr>(job), n) : RunnerScratch<compute_t<S>>{});
   for_rows<S>(job, r0, r1, scratch, [&](std::size_t, const S* x, S* y) { runner.row(x, y); }, tr,
              [&](int count, const S* const* xs, S* const* ys, int next_count, const S* const* next_xs) {
-               runner.rows(count, xs, ys, job.prefetch_rows ? next_count : 0, next_xs);
+               runner.rows(count, xs, ys, job.prefetch_rows ? next_count : 0, next_xs, job.prefetch_rows);
              });
+  if (job.prefetch_rows) runner.stream_fence();
 }
 
 }  // namespace FASTSOFTMAX_ROWS_NS

@@ -235,6 +235,17 @@ struct RowWalk {
     for (std::size_t r = r0; r < r1;) {
       const Row a = row_at(job, r);
       const std::size_t adjacent = std::min(inner - r % inner, r1 - r);
+      // Where the kernel streams y (job.prefetch_rows), its strips start on a line of y:
+      // the columns before the first line boundary go through a tile.
+      if (job.prefetch_rows && adjacent > W) {
+        const std::size_t misaligned = reinterpret_cast<std::uintptr_t>(a.y) % (W * sizeof(T));
+        const std::size_t head = misaligned % sizeof(T) ? 0 : (W * sizeof(T) - misaligned) / sizeof(T) % W;
+        if (head) {
+          group(job, r, head, a, reinterpret_cast<T*>(scratch), row);
+          r += head;
+          continue;
+        }
+      }
       const std::size_t done = adjacent >= W ? column_kernel(job, a, adjacent, scratch) : 0;
       if (done) {
         r += done;
@@ -256,7 +267,7 @@ struct RowWalk {
       while (count - done >= W) {
         const std::size_t strips = std::min({(count - done) / W, Tr::kColumnStrips, fit});
         if (!Tr::three_pass_columns(n, a.x + done * sizeof(T), job.x_strides[nd - 1], a.y + done * sizeof(T),
-                                    job.y_strides[nd - 1], strips, log, reload, scratch))
+                                    job.y_strides[nd - 1], strips, log, reload, job.prefetch_rows, scratch))
           break;
         done += strips * W;
       }
