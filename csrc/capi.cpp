@@ -173,7 +173,7 @@ fastsoftmax_status run(Op op, const T* x, T* y, std::size_t rows, std::size_t n,
     AlgorithmChoice choice;
     algorithm_choice(algorithm, &choice);  // valid: check
     TierRefusal refused;
-    const KernelEntry* k = select_kernel(nullptr, dtype_of<T>(), op, choice, n, &refused);
+    const KernelEntry* k = select_kernel(nullptr, dtype_of<T>(), op, choice, n, &refused, rows);
     if (!k) return FASTSOFTMAX_ERROR_INTERNAL;
     // Byte strides: in range (check), and 0 for a single row, whose stride is never applied.
     const auto bytes = [rows](std::ptrdiff_t s) {

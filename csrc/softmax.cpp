@@ -154,7 +154,22 @@ double cost_scale() {
 
 void set_cost_scale(double scale) { g_cost_scale.store(scale, std::memory_order_relaxed); }
 
-Algorithm auto_algorithm(DType dtype, std::size_t row_length) {
+// A batch whose input plus output exceed half the last-level cache (the streaming
+// threshold) reads every row from memory. Where the vector arithmetic is 512 bits wide,
+// two-pass is then at least level with reload from rows of 16384 float32 or float64
+// elements, and ahead from rows of 32000; 16-bit rows, whose two-pass computes more per
+// byte, stay with reload (docs/results.md, "The auto rule").
+constexpr std::size_t kLongBatchedRow = 16384;
+
+bool long_rows_beyond_cache(DType dtype, std::size_t row_length, std::size_t rows) {
+  if (rows < 2 || row_length < kLongBatchedRow || itemsize(dtype) == 2) return false;
+  const std::string isa = active_isa_or_none();
+  if (isa != "avx512" || narrow_vector_arithmetic(isa)) return false;
+  return rows * row_length * 2 * itemsize(dtype) >= streaming_threshold_bytes();
+}
+
+Algorithm auto_algorithm(DType dtype, std::size_t row_length, std::size_t rows) {
+  if (long_rows_beyond_cache(dtype, row_length, rows)) return kAutoBeyondCache;
   return row_length * itemsize(dtype) <= auto_reload_limit(dtype) ? kAutoInCache : kAutoBeyondCache;
 }
 

@@ -45,9 +45,14 @@ std::size_t streaming_threshold_bytes();
 constexpr Algorithm kAutoInCache = Algorithm::three_pass_reload;
 constexpr Algorithm kAutoBeyondCache = Algorithm::two_pass;
 
-// The algorithm "auto" resolves to for rows of this length: kAutoInCache for rows of at
-// most auto_reload_limit(dtype) input bytes, kAutoBeyondCache beyond (the rule in softmax.cpp).
-Algorithm auto_algorithm(DType dtype, std::size_t row_length);
+// The algorithm "auto" resolves to for a job of `rows` rows of this length, whatever their
+// layout (so that views and non-last axes get the C-order call's bits): kAutoInCache for rows of at most
+// auto_reload_limit(dtype) input bytes, kAutoBeyondCache beyond; and kAutoBeyondCache for
+// a batch of long float32/float64 rows in a job beyond the cache (long_rows_beyond_cache).
+// The rule is in softmax.cpp.
+Algorithm auto_algorithm(DType dtype, std::size_t row_length, std::size_t rows = 1);
+// Whether that last case applies.
+bool long_rows_beyond_cache(DType dtype, std::size_t row_length, std::size_t rows);
 std::size_t auto_reload_limit(DType dtype);
 // The rule's limit from the cache sizes, and whether a profile replaced it.
 std::size_t builtin_reload_limit(DType dtype);

@@ -204,6 +204,60 @@ def test_auto_uses_the_kernel_it_names(op, dtype):
         assert np.array_equal(fn(x), fn(x, algorithm=alg, isa=active))
 
 
+BATCH_RULE_SCRIPT = r"""
+import json, numpy as np, fastsoftmax
+from fastsoftmax import _core
+picks = {}
+for dtype in ("float32", "float64", "float16", "bfloat16"):
+    for n in (1000, 16383, 16384, 40000):
+        for rows in (1, 2, 3, 64, 1000):
+            picks[f"{dtype} {n} {rows}"] = _core.auto_algorithm(dtype, n, rows)
+# A batch the rule may move, in every layout: C order, a Fortran-order copy, the transpose
+# along axis 0, a strided view, the C API's layout through the Python call with out=.
+x = np.random.default_rng(5).standard_normal((40, 16384)).astype(np.float32) * 4
+alg = _core.auto_algorithm("float32", 16384, 40)
+want = fastsoftmax.softmax(x, axis=-1)
+same = {
+    "explicit": fastsoftmax.softmax(x, axis=-1, algorithm=alg),
+    "fortran": fastsoftmax.softmax(np.asfortranarray(x), axis=-1),
+    "axis 0": fastsoftmax.softmax(np.ascontiguousarray(x.T), axis=0).T,
+    "strided": fastsoftmax.softmax(np.repeat(x, 2, axis=1)[:, ::2], axis=-1),
+    "two threads": fastsoftmax.softmax(x, axis=-1, threads=2),
+}
+try:
+    import dask.array as da, fastsoftmax.dask
+    same["dask"] = fastsoftmax.dask.softmax(da.from_array(x, chunks=(8, 16384)), axis=-1).compute(scheduler="sync")
+except ImportError:
+    pass
+print(json.dumps({"picks": picks, "alg": alg, "kernel": _core.kernel_name("softmax", "auto", "float32", None, 16384, 40),
+                  "same": {k: bool(np.array_equal(v, want)) for k, v in same.items()}}))
+"""
+
+
+def test_auto_batch_rule_is_the_documented_one():
+    """README: a batch of float32/float64 rows of at least 16384 elements whose input plus
+    output reach the streaming threshold runs two-pass where AVX-512 is executed at full
+    width; the single-row rule otherwise. The choice depends on the job's rows, not their
+    layout: views, a non-last axis, threads and Dask blocks get the C-order call's bits.
+    The threshold is lowered (FASTSOFTMAX_STREAM_MIN_BYTES) so that small arrays reach it."""
+    threshold = 1 << 20
+    env = {**os.environ, "FASTSOFTMAX_STREAM_MIN_BYTES": str(threshold)}
+    proc = subprocess.run([sys.executable, "-c", BATCH_RULE_SCRIPT], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    wide = _core.active_isa() == "avx512" and not narrow_vector_arithmetic()
+    item = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
+    for key, pick in out["picks"].items():
+        dtype, n, rows = key.split()
+        n, rows = int(n), int(rows)
+        single = _core.auto_algorithm(dtype, n)  # this process: the same single-row rule
+        batch = wide and item[dtype] >= 4 and n >= 16384 and rows >= 2 and rows * n * 2 * item[dtype] >= threshold
+        assert pick == ("two-pass" if batch else single), key
+    assert out["kernel"] == _core.kernel_name("softmax", out["alg"], "float32", _core.active_isa(), 16384)
+    assert out["same"] and all(out["same"].values()), out["same"]
+
+
 # ---- FASTSOFTMAX_ISA (read once per process: subprocesses) ---------------------------------
 
 def run_python(code: str, isa_env=None, module=False):

@@ -45,7 +45,7 @@ DType dtype_named(const std::string& name) {
 // select_kernel for the bindings' arguments: the tier's errors first, then an op or
 // algorithm that is not one.
 const KernelEntry& resolve_kernel(const std::string& op, const std::string& algorithm, DType dtype,
-                                  const py::object& isa, std::size_t row_length) {
+                                  const py::object& isa, std::size_t row_length, std::size_t rows = 1) {
   std::string name;
   const std::string* requested = requested_isa(isa, &name);
   Op op_id;
@@ -55,7 +55,7 @@ const KernelEntry& resolve_kernel(const std::string& op, const std::string& algo
     throw py::value_error("no kernel for op=" + quoted(op) + ", algorithm=" + quoted(algorithm));
   }
   TierRefusal why;
-  const KernelEntry* k = select_kernel(requested, dtype, op_id, choice, row_length, &why);
+  const KernelEntry* k = select_kernel(requested, dtype, op_id, choice, row_length, &why, rows);
   if (!k) refuse_tier(why, name);
   return *k;
 }
@@ -112,6 +112,14 @@ void require_no_self_overlap(const py::array& out) {
   }
 }
 
+// The number of rows of a job (auto's batch rule): whatever their layout, so that a view,
+// a non-last axis and the C API get the kernel, and so the bits, of the C-order call.
+std::size_t rows_of_job(int ndim, const std::int64_t* shape) {
+  std::size_t rows = 1;
+  for (int d = 0; d + 1 < ndim; ++d) rows *= static_cast<std::size_t>(shape[d]);
+  return rows;
+}
+
 void run(const std::string& op, const std::string& algorithm, const py::array& x, py::array& out,
          const py::object& isa, int threads) {
   const DType dt = dtype_of(x, "x");
@@ -128,7 +136,8 @@ void run(const std::string& op, const std::string& algorithm, const py::array& x
   }
   require_no_self_overlap(out);
   const int ndim = static_cast<int>(x.ndim());
-  const KernelEntry& k = resolve_kernel(op, algorithm, dt, isa, static_cast<std::size_t>(shape[ndim - 1]));
+  const KernelEntry& k =
+      resolve_kernel(op, algorithm, dt, isa, static_cast<std::size_t>(shape[ndim - 1]), rows_of_job(ndim, shape));
   const char* xp = static_cast<const char*>(x.data());
   char* yp = static_cast<char*>(out.mutable_data());
   without_gil([&] { run_rows(k, ndim, shape, xp, xs, yp, ys, threads); });
@@ -407,7 +416,8 @@ PyObject* fast_call(bool log, PyObject* const* args, Py_ssize_t nargs) {
     }
     TierRefusal refused;  // the active tier is never refused
     const KernelEntry& k =
-        *select_kernel(nullptr, dt, log ? Op::log_softmax : Op::softmax, alg, std::size_t(shape[nd - 1]), &refused);
+        *select_kernel(nullptr, dt, log ? Op::log_softmax : Op::softmax, alg, std::size_t(shape[nd - 1]), &refused,
+                       rows_of_job(nd, shape));
     run_fast(size, [&] { run_rows(k, nd, shape, xa->data, xs, ya->data, ys, int(nthreads)); });
     return result.release().ptr();
   } catch (...) {
@@ -623,9 +633,10 @@ PYBIND11_MODULE(_core, m) {
     return v;
   }, "The kernels' dtype names (kernels.inc's order)");
   m.def("kernel_name", [](const std::string& op, const std::string& algorithm, const std::string& dtype,
-                          const py::object& isa, std::size_t n) {
-          return resolve_kernel(op, algorithm, dtype_named(dtype), isa, n).name;
-        }, py::arg("op"), py::arg("algorithm"), py::arg("dtype"), py::arg("isa") = py::none(), py::arg("n") = 1024);
+                          const py::object& isa, std::size_t n, std::size_t rows) {
+          return resolve_kernel(op, algorithm, dtype_named(dtype), isa, n, rows).name;
+        }, py::arg("op"), py::arg("algorithm"), py::arg("dtype"), py::arg("isa") = py::none(), py::arg("n") = 1024,
+        py::arg("rows") = 1, "The kernel that runs a job of `rows` rows of n elements (auto resolved as softmax() does)");
   m.def("cpu_features", [] { return features_dict(cpu_features()); });
   m.def("compiled_isas", [] { return compiled_isas(); });
   m.def("active_isa", [] {
@@ -651,9 +662,10 @@ PYBIND11_MODULE(_core, m) {
         "True when the avx512 tier's bfloat16 kernels round with vcvtneps2bf16 (AVX512-BF16)");
   m.def("auto_algorithms", [] { return py::make_tuple(algorithm_name(kAutoInCache), algorithm_name(kAutoBeyondCache)); },
         "The two algorithms auto chooses between: (for rows that fit the cache, for rows beyond)");
-  m.def("auto_algorithm", [](const std::string& dtype, std::size_t n) {
-    return std::string(algorithm_name(auto_algorithm(dtype_named(dtype), n)));
-  });
+  m.def("auto_algorithm", [](const std::string& dtype, std::size_t n, std::size_t rows) {
+    return std::string(algorithm_name(auto_algorithm(dtype_named(dtype), n, rows)));
+  }, py::arg("dtype"), py::arg("n"), py::arg("rows") = 1,
+     "What auto runs for a job of `rows` rows of n elements");
   m.def("auto_reload_limit", [](const std::string& dtype) {
     const DType d = dtype_named(dtype);
     py::dict r;

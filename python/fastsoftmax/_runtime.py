@@ -77,8 +77,8 @@ def runtime_info() -> Dict[str, Any]:
     Keys: ``fastsoftmax`` (the version), ``python``, ``platform``, ``cpu``,
     ``cpu_features``, ``cache_sizes``, ``compiled_isas``, ``runnable_isas``,
     ``FASTSOFTMAX_ISA`` (the cap this process read, or None), ``active_isa``,
-    ``auto_kernels`` (the kernel ``algorithm="auto"`` picks per op/dtype for a short and a
-    long row), ``auto_profile`` (the machine profile file, whether its entry for this machine
+    ``auto_kernels`` (the kernel ``algorithm="auto"`` picks per op/dtype for a short row, a
+    long row and a large batch of long rows), ``auto_profile`` (the machine profile file, whether its entry for this machine
     is applied, auto's reload limit per dtype and the row length from which the kernels use
     software prefetch: see ``fastsoftmax-bench --tune``), ``ftz_daz``, ``avx512_bf16_rounding``, ``threads``
     (the default thread count and where it came from, the thread planner's hand-off costs
@@ -111,6 +111,7 @@ def runtime_info() -> Dict[str, Any]:
                 selected[f"{op}/{dtype}"] = {
                     "in-cache row (1K)": _core.kernel_name(op, "auto", dtype, None, 1024),
                     "out-of-cache row (64M)": _core.kernel_name(op, "auto", dtype, None, 1 << 26),
+                    "out-of-cache batch (1024 x 64K)": _core.kernel_name(op, "auto", dtype, None, 1 << 16, 1024),
                 }
     return {
         "fastsoftmax": __version__,

@@ -31,7 +31,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError("fastsoftmax.dask needs Dask: pip install \"fastsoftmax[dask]\" "
                       "(or: pip install \"dask[array]\")") from exc
 
-from . import _api, _stats
+from . import _api, _core, _stats
 from . import _args as args
 from ._args import AxisLike
 
@@ -81,9 +81,9 @@ def _block_from_stats(xb, sb, op, axes, threads):
     return _stats.from_stats(op, xb, st, None, None, threads)
 
 
-def _block_softmax(xb, op, axes, threads):
+def _block_softmax(xb, op, axes, threads, algorithm):
     fn = _api.softmax if op == "softmax" else _api.log_softmax
-    return fn(xb, axis=axes, threads=threads)
+    return fn(xb, axis=axes, threads=threads, algorithm=algorithm)
 
 
 def _block_lse_longdouble(xb, axis, keepdims):
@@ -119,8 +119,12 @@ def _softmax(op: str, x, axis: AxisLike, threads, split_every):
         raise args.empty_axis_error(op)
     meta = _meta(x.ndim, result)
     if all(len(x.chunks[a]) == 1 for a in axes):  # every row inside one block
-        return x.map_blocks(_block_softmax, op=op, axes=axes, threads=threads, dtype=result, meta=meta,
-                            token=f"fastsoftmax-{op.replace('_', '-')}")
+        # auto's choice for the whole array's rows (it can depend on their number), so that
+        # every block gets the bits of the one NumPy call.
+        n, name = int(np.prod([x.shape[a] for a in axes])), np.dtype(result).name
+        algorithm = _core.auto_algorithm(name, n, x.size // n) if name in _core.dtype_names() else "auto"
+        return x.map_blocks(_block_softmax, op=op, axes=axes, threads=threads, algorithm=algorithm, dtype=result,
+                            meta=meta, token=f"fastsoftmax-{op.replace('_', '-')}")
     compute = args.stats_dtype(x.dtype, f"fastsoftmax.dask.{op} over several chunks")
     stats = _stats_array(x, axes, compute, threads, split_every)
     return da.map_blocks(_block_from_stats, x, stats, op=op, axes=axes, threads=threads, dtype=result, meta=meta,

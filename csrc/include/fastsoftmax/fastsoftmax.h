@@ -48,7 +48,7 @@ typedef enum fastsoftmax_status {
 } fastsoftmax_status;
 
 typedef enum fastsoftmax_algorithm {
-  FASTSOFTMAX_ALGORITHM_AUTO = 0, /* by row length against the cache sizes */
+  FASTSOFTMAX_ALGORITHM_AUTO = 0, /* by row length and row count against the cache sizes */
   FASTSOFTMAX_ALGORITHM_TWO_PASS = 1,
   FASTSOFTMAX_ALGORITHM_THREE_PASS_RELOAD = 2,
   FASTSOFTMAX_ALGORITHM_THREE_PASS_RECOMPUTE = 3,
@@ -190,7 +190,9 @@ typedef enum fastsoftmax_dtype {
 } fastsoftmax_dtype;
 
 /* FASTSOFTMAX_ALGORITHM_AUTO runs three-pass reload on rows of at most this many input bytes
- * and two-pass on longer rows. The built-in limit is the L2 size (float64: 4 x L2);
+ * and two-pass on longer rows (and, where AVX-512 runs at full width, on batches of float32 or
+ * float64 rows of at least 16384 elements whose input plus output exceed half the last-level
+ * cache: README, "auto"). The built-in limit is the L2 size (float64: 4 x L2);
  * `fastsoftmax-bench --tune` measures this machine's own crossover and writes it, per dtype,
  * to a profile that Python reads at import (its "reload_limit_bytes"); an embedder sets it
  * here. Process-wide. bytes < 0 restores the built-in limit; an unknown dtype is

@@ -128,14 +128,20 @@ def _row_len(x: np.ndarray) -> int:
     return int(x.shape[-1])
 
 
+def _rows(x: np.ndarray) -> int:
+    """The rows of x along its last axis (what auto's batch rule sees)."""
+    return int(x.size // x.shape[-1]) if x.ndim > 1 and x.shape[-1] else 1
+
+
 def fastsoftmax_impl(op: str, algorithm: str, isa: str, x: np.ndarray, api: str, threads: int = 1) -> Impl:
     """fastsoftmax.softmax(x, out=, algorithm=, isa=, threads=) (or the bare _core.run) into the rotating outputs."""
     import fastsoftmax
 
     n = _row_len(x)
+    rows = _rows(x)
     dtype = x.dtype.name
-    resolved = _core.auto_algorithm(dtype, n) if algorithm == "auto" else algorithm
-    kernel = _core.kernel_name(op, algorithm, dtype, isa, n)
+    resolved = _core.auto_algorithm(dtype, n, rows) if algorithm == "auto" else algorithm
+    kernel = _core.kernel_name(op, algorithm, dtype, isa, n, rows)
     if api == "core":
         run = _core.run
 
@@ -186,7 +192,7 @@ def new_output_impl(op: str, x: np.ndarray, threads: int = 1) -> Impl:
     import fastsoftmax
 
     n = _row_len(x)
-    resolved = _core.auto_algorithm(x.dtype.name, n)
+    resolved = _core.auto_algorithm(x.dtype.name, n, _rows(x))
     fn = fastsoftmax.softmax if op == "softmax" else fastsoftmax.log_softmax
     holder: List[Any] = [None]
     if x.ndim == 1:
@@ -200,7 +206,7 @@ def new_output_impl(op: str, x: np.ndarray, threads: int = 1) -> Impl:
     return Impl(
         label=NEW_OUTPUT_LABEL, kind="fastsoftmax", call=call, traffic=TRAFFIC[resolved], traffic_model="real",
         roofline=ROOFLINE_OF[resolved], algorithm="auto", isa=_core.active_isa(),
-        kernel=_core.kernel_name(op, "auto", x.dtype.name, None, n),
+        kernel=_core.kernel_name(op, "auto", x.dtype.name, None, n, _rows(x)),
         result=_holder_result(holder, np.asarray), threads=threads, fresh_output=True,
         note=f"{code}: allocates its result (page faults; write-allocate)",
         extra={"resolved_algorithm": resolved, "api": "public"},
