@@ -163,8 +163,11 @@ struct Passes : Loops<V, S, kExp16> {
   // kStream: the job cannot stay in the last-level cache; the middle rows sit on the stack
   // for every dtype, and y is written with non-temporal stores (no read-for-ownership; the
   // caller fences them once, after its last batch: Direct::stream_fence).
+  // next: the next batch's rows (next_count of them), each fetched into the L2 while a row
+  // of this batch computes its exps (RowRunner::prefetch_row's reason).
   template <bool kLog, bool kSteps, bool kStream>
-  static void lean_reload(int count, const S* const* x, S* const* y, std::size_t n) {
+  static void lean_reload(int count, const S* const* x, S* const* y, std::size_t n, int next_count,
+                          const S* const* next) {
     using IO = typename L::IO;
     constexpr bool kSame = std::is_same<S, T>::value && !kStream;
     constexpr std::size_t A = V::kAccumulators, U = L::U;
@@ -206,6 +209,8 @@ struct Passes : Loops<V, S, kExp16> {
       fast[i] = three_pass_fast(V::mask_any(bad), mu[i]);
     }
     for (int i = 0; i < count; ++i) {
+      if (i < next_count)
+        for (std::size_t b = 0; b < n * sizeof(S); b += 64) __builtin_prefetch(reinterpret_cast<const char*>(next[i]) + b, 0, 2);
       if (!fast[i]) continue;
       using Acc = SumExpAcc<kLog>;
       const Acc acc{V::set1(mu[i])};
@@ -274,16 +279,17 @@ struct Passes : Loops<V, S, kExp16> {
   // The same primitives as direct calls, for the short-row loop inside the tier.
   struct Direct {
     static bool lean_fits(std::size_t n) { return Passes::lean_fits(n); }
-    static void lean_reload(int count, const S* const* x, S* const* y, std::size_t n, bool log, bool stream) {
+    static void lean_reload(int count, const S* const* x, S* const* y, std::size_t n, bool log, bool stream, int next_count,
+                            const S* const* next) {
       if (stream) {
-        if (log) Passes::lean_reload<true, false, true>(count, x, y, n);
-        else Passes::lean_reload<false, false, true>(count, x, y, n);
+        if (log) Passes::lean_reload<true, false, true>(count, x, y, n, next_count, next);
+        else Passes::lean_reload<false, false, true>(count, x, y, n, next_count, next);
       } else if (n % (2 * L::U) == 0) {
-        if (log) Passes::lean_reload<true, true, false>(count, x, y, n);
-        else Passes::lean_reload<false, true, false>(count, x, y, n);
+        if (log) Passes::lean_reload<true, true, false>(count, x, y, n, next_count, next);
+        else Passes::lean_reload<false, true, false>(count, x, y, n, next_count, next);
       } else {
-        if (log) Passes::lean_reload<true, false, false>(count, x, y, n);
-        else Passes::lean_reload<false, false, false>(count, x, y, n);
+        if (log) Passes::lean_reload<true, false, false>(count, x, y, n, next_count, next);
+        else Passes::lean_reload<false, false, false>(count, x, y, n, next_count, next);
       }
     }
     static void stream_fence() { V::stream_fence(); }

@@ -94,8 +94,7 @@ class RowRunner {
       // The tier's one-function form of three_pass_batch for reload rows of at most one
       // block (Passes::lean_reload): the same steps, the same bits.
       if (alg_ == Algorithm::three_pass_reload && chunks_ == 1 && !stream_ && p_.lean_fits(n_)) {
-        for (int i = 0; i < next_count; ++i) prefetch_row(next[i]);
-        return p_.lean_reload(count, x, y, n_, log_, stream_job);
+        return p_.lean_reload(count, x, y, n_, log_, stream_job, next_count, next);
       }
     }
     const bool three = alg_ == Algorithm::three_pass_reload || alg_ == Algorithm::three_pass_recompute;
