@@ -98,6 +98,19 @@ def test_rows_in_one_chunk_are_bitwise_the_numpy_call(op):
 
 
 @needs_dask
+def test_rows_of_unknown_chunk_sizes():
+    """Rows selected by a mask (chunk sizes unknown until computed), the softmax axis in
+    one chunk: the NumPy call's result."""
+    x = np.random.default_rng(4).standard_normal((9, 40)).astype(np.float32)
+    d = da.from_array(x, chunks=(3, 40))
+    picked = d[d[:, 0] > -0.5]
+    assert any(np.isnan(c) for c in picked.chunks[0])
+    want = x[x[:, 0] > -0.5]
+    for op, (fn, name) in OPS.items():
+        np.testing.assert_array_equal(compute(getattr(fsd, name)(picked, axis=1)), fn(want, axis=1), err_msg=op)
+
+
+@needs_dask
 @pytest.mark.parametrize("op", list(OPS))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 def test_rows_over_several_chunks(op, dtype):

@@ -120,9 +120,12 @@ def _softmax(op: str, x, axis: AxisLike, threads, split_every):
     meta = _meta(x.ndim, result)
     if all(len(x.chunks[a]) == 1 for a in axes):  # every row inside one block
         # auto's choice for the whole array's rows (it can depend on their number), so that
-        # every block gets the bits of the one NumPy call.
-        n, name = int(np.prod([x.shape[a] for a in axes])), np.dtype(result).name
-        algorithm = _core.auto_algorithm(name, n, x.size // n) if name in _core.dtype_names() else "auto"
+        # every block gets the bits of the one NumPy call; chunks of unknown size leave it
+        # to each block.
+        name, algorithm = np.dtype(result).name, "auto"
+        if name in _core.dtype_names() and not any(np.isnan(d) for d in x.shape):
+            n = int(np.prod([x.shape[a] for a in axes]))
+            algorithm = _core.auto_algorithm(name, n, int(x.size) // n)
         return x.map_blocks(_block_softmax, op=op, axes=axes, threads=threads, algorithm=algorithm, dtype=result,
                             meta=meta, token=f"fastsoftmax-{op.replace('_', '-')}")
     compute = args.stats_dtype(x.dtype, f"fastsoftmax.dask.{op} over several chunks")
