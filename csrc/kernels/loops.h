@@ -247,8 +247,21 @@ struct Loops : Accumulators<V, S, kExp16> {
   // bytes per float. In cache they would be several times slower.
   template <class In, class Out, class F>
   static void write_row(std::size_t n, const In* x, Out* y, bool stream, F f) {
+    if (!stream || !can_stream(y)) return map_row(n, x, y, f);
+    stream_row(n, x, y, f);
+    V::stream_fence();
+  }
+  // Whether stream_row can write y: a vector tier, y aligned to its element size.
+  template <class Out>
+  static bool can_stream(const Out* y) {
+    return N > 1 && reinterpret_cast<std::uintptr_t>(y) % sizeof(Out) == 0;
+  }
+  // y = f(x) with non-temporal stores from y's first vector-aligned element, masked stores
+  // before it and after the last whole vector; unfenced (the caller fences before y is
+  // read elsewhere). y: can_stream(y).
+  template <class In, class Out, class F>
+  static void stream_row(std::size_t n, const In* x, Out* y, F f) {
     const std::uintptr_t addr = reinterpret_cast<std::uintptr_t>(y);
-    if (N == 1 || !stream || addr % sizeof(Out) != 0) return map_row(n, x, y, f);
     // Head: up to the first vector-aligned element of y, with masked stores.
     std::size_t head = (N - (addr / sizeof(Out)) % N) % N;
     if (head > n) head = n;
@@ -264,7 +277,6 @@ struct Loops : Accumulators<V, S, kExp16> {
       for (std::size_t a = 0; a < A; ++a) v[a] = Io<V, In>::loadu(x + i + a * N);
       for (std::size_t a = 0; a < A; ++a) Io<V, Out>::stream(y + i + a * N, f(v[a]));
     }
-    V::stream_fence();
     map_tail(i, n, x, y, f);
   }
 };

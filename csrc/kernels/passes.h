@@ -251,19 +251,8 @@ struct Passes : Loops<V, S, kExp16> {
       S* yi = y[i];
       std::size_t j = 0;
       if constexpr (kStream) {
-        const std::uintptr_t addr = reinterpret_cast<std::uintptr_t>(yi);
-        if (N > 1 && addr % sizeof(S) == 0) {
-          // Up to the first vector boundary of y and after the last one: masked stores.
-          const std::size_t head = std::min(n, (N - addr / sizeof(S) % N) % N);
-          if (head) {
-            const M hm = V::tail_mask(head);
-            IO::store_tail(yi, f(V::load_tail(wi, hm)), head, hm);
-          }
-          for (j = head; j + N <= n; j += N) IO::stream(yi + j, f(V::loadu(wi + j)));
-          if (j < n) {
-            const M tm = V::tail_mask(n - j);
-            IO::store_tail(yi + j, f(V::load_tail(wi + j, tm)), n - j, tm);
-          }
+        if (L::can_stream(yi)) {
+          L::stream_row(n, wi, yi, f);
           continue;
         }
       }
