@@ -432,6 +432,10 @@ struct FastWorkspace {
   std::vector<std::uint64_t> order;   // top-k: candidate positions
   std::vector<std::uint32_t> c2;
   std::vector<double> m2;
+  // top-p: the listed range's blocks (list_range's blk_above and blk_end) and the crossing
+  // code's candidates
+  std::vector<float> blk_above, cand_w;
+  std::vector<std::uint32_t> blk_end, cand_k;
 };
 FastWorkspace& fast_workspace() {
   thread_local FastWorkspace ws;
@@ -557,21 +561,29 @@ struct ChunkedPasses {
   }
 
   // wl and kl: room for n + 16 * (chunk_count(n) + 1). Chunk c lists from j0 + 16 c on (its
-  // last stores may run 16 past its own count), then the lists are moved together in order.
+  // last stores may run 16 past its own count), then the lists are moved together in order
+  // and each block's listed count made a count from the row's start.
   std::size_t list_range(const void* x, std::size_t size, const float* w, std::size_t n, float lo, float hi,
-                         float* wl, std::uint32_t* kl, double* above) const {
+                         float* wl, std::uint32_t* kl, double* above, float* blk_above,
+                         std::uint32_t* blk_end) const {
     std::vector<std::size_t> count(chunk_count(n));
     std::vector<double> ac(chunk_count(n));
     over_chunks(n, use, [&](std::size_t c, std::size_t j0, std::size_t j1) {
+      const std::size_t b0 = j0 / sampling::kBlock;
       count[c] = K.list_range(static_cast<const char*>(x) + j0 * size, w + j0, j1 - j0, lo, hi, wl + j0 + 16 * c,
-                              kl + j0 + 16 * c, &ac[c]);
+                              kl + j0 + 16 * c, &ac[c], blk_above + b0 * sampling::kLanes, blk_end + b0);
     });
     std::size_t m = 0;
     *above = 0;
+    const std::size_t nb = (n + sampling::kBlock - 1) / sampling::kBlock;
     for (std::size_t c = 0; c < count.size(); ++c) {
       const std::size_t from = c * kRowChunk + 16 * c;
       std::memmove(wl + m, wl + from, count[c] * sizeof(float));
       std::memmove(kl + m, kl + from, count[c] * sizeof(std::uint32_t));
+      if (c > 0) {
+        const std::size_t b1 = std::min(nb, (c + 1) * kRowChunk / sampling::kBlock);
+        for (std::size_t b = c * kRowChunk / sampling::kBlock; b < b1; ++b) blk_end[b] += std::uint32_t(m);
+      }
       m += count[c];
       *above += ac[c];
     }
@@ -592,6 +604,8 @@ struct ChunkedPasses {
 //    codes between two of them, and again until it is one code: the code holding the
 //    crossing, whose listed tokens are the candidates of the exact select.
 // Should rounding leave the target unreached, the codes of every token are weighed instead.
+// The listed tokens (ws.cw, ws.keys) and their blocks (ws.blk_above, ws.blk_end) are left
+// for the walk (walk_listed).
 template <class S>
 Prefix<std::uint32_t> select_top_p(const sampling::Kernels& K, const ChunkedPasses& P, const S* x, const float* w,
                                    std::size_t n, double z, double top_p, FastWorkspace& ws) {
@@ -624,6 +638,9 @@ Prefix<std::uint32_t> select_top_p(const sampling::Kernels& K, const ChunkedPass
   }
   ws.cw.resize(n + 16 * (chunk_count(n) + 1));
   ws.keys.resize(n + 16 * (chunk_count(n) + 1));
+  const std::size_t nb = (n + sampling::kBlock - 1) / sampling::kBlock;
+  ws.blk_above.resize(nb * sampling::kLanes);
+  ws.blk_end.resize(nb);
   float* wl = ws.cw.data();
   std::uint32_t* kl = ws.keys.data();
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -634,7 +651,8 @@ Prefix<std::uint32_t> select_top_p(const sampling::Kernels& K, const ChunkedPass
       hi = 2.0f;
     }
     double above = 0;
-    const std::size_t listed = P.list_range(x, sizeof(S), w, n, lo, hi, wl, kl, &above);
+    const std::size_t listed =
+        P.list_range(x, sizeof(S), w, n, lo, hi, wl, kl, &above, ws.blk_above.data(), ws.blk_end.data());
     // Narrow [a, b] to the code c holding the crossing; cum: the weight of the codes above.
     std::uint32_t a = c_lo, b = c_hi, c = c_hi;
     double cum = above;
@@ -663,10 +681,63 @@ Prefix<std::uint32_t> select_top_p(const sampling::Kernels& K, const ChunkedPass
       }
     }
     if (!found && attempt == 0) continue;
-    const std::size_t nc = K.keep_code(wl, kl, listed, c);
-    return select_in_candidates(kl, wl, nc, cum, target, ws);
+    ws.cand_w.resize(listed + 16);
+    ws.cand_k.resize(listed + 16);
+    const std::size_t nc = K.keep_code(wl, kl, listed, c, ws.cand_w.data(), ws.cand_k.data());
+    return select_in_candidates(ws.cand_k.data(), ws.cand_w.data(), nc, cum, target, ws);
   }
   return Prefix<std::uint32_t>();  // not reached: the second attempt always returns
+}
+
+// The walk of a top-p prefix (docs/sampling.md, step 7): the kept tokens are those with
+// key > t and the first r (in index order) with key == t. Every token with w >= hi is kept
+// and every kept token with w < hi was listed (the threshold token's weight is in [lo, hi)),
+// so a block's kept weight is its float lanes of {w >= hi} (tree16) plus its listed tokens
+// with key > t or a kept tie (in index order), without reading the row. A block that leaves
+// the running sum at or below the target is skipped; the block holding it is walked token by
+// token. Returns the chosen index, or the last kept token with a positive weight when
+// rounding leaves the walk short.
+template <class S>
+std::int64_t walk_listed(const S* x, const float* w, std::size_t n, std::uint32_t t, std::uint64_t r, double target,
+                         const float* blk_above, const std::uint32_t* blk_end, const float* wl,
+                         const std::uint32_t* kl) {
+  double cum = 0;
+  std::uint64_t ties = 0;
+  std::size_t li = 0;
+  std::size_t last_block = n;  // the last block with kept weight, ...
+  std::uint64_t last_ties = 0;  // ... and the ties before it
+  auto kept = [&](std::uint32_t k, std::uint64_t& tc) { return k > t || (k == t && tc++ < r); };
+  for (std::size_t j = 0, b = 0; j < n; j += sampling::kBlock, ++b) {
+    double lanes[sampling::kLanes];
+    for (std::size_t l = 0; l < sampling::kLanes; ++l) lanes[l] = double(blk_above[b * sampling::kLanes + l]);
+    double bm = tree16(lanes);
+    const std::uint64_t ties0 = ties;
+    for (const std::size_t le = blk_end[b]; li < le; ++li)
+      if (kept(kl[li], ties)) bm += double(wl[li]);
+    if (bm == 0) continue;
+    last_block = j;
+    last_ties = ties0;
+    if (cum + bm <= target) {  // the draw lies past this block
+      cum += bm;
+      continue;
+    }
+    std::uint64_t tq = ties0;
+    const std::size_t end = std::min(n, j + sampling::kBlock);
+    for (std::size_t q = j; q < end; ++q) {
+      const std::uint32_t k = float_key(StorageOf<S>::at(x, q));
+      if (!kept(k, tq) || !(w[q] > 0.0f)) continue;
+      cum += double(w[q]);
+      if (cum > target) return std::int64_t(q);
+    }
+  }
+  std::int64_t last = -1;  // rounding left the walk short: the last kept token of the last block
+  if (last_block < n) {
+    std::uint64_t tq = last_ties;
+    const std::size_t end = std::min(n, last_block + sampling::kBlock);
+    for (std::size_t q = last_block; q < end; ++q)
+      if (kept(float_key(StorageOf<S>::at(x, q)), tq) && w[q] > 0.0f) last = std::int64_t(q);
+  }
+  return last;
 }
 
 // The k first tokens of the order (key descending, index ascending): positions into
@@ -824,7 +895,11 @@ int sample_fast(const S* x, std::size_t n, double temperature, std::int64_t top_
     z_kept = zm;
   }
   spec.target = u * z_kept;
-  const std::int64_t chosen = K.walk(x, w, n, spec, spec.mode == sampling::kMinP ? ws.bsum_m.data() : ws.bsum.data());
+  const std::int64_t chosen =
+      spec.mode == sampling::kPrefix
+          ? walk_listed(x, w, n, spec.t, spec.r, spec.target, ws.blk_above.data(), ws.blk_end.data(), ws.cw.data(),
+                        ws.keys.data())
+          : K.walk(x, w, n, spec, spec.mode == sampling::kMinP ? ws.bsum_m.data() : ws.bsum.data());
   *token = chosen;
   if (logprob) *logprob = std::log(double(w[std::size_t(chosen)])) - std::log(z_kept);
   return kSampleOk;

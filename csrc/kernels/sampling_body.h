@@ -129,64 +129,63 @@ void mass_above(const float* w, std::size_t n, const float* thr, double* mass) {
 
 // The tokens with lo <= w_i < hi, in index order: their weights (wl) and keys (kl), each
 // with room for n + 16; the float64 weight of the tokens with w_i >= hi (*above), in the lane
-// structure of every sum (lanes widened every kBlock).
+// structure of every sum (lanes widened every kBlock), and each block's float lanes of it
+// (blk_above) and listed count at its end (blk_end).
 template <class S>
 std::size_t list_range(const void* xv, const float* w, std::size_t n, float lo, float hi, float* wl,
-                       std::uint32_t* kl, double* above) {
+                       std::uint32_t* kl, double* above, float* blk_above, std::uint32_t* blk_end) {
   const S* x = static_cast<const S*>(xv);
-  std::size_t m = 0, j = 0;
+  std::size_t m = 0;
   vd d_above = vd{};
-  vf a_above = vf{};
-  for (; j + kLanes <= n; j += kLanes) {
-    const vf v = load_lanes<vf>(w + j);
-    const vi in = cmp_ge(v, lo) & cmp_lt(v, hi);
-    a_above = add_if_ge(a_above, v, hi);
-    if ((j + kLanes) % kBlock == 0) {
-      d_above += widen(a_above);
-      a_above = vf{};
-    }
-    std::uint32_t bits = lane_bits(in);
+  Block<S> blk;
+  for (std::size_t j = 0, b = 0; j < n; j += kBlock, ++b) {
+    blk.set(x, w, j, n);  // padded weights are 0: below hi (> 0), and masked out of the list
+    const bool full = blk.len == kBlock;
+    vf a = vf{};
+    for (std::size_t g = 0; g < kBlock; g += kLanes) {
+      const vf v = blk.wv(g);
+      vi in = cmp_ge(v, lo) & cmp_lt(v, hi);
+      if (!full) in &= blk.valid(g);
+      a = add_if_ge(a, v, hi);
+      std::uint32_t bits = lane_bits(in);
 #if !defined(__AVX512F__)
-    if (!bits) continue;
+      if (!bits) continue;
 #endif
 #if defined(FSM_SAMPLING_COMPRESS)
-    m = compress_store(v, key_vec(Load<S>::vec(x, j)), bits, wl, kl, m);
+      m = compress_store(v, key_vec(blk.xv(g)), bits, wl, kl, m);
 #else
-    const vu k = key_vec(Load<S>::vec(x, j));
-    while (bits) {
-      const unsigned l = unsigned(__builtin_ctz(bits));
-      bits &= bits - 1;
-      wl[m] = v[l];
-      kl[m++] = k[l];
-    }
+      const vu k = key_vec(blk.xv(g));
+      while (bits) {
+        const unsigned l = unsigned(__builtin_ctz(bits));
+        bits &= bits - 1;
+        wl[m] = v[l];
+        kl[m++] = k[l];
+      }
 #endif
-  }
-  d_above += widen(a_above);
-  *above = tree16v(d_above);
-  for (; j < n; ++j) {
-    if (w[j] >= hi) *above += double(w[j]);
-    if (w[j] >= lo && w[j] < hi) {
-      wl[m] = w[j];
-      kl[m++] = float_key(Load<S>::at(x, j));
     }
+    d_above += widen(a);
+    store_lanes(blk_above + b * kLanes, a);
+    blk_end[b] = std::uint32_t(m);
   }
+  *above = tree16v(d_above);
   return m;
 }
 
-// Keeps, in place and in order, the (wl, kl) pairs whose weight has code c; returns their
-// count (the arrays have room for m + 16).
-std::size_t keep_code(float* wl, std::uint32_t* kl, std::size_t m, std::uint32_t c) {
+// The (wl, kl) pairs whose weight has code c, in order, into (wo, ko) (room for m + 16);
+// returns their count.
+std::size_t keep_code(const float* wl, const std::uint32_t* kl, std::size_t m, std::uint32_t c, float* wo,
+                      std::uint32_t* ko) {
   std::size_t nc = 0, i = 0;
 #if defined(FSM_SAMPLING_COMPRESS)
-  for (; i + kLanes <= m; i += kLanes) {  // stores at nc <= i, up to i + 15: read already
+  for (; i + kLanes <= m; i += kLanes) {
     const vf v = load_lanes<vf>(wl + i);
     const vu k = load_lanes<vu>(kl + i);
-    nc = compress_store(v, k, lane_bits(cmp_eq(code_vec(v), c)), wl, kl, nc);
+    nc = compress_store(v, k, lane_bits(cmp_eq(code_vec(v), c)), wo, ko, nc);
   }
 #endif
   for (; i < m; ++i) {
-    kl[nc] = kl[i];
-    wl[nc] = wl[i];
+    ko[nc] = kl[i];
+    wo[nc] = wl[i];
     nc += weight_code(wl[i]) == c ? 1 : 0;
   }
   return nc;
@@ -249,79 +248,10 @@ std::int64_t walk_blocks(const S* x, const float* w, std::size_t n, const sampli
   return -1;
 }
 
-// kPrefix, one block: the weights of its tokens with key >= t (*ge) and with key > t (*gt)
-// (tree16 of float lanes), and its count of tokens with key == t.
-template <class S>
-std::uint64_t block_prefix(const S* x, const float* w, std::size_t j, std::size_t n, std::uint32_t t, double* ge,
-                           double* gt) {
-  Block<S> blk;
-  blk.set(x, w, j, n);
-  const bool full = blk.len == kBlock;
-  vf a_ge = vf{}, a_gt = vf{};
-  vi c = vi{};
-  for (std::size_t g = 0; g < kBlock; g += kLanes) {
-    const vu k = key_vec(blk.xv(g));
-    const vf v = blk.wv(g);  // padded lanes hold 0
-    a_ge += select(cmp_ge(k, t), v);
-    a_gt += select(cmp_gt(k, t), v);
-    vi eq = cmp_eq(k, t);
-    if (!full) eq &= blk.valid(g);
-    c -= eq;
-  }
-  *ge = tree16v(widen(a_ge));
-  *gt = tree16v(widen(a_gt));
-  return reduce_add(as<vu>(c));
-}
-
-// kPrefix: the kept tokens are those with key > t and the first r with key == t. A block
-// whose kept weight (all its ties kept, or none of them) leaves the running sum at or below
-// the target is skipped after one vector pass; the block holding the target, or the one
-// where the kept ties end, is walked token by token.
-template <class S>
-std::int64_t walk_prefix(const S* x, const float* w, std::size_t n, const sampling::WalkSpec& s) {
-  double cum = 0;
-  std::int64_t last = -1;      // the last kept token with a positive weight walked, ...
-  std::size_t last_block = n;  // ... or a skipped block after it that holds it
-  bool last_block_ties = false;  // whether that block's ties were kept
-  std::uint64_t ties = 0;
-  for (std::size_t j = 0; j < n; j += kBlock) {
-    double ge = 0, gt = 0;
-    const std::uint64_t bt = block_prefix(x, w, j, n, s.t, &ge, &gt);
-    const bool all_ties = ties + bt <= s.r, no_ties = ties >= s.r;
-    const double bm = all_ties ? ge : gt;
-    if ((all_ties || no_ties) && cum + bm <= s.target) {  // the draw lies past this block
-      ties += bt;
-      if (bm == 0) continue;
-      cum += bm;
-      last_block = j;
-      last_block_ties = all_ties;
-      continue;
-    }
-    const std::size_t end = n - j < kBlock ? n : j + kBlock;
-    for (std::size_t q = j; q < end; ++q) {
-      const std::uint32_t k = float_key(Load<S>::at(x, q));
-      if (k < s.t || (k == s.t && ties++ >= s.r) || !(w[q] > 0.0f)) continue;
-      cum += double(w[q]);
-      last = std::int64_t(q);
-      last_block = n;
-      if (cum > s.target) return last;
-    }
-  }
-  if (last_block < n) {  // rounding left the walk short after a skipped block: its last kept token
-    const std::size_t end = n - last_block < kBlock ? n : last_block + kBlock;
-    for (std::size_t q = end; q-- > last_block;) {
-      const std::uint32_t k = float_key(Load<S>::at(x, q));
-      if (w[q] > 0.0f && (k > s.t || (k == s.t && last_block_ties))) return std::int64_t(q);
-    }
-  }
-  return last;
-}
-
-// The walk (docs/sampling.md, step 7).
+// The walk of kAll and kMinP (docs/sampling.md, step 7).
 template <class S>
 std::int64_t walk(const void* xv, const float* w, std::size_t n, const sampling::WalkSpec& s, const float* bsum) {
-  const S* x = static_cast<const S*>(xv);
-  return s.mode == sampling::kPrefix ? walk_prefix(x, w, n, s) : walk_blocks(x, w, n, s, bsum);
+  return walk_blocks(static_cast<const S*>(xv), w, n, s, bsum);
 }
 
 template <class S> const sampling::Kernels kernels_of = {

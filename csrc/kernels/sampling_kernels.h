@@ -50,18 +50,22 @@ struct Kernels {
   // For each of kThresholds thresholds (> 0), the weight of {w_i >= thr[t]}.
   void (*mass_above)(const float* w, std::size_t n, const float* thr, double* mass);
   // The tokens with lo <= w_i < hi, in index order: their weights and keys (each array with
-  // room for n + 16); returns their count. *above: the weight of {w_i >= hi}.
+  // room for n + 16); returns their count. *above: the weight of {w_i >= hi}. For every block
+  // of kBlock elements: the kLanes float lanes of its weight of {w_i >= hi} (blk_above) and
+  // the count listed up to its end (blk_end), which the prefix walk reads instead of the row.
   std::size_t (*list_range)(const void* x, const float* w, std::size_t n, float lo, float hi, float* wl,
-                            std::uint32_t* kl, double* above);
-  // Keeps, in place and in order, the (weight, key) pairs of the m listed whose weight has
-  // code c (weight_code); returns their count.
-  std::size_t (*keep_code)(float* wl, std::uint32_t* kl, std::size_t m, std::uint32_t c);
+                            std::uint32_t* kl, double* above, float* blk_above, std::uint32_t* blk_end);
+  // The (weight, key) pairs of the m listed whose weight has code c (weight_code), in order,
+  // into wo and ko (room for m + 16 each); returns their count.
+  std::size_t (*keep_code)(const float* wl, const std::uint32_t* kl, std::size_t m, std::uint32_t c, float* wo,
+                           std::uint32_t* ko);
   // The keys and indices of the tokens with key >= t (only blocks whose bmax >= t are read).
   std::size_t (*gather_ge)(const void* x, std::size_t n, const std::uint32_t* bmax, std::uint32_t t,
                            std::uint32_t* keys, std::size_t* idx);
-  // The walk (docs/sampling.md, step 7): the chosen index, or the last kept token with a
-  // positive weight when rounding leaves the walk short. bsum: the weights pass's block
-  // sums of the kept set (bsum for kAll, bsum_m for kMinP; unused for kPrefix).
+  // The walk of kAll and kMinP (docs/sampling.md, step 7; kPrefix walks the listed tokens in
+  // sampling.cpp): the chosen index, or the last kept token with a positive weight when
+  // rounding leaves the walk short. bsum: the weights pass's block sums of the kept set (bsum
+  // for kAll, bsum_m for kMinP).
   std::int64_t (*walk)(const void* x, const float* w, std::size_t n, const WalkSpec& s, const float* bsum);
 };
 
