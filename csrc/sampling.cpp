@@ -13,13 +13,13 @@
 //   2. read x, write w (weights): w_i = exp(y_i), their sum Z, the min-p set's sum, and
 //     each block's sums as float lanes;
 //   3. top-p: weight codes (8 buckets per octave of w, each a range of the ranking): one
-//     vector pass weighs 8 code ranges (mass_above); the range holding the crossing is
-//     listed (list_range: weights and keys) and narrowed by the same weighing over the
-//     list to the code holding the crossing token, whose keys finish a radix select (8
-//     bits a level) over those few candidates;
-//   4. the draw (walk): without top-p, the block sums of step 2 up to the block holding
-//     u * Z_kept, walked alone; with top-p, blocks of 128 whose kept weight leaves the
-//     running sum at or below u * Z_kept are skipped after one vector pass.
+//     vector pass weighs 4 code ranges (mass_above); the range holding the crossing is
+//     listed (list_range: weights and keys, and each block's weight above the range) and
+//     narrowed by an 8-code weighing over the list to the code holding the crossing token,
+//     whose keys finish a radix select (8 bits a level) over those few candidates;
+//   4. the draw: without top-p, the block sums of step 2 up to the block holding
+//     u * Z_kept, walked alone (walk); with top-p, each block's kept weight comes from step
+//     3's block sums and list (walk_listed), and only the block holding u * Z_kept is read.
 // float64 rows take the portable path (RowSampler below): the same semantics, with a
 // 2048-bucket histogram instead of the threshold passes.
 #include "sampling.h"
@@ -434,7 +434,8 @@ struct FastWorkspace {
   std::vector<double> m2;
   // top-p: the listed range's blocks (list_range's blk_above and blk_end) and the crossing
   // code's candidates
-  std::vector<float> blk_above, cand_w;
+  std::vector<double> blk_above;
+  std::vector<float> cand_w;
   std::vector<std::uint32_t> blk_end, cand_k;
 };
 FastWorkspace& fast_workspace() {
@@ -548,15 +549,14 @@ struct ChunkedPasses {
     }
   }
 
-  void mass_above(const float* w, std::size_t n, const float* thr, double* mass) const {
-    constexpr int T = sampling::kThresholds;
-    std::vector<double> mc(chunk_count(n) * T);
+  void mass_above(const float* w, std::size_t n, int nt, const float* thr, double* mass) const {
+    std::vector<double> mc(chunk_count(n) * std::size_t(nt));
     over_chunks(n, use, [&](std::size_t c, std::size_t j0, std::size_t j1) {
-      K.mass_above(w + j0, j1 - j0, thr, &mc[c * T]);
+      K.mass_above(w + j0, j1 - j0, nt, thr, &mc[c * std::size_t(nt)]);
     });
-    for (int t = 0; t < T; ++t) {
+    for (int t = 0; t < nt; ++t) {
       mass[t] = 0;
-      for (std::size_t c = 0; c < chunk_count(n); ++c) mass[t] += mc[c * T + std::size_t(t)];
+      for (std::size_t c = 0; c < chunk_count(n); ++c) mass[t] += mc[c * std::size_t(nt) + std::size_t(t)];
     }
   }
 
@@ -564,14 +564,14 @@ struct ChunkedPasses {
   // last stores may run 16 past its own count), then the lists are moved together in order
   // and each block's listed count made a count from the row's start.
   std::size_t list_range(const void* x, std::size_t size, const float* w, std::size_t n, float lo, float hi,
-                         float* wl, std::uint32_t* kl, double* above, float* blk_above,
+                         float* wl, std::uint32_t* kl, double* above, double* blk_above,
                          std::uint32_t* blk_end) const {
     std::vector<std::size_t> count(chunk_count(n));
     std::vector<double> ac(chunk_count(n));
     over_chunks(n, use, [&](std::size_t c, std::size_t j0, std::size_t j1) {
       const std::size_t b0 = j0 / sampling::kBlock;
       count[c] = K.list_range(static_cast<const char*>(x) + j0 * size, w + j0, j1 - j0, lo, hi, wl + j0 + 16 * c,
-                              kl + j0 + 16 * c, &ac[c], blk_above + b0 * sampling::kLanes, blk_end + b0);
+                              kl + j0 + 16 * c, &ac[c], blk_above + b0, blk_end + b0);
     });
     std::size_t m = 0;
     *above = 0;
@@ -595,11 +595,12 @@ struct ChunkedPasses {
 // among that code's tokens.
 //  - The tokens with w < tau weigh less than n * tau <= (1 - p) Z / 2 in all, so the
 //    crossing lies above tau (taken at a code's lower bound, code_tau).
-//  - One vector pass (mass_above) weighs {w >= floor of code c_i} for 8 codes c_i spread
+//  - One vector pass (mass_above) weighs {w >= floor of code c_i} for 4 codes c_i spread
 //    evenly over [0, code_tau]: the crossing's code lies in the first range (c_{i-1}, c_i]
-//    whose weight reaches the target, weights [lo, hi).
+//    whose weight reaches the target, weights [lo, hi). (More codes narrow the range, and
+//    so the list, at the price of a slower pass over the row.)
 //  - One pass (list_range) lists the tokens in [lo, hi) (weights and keys, in index order)
-//    and weighs {w >= hi} (`above`).
+//    and weighs {w >= hi} (`above`, and each block's share of it).
 //  - mass_above over the listed weights, at 8 codes spread over the range, narrows it to the
 //    codes between two of them, and again until it is one code: the code holding the
 //    crossing, whose listed tokens are the candidates of the exact select.
@@ -617,17 +618,18 @@ Prefix<std::uint32_t> select_top_p(const sampling::Kernels& K, const ChunkedPass
   std::uint32_t c_lo = 0, c_hi = code_tau;  // the crossing's code is in [c_lo, c_hi]
   float lo = code_floor(code_tau), hi = 2.0f;
   {
-    std::uint32_t cs[T];
-    float thr[T];
-    double m[T];
-    for (int i = 0; i < T; ++i) {
-      cs[i] = std::uint32_t((std::uint64_t(code_tau) * std::uint64_t(i + 1)) / std::uint64_t(T + 1));
+    constexpr int R = sampling::kRowThresholds;
+    std::uint32_t cs[R];
+    float thr[R];
+    double m[R];
+    for (int i = 0; i < R; ++i) {
+      cs[i] = std::uint32_t((std::uint64_t(code_tau) * std::uint64_t(i + 1)) / std::uint64_t(R + 1));
       thr[i] = code_floor(cs[i]);
     }
-    P.mass_above(w, n, thr, m);
+    P.mass_above(w, n, R, thr, m);
     int i = 0;
-    while (i < T && !(m[i] >= target)) ++i;
-    if (i < T) {
+    while (i < R && !(m[i] >= target)) ++i;
+    if (i < R) {
       c_hi = cs[i];
       lo = thr[i];
     }
@@ -639,7 +641,7 @@ Prefix<std::uint32_t> select_top_p(const sampling::Kernels& K, const ChunkedPass
   ws.cw.resize(n + 16 * (chunk_count(n) + 1));
   ws.keys.resize(n + 16 * (chunk_count(n) + 1));
   const std::size_t nb = (n + sampling::kBlock - 1) / sampling::kBlock;
-  ws.blk_above.resize(nb * sampling::kLanes);
+  ws.blk_above.resize(nb);
   ws.blk_end.resize(nb);
   float* wl = ws.cw.data();
   std::uint32_t* kl = ws.keys.data();
@@ -666,7 +668,7 @@ Prefix<std::uint32_t> select_top_p(const sampling::Kernels& K, const ChunkedPass
         tt[t] = cc[t] < 1016 ? code_floor(cc[t]) : 0.0f;  // codes 1016..1023: w = 0
       }
       double mm[T];
-      K.mass_above(wl, listed, tt, mm);
+      K.mass_above(wl, listed, T, tt, mm);
       int t = 0;
       while (t < T && !(above + mm[t] >= target)) ++t;
       if (t == T) break;  // rounding left the range short
@@ -690,30 +692,34 @@ Prefix<std::uint32_t> select_top_p(const sampling::Kernels& K, const ChunkedPass
 }
 
 // The walk of a top-p prefix (docs/sampling.md, step 7): the kept tokens are those with
-// key > t and the first r (in index order) with key == t. Every token with w >= hi is kept
-// and every kept token with w < hi was listed (the threshold token's weight is in [lo, hi)),
-// so a block's kept weight is its float lanes of {w >= hi} (tree16) plus its listed tokens
-// with key > t or a kept tie (in index order), without reading the row. A block that leaves
-// the running sum at or below the target is skipped; the block holding it is walked token by
-// token. Returns the chosen index, or the last kept token with a positive weight when
-// rounding leaves the walk short.
+// key > t and the first r (in index order) with key == t, each of weight wt. Every token with
+// w >= hi is kept and every kept token with w < hi was listed (the threshold token's weight
+// is in [lo, hi)), so a block's kept weight is known without reading the row: its weight of
+// {w >= hi} (list_range's blk_above), plus its listed tokens with key > t (listed_above),
+// plus wt times its kept ties. A block that leaves the running sum at or below the target is
+// skipped; the block holding it is walked token by token. Returns the chosen index, or the
+// last kept token with a positive weight when rounding leaves the walk short.
 template <class S>
-std::int64_t walk_listed(const S* x, const float* w, std::size_t n, std::uint32_t t, std::uint64_t r, double target,
-                         const float* blk_above, const std::uint32_t* blk_end, const float* wl,
-                         const std::uint32_t* kl) {
+std::int64_t walk_listed(const sampling::Kernels& K, const S* x, const float* w, std::size_t n, std::uint32_t t,
+                         std::uint64_t r, float wt, double target, const double* blk_above,
+                         const std::uint32_t* blk_end, const float* wl, const std::uint32_t* kl) {
+  constexpr std::size_t kRun = 64;  // blocks whose listed tokens are weighed at a time
+  double gt[kRun];
+  std::uint32_t eq[kRun];
   double cum = 0;
   std::uint64_t ties = 0;
-  std::size_t li = 0;
   std::size_t last_block = n;  // the last block with kept weight, ...
   std::uint64_t last_ties = 0;  // ... and the ties before it
   auto kept = [&](std::uint32_t k, std::uint64_t& tc) { return k > t || (k == t && tc++ < r); };
-  for (std::size_t j = 0, b = 0; j < n; j += sampling::kBlock, ++b) {
-    double lanes[sampling::kLanes];
-    for (std::size_t l = 0; l < sampling::kLanes; ++l) lanes[l] = double(blk_above[b * sampling::kLanes + l]);
-    double bm = tree16(lanes);
+  const std::size_t nb = (n + sampling::kBlock - 1) / sampling::kBlock;
+  for (std::size_t b = 0; b < nb; ++b) {
+    const std::size_t i = b % kRun;
+    if (i == 0) K.listed_above(wl, kl, blk_end + b, b ? blk_end[b - 1] : 0, std::min(kRun, nb - b), t, gt, eq);
+    const std::size_t j = b * sampling::kBlock;
     const std::uint64_t ties0 = ties;
-    for (const std::size_t le = blk_end[b]; li < le; ++li)
-      if (kept(kl[li], ties)) bm += double(wl[li]);
+    const std::uint64_t kept_ties = ties0 >= r ? 0 : std::min<std::uint64_t>(eq[i], r - ties0);
+    const double bm = blk_above[b] + gt[i] + double(wt) * double(kept_ties);
+    ties += eq[i];
     if (bm == 0) continue;
     last_block = j;
     last_ties = ties0;
@@ -880,11 +886,13 @@ int sample_fast(const S* x, std::size_t n, double temperature, std::int64_t top_
   spec.mx = mx;
   spec.inv_t = inv_t;
   double z_kept = z;
+  float wt = 0;  // top-p: the weight of the threshold key's tokens
   if (do_p) {
     const Prefix<std::uint32_t> pre = select_top_p(K, P, x, w, n, z, top_p, ws);
     spec.mode = sampling::kPrefix;
     spec.t = pre.t;
     spec.r = pre.r;
+    wt = pre.wt;
     z_kept = pre.mass;
     if (do_m && !(y_of(key_value(pre.t), mx, inv_t) >= lmp)) {  // min-p cuts into the prefix
       spec.mode = sampling::kMinP;
@@ -897,8 +905,8 @@ int sample_fast(const S* x, std::size_t n, double temperature, std::int64_t top_
   spec.target = u * z_kept;
   const std::int64_t chosen =
       spec.mode == sampling::kPrefix
-          ? walk_listed(x, w, n, spec.t, spec.r, spec.target, ws.blk_above.data(), ws.blk_end.data(), ws.cw.data(),
-                        ws.keys.data())
+          ? walk_listed(K, x, w, n, spec.t, spec.r, wt, spec.target, ws.blk_above.data(), ws.blk_end.data(),
+                        ws.cw.data(), ws.keys.data())
           : K.walk(x, w, n, spec, spec.mode == sampling::kMinP ? ws.bsum_m.data() : ws.bsum.data());
   *token = chosen;
   if (logprob) *logprob = std::log(double(w[std::size_t(chosen)])) - std::log(z_kept);

@@ -108,9 +108,9 @@ void exps(float* y, std::size_t n) {
   }
 }
 
-// For each of the kThresholds thresholds, the float64 weight of {w_i >= thr[t]} (lane sums).
-void mass_above(const float* w, std::size_t n, const float* thr, double* mass) {
-  constexpr int T = sampling::kThresholds;
+// For each of the T thresholds, the float64 weight of {w_i >= thr[t]} (lane sums).
+template <int T>
+void mass_above_of(const float* w, std::size_t n, const float* thr, double* mass) {
   vd dm[T];
   for (int t = 0; t < T; ++t) dm[t] = vd{};
   Block<float> blk;
@@ -127,13 +127,18 @@ void mass_above(const float* w, std::size_t n, const float* thr, double* mass) {
   for (int t = 0; t < T; ++t) mass[t] = tree16v(dm[t]);
 }
 
+void mass_above(const float* w, std::size_t n, int nt, const float* thr, double* mass) {
+  if (nt == sampling::kRowThresholds) mass_above_of<sampling::kRowThresholds>(w, n, thr, mass);
+  else mass_above_of<sampling::kThresholds>(w, n, thr, mass);
+}
+
 // The tokens with lo <= w_i < hi, in index order: their weights (wl) and keys (kl), each
 // with room for n + 16; the float64 weight of the tokens with w_i >= hi (*above), in the lane
 // structure of every sum (lanes widened every kBlock), and each block's float lanes of it
-// (blk_above) and listed count at its end (blk_end).
+// (blk_above: the tree16 of its float lanes) and listed count at its end (blk_end).
 template <class S>
 std::size_t list_range(const void* xv, const float* w, std::size_t n, float lo, float hi, float* wl,
-                       std::uint32_t* kl, double* above, float* blk_above, std::uint32_t* blk_end) {
+                       std::uint32_t* kl, double* above, double* blk_above, std::uint32_t* blk_end) {
   const S* x = static_cast<const S*>(xv);
   std::size_t m = 0;
   vd d_above = vd{};
@@ -163,8 +168,9 @@ std::size_t list_range(const void* xv, const float* w, std::size_t n, float lo, 
       }
 #endif
     }
-    d_above += widen(a);
-    store_lanes(blk_above + b * kLanes, a);
+    const vd da = widen(a);
+    d_above += da;
+    blk_above[b] = tree16v(da);
     blk_end[b] = std::uint32_t(m);
   }
   *above = tree16v(d_above);
@@ -189,6 +195,26 @@ std::size_t keep_code(const float* wl, const std::uint32_t* kl, std::size_t m, s
     nc += weight_code(wl[i]) == c ? 1 : 0;
   }
   return nc;
+}
+
+void listed_above(const float* wl, const std::uint32_t* kl, const std::uint32_t* ends, std::size_t from,
+                  std::size_t nb, std::uint32_t t, double* gt, std::uint32_t* eq) {
+  vi iota;
+  for (int l = 0; l < 16; ++l) iota.p[l / vi::kPer][l % vi::kPer] = l;
+  for (std::size_t b = 0; b < nb; ++b) {
+    const std::size_t to = ends[b];
+    vf a = vf{};
+    vi c = vi{};
+    for (std::size_t i = from; i < to; i += kLanes) {  // the last vector reads up to 15 pairs past
+      const vu k = load_lanes<vu>(kl + i);
+      const vi valid = cmp_lt(iota, int(to - i < kLanes ? to - i : kLanes));
+      a += select(cmp_gt(k, t) & valid, load_lanes<vf>(wl + i));
+      c -= cmp_eq(k, t) & valid;
+    }
+    gt[b] = tree16v(widen(a));
+    eq[b] = reduce_add(as<vu>(c));
+    from = to;
+  }
 }
 
 template <class S>
@@ -255,7 +281,7 @@ std::int64_t walk(const void* xv, const float* w, std::size_t n, const sampling:
 }
 
 template <class S> const sampling::Kernels kernels_of = {
-    &stats<S>, &weights<S>, &exps, &mass_above, &list_range<S>, &keep_code, &gather_ge<S>, &walk<S>,
+    &stats<S>, &weights<S>, &exps, &mass_above, &list_range<S>, &keep_code, &listed_above, &gather_ge<S>, &walk<S>,
 };
 
 }  // namespace

@@ -18,7 +18,8 @@ constexpr std::size_t kLanes = 16;      // float lanes of every sum
 constexpr std::size_t kBlock = 128;     // elements per block (8 per lane); the walk's block too
 constexpr std::size_t kMaxBlock = 64;   // elements per block of the per-block maxima
 constexpr std::size_t kCodes = 1024;   // weight buckets: 8 per octave over (0, 1]
-constexpr int kThresholds = 8;          // thresholds per mass_above pass
+constexpr int kThresholds = 8;          // thresholds per mass_above pass over listed weights
+constexpr int kRowThresholds = 4;       // thresholds of top-p's first pass over a row
 
 // The storage types the kernels read: float32, float16, bfloat16 (computed in float32).
 enum Storage : int { kF32 = 0, kF16 = 1, kBF16 = 2 };
@@ -47,18 +48,26 @@ struct Kernels {
                   double* z, double* zm, float* bsum, float* bsum_m);
   // w_i = exp_nonpositive(y_i) for n values of y, in place.
   void (*exps)(float* y, std::size_t n);
-  // For each of kThresholds thresholds (> 0), the weight of {w_i >= thr[t]}.
-  void (*mass_above)(const float* w, std::size_t n, const float* thr, double* mass);
+  // For each of nt (kThresholds or kRowThresholds) thresholds (> 0), the weight of
+  // {w_i >= thr[t]}.
+  void (*mass_above)(const float* w, std::size_t n, int nt, const float* thr, double* mass);
   // The tokens with lo <= w_i < hi, in index order: their weights and keys (each array with
   // room for n + 16); returns their count. *above: the weight of {w_i >= hi}. For every block
-  // of kBlock elements: the kLanes float lanes of its weight of {w_i >= hi} (blk_above) and
-  // the count listed up to its end (blk_end), which the prefix walk reads instead of the row.
+  // of kBlock elements: its weight of {w_i >= hi} (blk_above; the tree16 of its kLanes float
+  // lanes) and the count listed up to its end (blk_end), which the prefix walk reads instead
+  // of the row.
   std::size_t (*list_range)(const void* x, const float* w, std::size_t n, float lo, float hi, float* wl,
-                            std::uint32_t* kl, double* above, float* blk_above, std::uint32_t* blk_end);
+                            std::uint32_t* kl, double* above, double* blk_above, std::uint32_t* blk_end);
   // The (weight, key) pairs of the m listed whose weight has code c (weight_code), in order,
   // into wo and ko (room for m + 16 each); returns their count.
   std::size_t (*keep_code)(const float* wl, const std::uint32_t* kl, std::size_t m, std::uint32_t c, float* wo,
                            std::uint32_t* ko);
+  // For nb consecutive blocks, block b's listed pairs being [ends[b - 1], ends[b]) (from for
+  // the first; the arrays readable 16 past the last): the weight of its pairs with key > t
+  // (pair i of the block in float lane i mod kLanes, tree16; gt[b]) and its count of pairs
+  // with key == t (eq[b]).
+  void (*listed_above)(const float* wl, const std::uint32_t* kl, const std::uint32_t* ends, std::size_t from,
+                       std::size_t nb, std::uint32_t t, double* gt, std::uint32_t* eq);
   // The keys and indices of the tokens with key >= t (only blocks whose bmax >= t are read).
   std::size_t (*gather_ge)(const void* x, std::size_t n, const std::uint32_t* bmax, std::uint32_t t,
                            std::uint32_t* keys, std::size_t* idx);
