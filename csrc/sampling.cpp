@@ -436,7 +436,8 @@ struct FastWorkspace {
   // code's candidates
   std::vector<double> blk_above;
   std::vector<float> cand_w;
-  std::vector<std::uint32_t> blk_end, cand_k;
+  std::vector<std::size_t> blk_end;
+  std::vector<std::uint32_t> cand_k;
 };
 FastWorkspace& fast_workspace() {
   thread_local FastWorkspace ws;
@@ -565,7 +566,7 @@ struct ChunkedPasses {
   // and each block's listed count made a count from the row's start.
   std::size_t list_range(const void* x, std::size_t size, const float* w, std::size_t n, float lo, float hi,
                          float* wl, std::uint32_t* kl, double* above, double* blk_above,
-                         std::uint32_t* blk_end) const {
+                         std::size_t* blk_end) const {
     std::vector<std::size_t> count(chunk_count(n));
     std::vector<double> ac(chunk_count(n));
     over_chunks(n, use, [&](std::size_t c, std::size_t j0, std::size_t j1) {
@@ -582,7 +583,7 @@ struct ChunkedPasses {
       std::memmove(kl + m, kl + from, count[c] * sizeof(std::uint32_t));
       if (c > 0) {
         const std::size_t b1 = std::min(nb, (c + 1) * kRowChunk / sampling::kBlock);
-        for (std::size_t b = c * kRowChunk / sampling::kBlock; b < b1; ++b) blk_end[b] += std::uint32_t(m);
+        for (std::size_t b = c * kRowChunk / sampling::kBlock; b < b1; ++b) blk_end[b] += m;
       }
       m += count[c];
       *above += ac[c];
@@ -702,7 +703,7 @@ Prefix<std::uint32_t> select_top_p(const sampling::Kernels& K, const ChunkedPass
 template <class S>
 std::int64_t walk_listed(const sampling::Kernels& K, const S* x, const float* w, std::size_t n, std::uint32_t t,
                          std::uint64_t r, float wt, double target, const double* blk_above,
-                         const std::uint32_t* blk_end, const float* wl, const std::uint32_t* kl) {
+                         const std::size_t* blk_end, const float* wl, const std::uint32_t* kl) {
   constexpr std::size_t kRun = 64;  // blocks whose listed tokens are weighed at a time
   double gt[kRun];
   std::uint32_t eq[kRun];

@@ -134,11 +134,11 @@ void mass_above(const float* w, std::size_t n, int nt, const float* thr, double*
 
 // The tokens with lo <= w_i < hi, in index order: their weights (wl) and keys (kl), each
 // with room for n + 16; the float64 weight of the tokens with w_i >= hi (*above), in the lane
-// structure of every sum (lanes widened every kBlock), and each block's float lanes of it
-// (blk_above: the tree16 of its float lanes) and listed count at its end (blk_end).
+// structure of every sum (lanes widened every kBlock); each block's share of it (blk_above:
+// the tree16 of the block's lanes) and the count listed up to the block's end (blk_end).
 template <class S>
 std::size_t list_range(const void* xv, const float* w, std::size_t n, float lo, float hi, float* wl,
-                       std::uint32_t* kl, double* above, double* blk_above, std::uint32_t* blk_end) {
+                       std::uint32_t* kl, double* above, double* blk_above, std::size_t* blk_end) {
   const S* x = static_cast<const S*>(xv);
   std::size_t m = 0;
   vd d_above = vd{};
@@ -171,7 +171,7 @@ std::size_t list_range(const void* xv, const float* w, std::size_t n, float lo, 
     const vd da = widen(a);
     d_above += da;
     blk_above[b] = tree16v(da);
-    blk_end[b] = std::uint32_t(m);
+    blk_end[b] = m;
   }
   *above = tree16v(d_above);
   return m;
@@ -197,7 +197,7 @@ std::size_t keep_code(const float* wl, const std::uint32_t* kl, std::size_t m, s
   return nc;
 }
 
-void listed_above(const float* wl, const std::uint32_t* kl, const std::uint32_t* ends, std::size_t from,
+void listed_above(const float* wl, const std::uint32_t* kl, const std::size_t* ends, std::size_t from,
                   std::size_t nb, std::uint32_t t, double* gt, std::uint32_t* eq) {
   vi iota;
   for (int l = 0; l < 16; ++l) iota.p[l / vi::kPer][l % vi::kPer] = l;

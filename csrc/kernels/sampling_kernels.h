@@ -57,7 +57,7 @@ struct Kernels {
   // lanes) and the count listed up to its end (blk_end), which the prefix walk reads instead
   // of the row.
   std::size_t (*list_range)(const void* x, const float* w, std::size_t n, float lo, float hi, float* wl,
-                            std::uint32_t* kl, double* above, double* blk_above, std::uint32_t* blk_end);
+                            std::uint32_t* kl, double* above, double* blk_above, std::size_t* blk_end);
   // The (weight, key) pairs of the m listed whose weight has code c (weight_code), in order,
   // into wo and ko (room for m + 16 each); returns their count.
   std::size_t (*keep_code)(const float* wl, const std::uint32_t* kl, std::size_t m, std::uint32_t c, float* wo,
@@ -66,7 +66,7 @@ struct Kernels {
   // the first; the arrays readable 16 past the last): the weight of its pairs with key > t
   // (pair i of the block in float lane i mod kLanes, tree16; gt[b]) and its count of pairs
   // with key == t (eq[b]).
-  void (*listed_above)(const float* wl, const std::uint32_t* kl, const std::uint32_t* ends, std::size_t from,
+  void (*listed_above)(const float* wl, const std::uint32_t* kl, const std::size_t* ends, std::size_t from,
                        std::size_t nb, std::uint32_t t, double* gt, std::uint32_t* eq);
   // The keys and indices of the tokens with key >= t (only blocks whose bmax >= t are read).
   std::size_t (*gather_ge)(const void* x, std::size_t n, const std::uint32_t* bmax, std::uint32_t t,
