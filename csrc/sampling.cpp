@@ -797,6 +797,115 @@ int checked_stats(const ChunkedPasses& P, const S* x, std::size_t n, FastWorkspa
   return kSampleOk;
 }
 
+// The kept prefix of ranked candidates and the draw. ws.order[0, kk) ranks the candidates
+// (positions into ws.keys / ws.idx, key descending, index ascending) and wk holds their
+// weights in that order. top-p (do_p) keeps the shortest prefix whose weight (float64, in
+// rank order) reaches p_target; min-p then keeps the prefix with y >= lmp; the draw walks the
+// kept tokens in index order (docs/sampling.md, step 7). With need_crossing, returns false
+// and writes nothing when the candidates' weight never reaches p_target.
+template <class S>
+bool draw_ranked(const sampling::Kernels& K, const S* x, float mx, float inv_t, FastWorkspace& ws, std::size_t kk,
+                 float* wk, bool do_p, double p_target, bool need_crossing, bool do_m, float lmp, double u,
+                 std::int64_t* token, double* logprob) {
+  const std::uint32_t* keys = ws.keys.data();
+  const std::size_t* idx = ws.idx.data();
+  std::size_t len = kk;
+  if (do_p) {
+    double cum = 0;
+    std::size_t i = 0;
+    for (; i < kk; ++i) {
+      cum += double(wk[i]);
+      if (cum >= p_target) break;
+    }
+    if (i < kk) len = i + 1;
+    else if (need_crossing) return false;
+  }
+  if (do_m) {
+    std::size_t i = 0;
+    while (i < len && y_of(key_value(keys[ws.order[i]]), mx, inv_t) >= lmp) ++i;
+    len = i;
+  }
+  // The kept tokens in index order (a token's weight travels with it).
+  std::vector<std::uint64_t>& kept = ws.order;
+  for (std::size_t i = 0; i < len; ++i) kept[i] = std::uint64_t(idx[kept[i]]);
+  std::sort(kept.begin(), kept.begin() + std::ptrdiff_t(len));
+  double z_kept = 0;
+  float* wi = wk;  // reuse: weights in index order
+  for (std::size_t i = 0; i < len; ++i) wi[i] = y_of(StorageOf<S>::at(x, kept[i]), mx, inv_t);
+  K.exps(wi, len);
+  for (std::size_t i = 0; i < len; ++i) z_kept += double(wi[i]);
+  const double target = u * z_kept;
+  double cum = 0;
+  std::int64_t chosen = -1, last = -1;
+  for (std::size_t i = 0; i < len; ++i) {
+    if (!(wi[i] > 0.0f)) continue;
+    cum += double(wi[i]);
+    last = std::int64_t(i);
+    if (cum > target) { chosen = last; break; }
+  }
+  if (chosen < 0) chosen = last;
+  *token = std::int64_t(kept[std::size_t(chosen)]);
+  if (logprob) *logprob = std::log(double(wi[std::size_t(chosen)])) - std::log(z_kept);
+  return true;
+}
+
+// Top-p without top-k where a few blocks hold the crossing (peaked rows, the common case of
+// language models): every block maximum is a distinct token, so if the block maxima of
+// weight >= t already weigh p Z, the crossing token's weight is >= t and the kept tokens are
+// among the tokens of weight >= t, all in the blocks whose maximum reaches t. With at most
+// kPeakBlocks such blocks, their tokens of weight >= t are ranked exactly and the prefix
+// and the draw taken as for top-k (draw_ranked); returns false otherwise (the threshold
+// passes then run). t is the largest of a few octaves of the largest weight (1) whose block
+// maxima reach the target (mass_above over the block maxima's weights).
+template <class S>
+bool top_p_peaked(const sampling::Kernels& K, const S* x, std::size_t n, const float* w, float mx, float inv_t,
+                  double z, double top_p, bool do_m, float lmp, double u, FastWorkspace& ws, std::int64_t* token,
+                  double* logprob) {
+  constexpr std::size_t kPeakBlocks = 64;
+  constexpr int T = sampling::kThresholds;
+  constexpr std::uint32_t kOctaves[T] = {0, 1, 2, 3, 4, 6, 8, 10};
+  const std::size_t nb = ws.bmax.size();
+  ws.cand_w.resize(nb);
+  float* bw = ws.cand_w.data();  // the block maxima's weights
+  for (std::size_t b = 0; b < nb; ++b) bw[b] = y_of(key_value(ws.bmax[b]), mx, inv_t);
+  K.exps(bw, nb);
+  float thr[T];
+  double m[T];
+  for (int i = 0; i < T; ++i) thr[i] = code_floor(8 * kOctaves[i]);  // 2^-octave
+  K.mass_above(bw, nb, T, thr, m);
+  const double target = top_p * z;
+  int i = 0;
+  while (i < T && !(m[i] >= target)) ++i;
+  if (i == T) return false;
+  const float t = thr[i];
+  std::size_t blocks = 0;
+  for (std::size_t b = 0; b < nb; ++b) blocks += bw[b] >= t ? 1 : 0;
+  if (blocks > kPeakBlocks) return false;
+  ws.keys.resize(blocks * sampling::kMaxBlock);
+  ws.idx.resize(blocks * sampling::kMaxBlock);
+  std::size_t nc = 0;
+  for (std::size_t b = 0; b < nb; ++b) {
+    if (!(bw[b] >= t)) continue;
+    const std::size_t end = std::min(n, (b + 1) * sampling::kMaxBlock);
+    for (std::size_t q = b * sampling::kMaxBlock; q < end; ++q)
+      if (w[q] >= t) {
+        ws.keys[nc] = float_key(StorageOf<S>::at(x, q));
+        ws.idx[nc++] = q;
+      }
+  }
+  const std::uint32_t* keys = ws.keys.data();
+  const std::size_t* idx = ws.idx.data();
+  ws.order.resize(nc);
+  for (std::size_t c = 0; c < nc; ++c) ws.order[c] = c;
+  std::sort(ws.order.begin(), ws.order.end(), [&](std::uint64_t a, std::uint64_t b) {
+    return keys[a] > keys[b] || (keys[a] == keys[b] && idx[a] < idx[b]);
+  });
+  ws.cand_w.resize(nc);
+  float* wk = ws.cand_w.data();
+  for (std::size_t c = 0; c < nc; ++c) wk[c] = w[idx[ws.order[c]]];
+  return draw_ranked(K, x, mx, inv_t, ws, nc, wk, true, target, true, do_m, lmp, u, token, logprob);
+}
+
 // Long: one row's steps in order (stats, greedy, weights, thresholds, walk) over one workspace and shared locals.
 template <class S>
 int sample_fast(const S* x, std::size_t n, double temperature, std::int64_t top_k, double top_p, double min_p,
@@ -829,48 +938,14 @@ int sample_fast(const S* x, std::size_t n, double temperature, std::int64_t top_
   if (do_k) {
     const std::size_t kk = rank_top_k(K, x, n, std::size_t(top_k), ws);
     const std::uint32_t* keys = ws.keys.data();
-    const std::size_t* idx = ws.idx.data();
     ws.w.resize(kk);
     float* wk = ws.w.data();
     for (std::size_t i = 0; i < kk; ++i) wk[i] = y_of(key_value(keys[ws.order[i]]), mx, inv_t);
     K.exps(wk, kk);
-    std::size_t len = kk;
-    if (do_p) {
-      double zk = 0;
+    double zk = 0;
+    if (do_p)
       for (std::size_t i = 0; i < kk; ++i) zk += double(wk[i]);
-      const double target = top_p * zk;
-      double cum = 0;
-      for (std::size_t i = 0; i < kk; ++i) {
-        cum += double(wk[i]);
-        if (cum >= target) { len = i + 1; break; }
-      }
-    }
-    if (do_m) {
-      std::size_t i = 0;
-      while (i < len && y_of(key_value(keys[ws.order[i]]), mx, inv_t) >= lmp) ++i;
-      len = i;
-    }
-    // The kept tokens in index order (a token's weight travels with it).
-    std::vector<std::uint64_t>& kept = ws.order;
-    for (std::size_t i = 0; i < len; ++i) kept[i] = std::uint64_t(idx[kept[i]]);
-    std::sort(kept.begin(), kept.begin() + std::ptrdiff_t(len));
-    double z_kept = 0;
-    float* wi = wk;  // reuse: weights in index order
-    for (std::size_t i = 0; i < len; ++i) wi[i] = y_of(StorageOf<S>::at(x, kept[i]), mx, inv_t);
-    K.exps(wi, len);
-    for (std::size_t i = 0; i < len; ++i) z_kept += double(wi[i]);
-    const double target = u * z_kept;
-    double cum = 0;
-    std::int64_t chosen = -1, last = -1;
-    for (std::size_t i = 0; i < len; ++i) {
-      if (!(wi[i] > 0.0f)) continue;
-      cum += double(wi[i]);
-      last = std::int64_t(i);
-      if (cum > target) { chosen = last; break; }
-    }
-    if (chosen < 0) chosen = last;
-    *token = std::int64_t(kept[std::size_t(chosen)]);
-    if (logprob) *logprob = std::log(double(wi[std::size_t(chosen)])) - std::log(z_kept);
+    draw_ranked(K, x, mx, inv_t, ws, kk, wk, do_p, top_p * zk, false, do_m, lmp, u, token, logprob);
     return kSampleOk;
   }
 
@@ -888,6 +963,7 @@ int sample_fast(const S* x, std::size_t n, double temperature, std::int64_t top_
   spec.inv_t = inv_t;
   double z_kept = z;
   float wt = 0;  // top-p: the weight of the threshold key's tokens
+  if (do_p && top_p_peaked(K, x, n, w, mx, inv_t, z, top_p, do_m, lmp, u, ws, token, logprob)) return kSampleOk;
   if (do_p) {
     const Prefix<std::uint32_t> pre = select_top_p(K, P, x, w, n, z, top_p, ws);
     spec.mode = sampling::kPrefix;

@@ -178,6 +178,42 @@ def test_flat_and_two_level_rows():
     assert np.all(tok % 2 == 1) and tok.max() <= 2 * (kept + 1) + 1 and tok.max() > 1.8 * kept
 
 
+def test_peaked_rows_match_the_reference():
+    # Rows where a few tokens hold most of the mass (as language models' rows mostly are):
+    # top-p's crossing lies among the blocks whose maximum is heavy, which are ranked alone.
+    # The tokens against the float64 reference, ties among the dominant tokens included, and
+    # the same for any thread count.
+    rng = np.random.default_rng(17)
+    checked = total = 0
+    for n in (300, 5000, 128256):
+        rows = 24 if n < 100000 else 6
+        x = (rng.standard_normal((rows, n)) * 2).astype(np.float32)
+        for r in range(rows):
+            heavy = rng.integers(0, n, 1 + r % 5)
+            x[r, heavy] += rng.uniform(6, 16, heavy.size).astype(np.float32)
+            if r % 3 == 0:  # the heaviest value tied at two places
+                x[r, rng.integers(0, n, 1)] = x[r].max()
+        u = uniforms(23, rows)
+        for kw in (dict(top_p=0.5), dict(top_p=0.9), dict(top_p=0.97), dict(top_p=0.8, min_p=0.01),
+                   dict(top_p=0.9, temperature=0.7)):
+            tok, lp = fs.sample(x, seed=23, return_logprobs=True, threads=1, **kw)
+            tok2, lp2 = fs.sample(x, seed=23, return_logprobs=True, threads=2, **kw)
+            np.testing.assert_array_equal(tok2, tok)
+            np.testing.assert_array_equal(lp2, lp)
+            total += rows
+            for r in range(rows):
+                q, robust = reference(x[r], **kw)
+                if not robust:
+                    continue
+                assert q[tok[r]] > 0, (n, kw, r)
+                np.testing.assert_allclose(lp[r], np.log(q[tok[r]]), rtol=0, atol=1e-5)
+                e = expected_token(q, u[r])
+                if e is not None:
+                    assert tok[r] == e, (n, kw, r, tok[r], e)
+                    checked += 1
+    assert checked >= total // 2, (checked, total)  # draws near a boundary are not checked
+
+
 def test_greedy_is_argmax_lowest_index():
     x = np.array([[1.0, 3.0, 3.0, 2.0], [-np.inf, 5.0, -np.inf, 5.0], [0.0, 0.0, 0.0, 0.0]], np.float32)
     assert fs.sample(x, temperature=0).tolist() == [1, 1, 0]
@@ -441,6 +477,8 @@ for n in (7, 127, 128, 129, 1000, 4099, 128256):
     x[:, ::5] = np.round(x[:, ::5], 1)          # ties
     x[0, ::3] = -np.inf                            # -inf logits
     x[1, : n // 2] = x[1, 0]                       # a long run of one value
+    x[2, rng.integers(0, n, 3)] += 12              # a few dominant tokens (peaked rows) ...
+    x[3, [0, n - 1]] = x[3].max() + 9              # ... two of them tied
     for dt in (np.float32, np.float16, ml_dtypes.bfloat16):
         xd = x.astype(dt)
         for kw in (dict(), dict(top_p=0.9), dict(top_p=0.3, min_p=0.02), dict(top_k=50),
