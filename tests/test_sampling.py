@@ -189,8 +189,8 @@ def test_peaked_rows_match_the_reference():
         rows = 24 if n < 100000 else 6
         x = (rng.standard_normal((rows, n)) * 2).astype(np.float32)
         for r in range(rows):
-            heavy = rng.integers(0, n, 1 + r % 5)
-            x[r, heavy] += rng.uniform(6, 16, heavy.size).astype(np.float32)
+            heavy = rng.integers(0, n, 1 + r % 6)
+            x[r, heavy] += rng.uniform(4, 12, heavy.size).astype(np.float32)
             if r % 3 == 0:  # the heaviest value tied at two places
                 x[r, rng.integers(0, n, 1)] = x[r].max()
         u = uniforms(23, rows)
