@@ -853,15 +853,15 @@ bool draw_ranked(const sampling::Kernels& K, const S* x, float mx, float inv_t, 
 // language models): every block maximum is a distinct token, so if the block maxima of
 // weight >= t already weigh p Z, the crossing token's weight is >= t and the kept tokens are
 // among the tokens of weight >= t, all in the blocks whose maximum reaches t. With at most
-// kPeakBlocks such blocks, their tokens of weight >= t are ranked exactly and the prefix
-// and the draw taken as for top-k (draw_ranked); returns false otherwise (the threshold
-// passes then run). t is the largest of a few octaves of the largest weight (1) whose block
+// kPeakBlocks such blocks and kPeakCandidates such tokens, those tokens are ranked exactly
+// and the prefix and the draw taken as for top-k (draw_ranked); returns false otherwise (the
+// threshold passes then run). t is the largest of a few octaves of the largest weight (1) whose block
 // maxima reach the target (mass_above over the block maxima's weights).
 template <class S>
 bool top_p_peaked(const sampling::Kernels& K, const S* x, std::size_t n, const float* w, float mx, float inv_t,
                   double z, double top_p, bool do_m, float lmp, double u, FastWorkspace& ws, std::int64_t* token,
                   double* logprob) {
-  constexpr std::size_t kPeakBlocks = 64;
+  constexpr std::size_t kPeakBlocks = 64, kPeakCandidates = 512;  // bounds on the scan and the sort
   constexpr int T = sampling::kThresholds;
   constexpr std::uint32_t kOctaves[T] = {0, 1, 2, 3, 4, 6, 8, 10};
   const std::size_t nb = ws.bmax.size();
@@ -893,6 +893,7 @@ bool top_p_peaked(const sampling::Kernels& K, const S* x, std::size_t n, const f
         ws.idx[nc++] = q;
       }
   }
+  if (nc > kPeakCandidates) return false;
   const std::uint32_t* keys = ws.keys.data();
   const std::size_t* idx = ws.idx.data();
   ws.order.resize(nc);
