@@ -12,7 +12,9 @@
 //   otherwise:
 //   2. read x, write w (weights): w_i = exp(y_i), their sum Z, the min-p set's sum, and
 //     each block's sums as float lanes;
-//   3. top-p: weight codes (8 buckets per octave of w, each a range of the ranking): one
+//   3. top-p on a peaked row: when the heaviest block maxima alone reach the target, the
+//     tokens of the few blocks they lie in are ranked as for top-k (top_p_peaked); else
+//     weight codes (8 buckets per octave of w, each a range of the ranking): one
 //     vector pass weighs 4 code ranges (mass_above); the range holding the crossing is
 //     listed (list_range: weights and keys, and each block's weight above the range) and
 //     narrowed by an 8-code weighing over the list to the code holding the crossing token,
@@ -884,7 +886,7 @@ bool top_p_peaked(const sampling::Kernels& K, const S* x, std::size_t n, const f
   ws.keys.resize(blocks * sampling::kMaxBlock);
   ws.idx.resize(blocks * sampling::kMaxBlock);
   std::size_t nc = 0;
-  for (std::size_t b = 0; b < nb; ++b) {
+  for (std::size_t b = 0; b < nb && nc <= kPeakCandidates; ++b) {
     if (!(bw[b] >= t)) continue;
     const std::size_t end = std::min(n, (b + 1) * sampling::kMaxBlock);
     for (std::size_t q = b * sampling::kMaxBlock; q < end; ++q)
