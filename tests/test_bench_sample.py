@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from fastsoftmax.bench import _cli, _sample
@@ -43,8 +44,26 @@ def test_sort_based_reference_keeps_the_crossing_token():
     assert drawn == {0, 1}
 
 
+def test_op_sample_peaked_logits(tmp_path, capsys):
+    rc = _cli.main(["--op", "sample", "--top-p", "0.9", "--logits", "peaked", "--shape", "1x5000", "--dtype",
+                    "float32", "--threads", "1", "--repeat", "1", "--rounds", "1", "--peers", "off", "--out",
+                    str(tmp_path)])
+    assert rc == 0
+    assert "peaked logits" in capsys.readouterr().out
+    doc = json.loads(next(tmp_path.glob("sample-*.json")).read_text())
+    assert doc["logits"] == "peaked"
+    # a few tokens hold most of the probability: 5 raised by 20..16 over a sigma-2.5 body
+    x = _sample.logits((3, 5000), "float32", 0, "peaked").astype(np.float64)
+    p = np.exp(x - x.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    assert np.all(np.sort(p, axis=1)[:, -5:].sum(axis=1) > 0.9)
+    llm = _sample.logits((3, 5000), "float32", 0)
+    assert llm.dtype == np.float32 and not np.array_equal(llm, x.astype(np.float32))
+
+
 @pytest.mark.parametrize("argv", [["--op", "sample"], ["--op", "sample", "--top-p", "1.5"],
-                                  ["--op", "sample", "--top-k", "0"], ["--top-p", "0.9"]])
+                                  ["--op", "sample", "--top-k", "0"], ["--top-p", "0.9"],
+                                  ["--op", "sample", "--top-p", "0.9", "--logits", "flat"], ["--logits", "peaked"]])
 def test_op_sample_usage_errors(argv):
     with pytest.raises(SystemExit) as e:
         _cli.main(argv + ["--peers", "off", "--shape", "1x100"])

@@ -181,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=None, help="--op sample: time top_p=P (alone, and combined)")
     p.add_argument("--top-k", type=int, default=None, help="--op sample: time top_k=K (alone, and combined)")
     p.add_argument("--min-p", type=float, default=None, help="--op sample: time min_p=M (alone, and combined)")
+    p.add_argument("--logits", default=None, metavar="{llm,peaked}",
+                   help="--op sample: the rows timed: llm (default; a Gaussian body, sigma 2.5, with 20 tokens per "
+                        "row raised by 8) or peaked (5 tokens raised by 20, 19, ..., 16: a few tokens hold most of "
+                        "the probability)")
     p.add_argument("--algorithms", default=None,
                    help=f"comma list of {', '.join(_ALGS)} (default: all; --suite: auto)")
     p.add_argument("--isa", help="tier(s): 'all' (default), 'active', or a comma list of scalar, avx2, avx512 "
@@ -325,8 +329,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return _sample.main(args, argv)
         except ValueError as e:
             parser.error(str(e))
-    if args.top_p is not None or args.top_k is not None or args.min_p is not None:
-        parser.error("--top-p, --top-k and --min-p go with --op sample")
+    if args.top_p is not None or args.top_k is not None or args.min_p is not None or args.logits is not None:
+        parser.error("--top-p, --top-k, --min-p and --logits go with --op sample")
     # Cap the peers' thread pools before anything imports them.
     from . import _machine
 

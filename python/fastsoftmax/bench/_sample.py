@@ -23,13 +23,22 @@ TARGET_TOP_K = 2.0       # sample(top_k) / softmax
 TARGET_VS_TORCH = 20.0   # torch sort-based / sample(top_p)
 
 
-def logits(shape: Tuple[int, int], dtype: str, seed: int) -> np.ndarray:
-    """LLM-like rows: a Gaussian body (sigma 2.5) and 20 tokens per row raised by 8."""
+LOGITS = ("llm", "peaked")
+
+
+def logits(shape: Tuple[int, int], dtype: str, seed: int, kind: str = "llm") -> np.ndarray:
+    """Rows of a Gaussian body (sigma 2.5) with a few tokens raised: "llm", 20 tokens per row
+    raised by 8 (top_p=0.9 then keeps thousands of tokens); "peaked", 5 tokens raised by 20,
+    19, ..., 16 (a few tokens hold most of the probability, as in most language models' rows)."""
+    if kind not in LOGITS:
+        raise ValueError(f"--logits must be one of {', '.join(LOGITS)}, got {kind!r}")
     rows, n = shape
     rng = np.random.default_rng(seed)
     x = (rng.standard_normal((rows, n)) * 2.5).astype(np.float32)
-    top = rng.integers(0, n, size=(rows, min(20, n)))
-    np.put_along_axis(x, top, np.take_along_axis(x, top, 1) + 8.0, axis=1)
+    count = min(20 if kind == "llm" else 5, n)
+    raise_by = np.full(count, 8.0) if kind == "llm" else 20.0 - np.arange(count)
+    top = rng.integers(0, n, size=(rows, count))
+    np.put_along_axis(x, top, np.take_along_axis(x, top, 1) + raise_by.astype(np.float32), axis=1)
     if dtype == "bfloat16":
         import ml_dtypes
 
@@ -86,7 +95,7 @@ def cases_of(top_p: Optional[float], top_k: Optional[int], min_p: Optional[float
 
 def run(shapes: Sequence[Tuple[int, int]], dtypes: Sequence[str], threads: Sequence[int], top_p: Optional[float],
         top_k: Optional[int], min_p: Optional[float], repeat: int = 10, rounds: int = 3, peers: bool = True,
-        seed: int = 0, out_dir: Optional[str] = None, echo=print) -> dict:
+        seed: int = 0, out_dir: Optional[str] = None, echo=print, kind: str = "llm") -> dict:
     import fastsoftmax as fs
 
     cases = cases_of(top_p, top_k, min_p)
@@ -100,11 +109,11 @@ def run(shapes: Sequence[Tuple[int, int]], dtypes: Sequence[str], threads: Seque
             torch = None
     info = fs.runtime_info()
     echo(f"fastsoftmax {fs.__version__} sample, tier {info.get('active_isa')}, cpu {info.get('cpu')}; "
-         f"median of {rounds} x {repeat} interleaved calls; times in us")
+         f"{kind} logits; median of {rounds} x {repeat} interleaved calls; times in us")
     rows_out = []
     for dtype in dtypes:
         for shape in shapes:
-            x = logits(shape, dtype, seed)
+            x = logits(shape, dtype, seed, kind)
             tx = None
             if torch is not None:
                 tx = torch.from_numpy(x.astype(np.float32))
@@ -149,7 +158,7 @@ def run(shapes: Sequence[Tuple[int, int]], dtypes: Sequence[str], threads: Seque
     summary = summarize(rows_out, cases)
     for line in summary:
         echo(line)
-    doc = {"op": "sample", "cases": cases, "runtime": info, "rows": rows_out, "summary": summary,
+    doc = {"op": "sample", "logits": kind, "cases": cases, "runtime": info, "rows": rows_out, "summary": summary,
            "targets": {"top_p_x_softmax": TARGET_TOP_P, "top_k_x_softmax": TARGET_TOP_K,
                        "torch_over_sample": TARGET_VS_TORCH}}
     if out_dir:
@@ -212,7 +221,10 @@ def main(args, argv=None) -> int:
         raise ValueError("--top-p must be in (0, 1]")
     if args.min_p is not None and not 0 <= args.min_p <= 1:
         raise ValueError("--min-p must be in [0, 1]")
+    kind = args.logits or "llm"
+    if kind not in LOGITS:
+        raise ValueError(f"--logits must be one of {', '.join(LOGITS)}, got {kind!r}")
     run(shapes or DEFAULT_SHAPES, dtypes, threads, args.top_p, args.top_k, args.min_p,
         repeat=args.repeat or 10, rounds=max(1, args.rounds), peers="torch" in peers, seed=args.seed,
-        out_dir=args.out if args.new_output else None)
+        out_dir=args.out if args.new_output else None, kind=kind)
     return 0
