@@ -178,7 +178,8 @@ def test_flat_and_two_level_rows():
     assert np.all(tok % 2 == 1) and tok.max() <= 2 * (kept + 1) + 1 and tok.max() > 1.8 * kept
 
 
-def test_peaked_rows_match_the_reference():
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_peaked_rows_match_the_reference(dtype):
     # Rows where a few tokens hold most of the mass (as language models' rows mostly are):
     # top-p's crossing lies among the blocks whose maximum is heavy, which are ranked alone.
     # The tokens against the float64 reference, ties among the dominant tokens included, and
@@ -193,6 +194,10 @@ def test_peaked_rows_match_the_reference():
             x[r, heavy] += rng.uniform(4, 12, heavy.size).astype(np.float32)
             if r % 3 == 0:  # the heaviest value tied at two places
                 x[r, rng.integers(0, n, 1)] = x[r].max()
+        if dtype == "bfloat16":
+            x = x.astype(pytest.importorskip("ml_dtypes").bfloat16)
+        else:
+            x = x.astype(dtype)
         u = uniforms(23, rows)
         for kw in (dict(top_p=0.5), dict(top_p=0.9), dict(top_p=0.97), dict(top_p=0.8, min_p=0.01),
                    dict(top_p=0.9, temperature=0.7)):
@@ -202,7 +207,7 @@ def test_peaked_rows_match_the_reference():
             np.testing.assert_array_equal(lp2, lp)
             total += rows
             for r in range(rows):
-                q, robust = reference(x[r], **kw)
+                q, robust = reference(x[r].astype(np.float64), **kw)
                 if not robust:
                     continue
                 assert q[tok[r]] > 0, (n, kw, r)
