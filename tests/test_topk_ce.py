@@ -179,3 +179,23 @@ def test_docstring_examples():
 
     res = doctest.testmod(m, optionflags=doctest.ELLIPSIS)
     assert res.attempted >= 3 and res.failed == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+def test_byte_swapped_logits_like_native(dtype):
+    # Non-native byte order is only a memory layout: sample, topk_softmax and cross_entropy
+    # give bitwise the results of the native array (the kernels read native numbers).
+    native = (3 * np.random.default_rng(8).standard_normal((6, 300))).astype(dtype)
+    swapped = native.astype(native.dtype.newbyteorder())
+    assert np.array_equal(swapped, native) and not swapped.dtype.isnative
+    for kw in (dict(top_p=0.9), dict(top_k=5, temperature=0.7), dict(min_p=0.1), dict()):
+        t_n, l_n = fs.sample(native, seed=3, return_logprobs=True, **kw)
+        t_s, l_s = fs.sample(swapped, seed=3, return_logprobs=True, **kw)
+        assert np.array_equal(t_s, t_n) and np.array_equal(l_s, l_n), kw
+    for a, b in zip(fs.topk_softmax(swapped, 7), fs.topk_softmax(native, 7)):
+        assert np.array_equal(a, b) and a.dtype == b.dtype
+    targets = np.arange(6) * 7
+    for reduction in ("mean", "none"):
+        got = fs.cross_entropy(swapped, targets, reduction=reduction)
+        want = fs.cross_entropy(native, targets, reduction=reduction)
+        assert np.array_equal(got, want)

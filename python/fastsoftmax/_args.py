@@ -118,6 +118,19 @@ def is_bfloat16(dtype: np.dtype) -> bool:
     return False
 
 
+def float_logits(logits, what: str) -> np.ndarray:
+    """Logits as an array the sampling kernels read: float16, float32 or float64 (a byte-swapped
+    array is converted to native order, as the kernels read native numbers) or bfloat16;
+    a TypeError naming `what` for anything else."""
+    x = np.asarray(logits)
+    dt = x.dtype
+    if dt.char in ("e", "f", "d"):  # float16, float32, float64 in either byte order
+        return x if dt.isnative else x.astype(dt.newbyteorder("="))
+    if is_bfloat16(dt):
+        return x  # read natively (widened to float32 in registers)
+    raise TypeError(f"{what} needs float logits (float32, float64, float16 or bfloat16), got dtype {dt}")
+
+
 def not_real(dtype: np.dtype) -> bool:
     """Objects, strings, bytes, datetimes, structured types: never numbers (bfloat16 is)."""
     return dtype.hasobject or (dtype.kind in ("O", "S", "U", "V", "M", "m") and not is_bfloat16(dtype))

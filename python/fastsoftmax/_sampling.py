@@ -13,19 +13,11 @@ from typing import Any, Optional
 import numpy as np
 
 from . import _core
-from ._args import check_threads, class_axis, is_bfloat16
+from ._args import check_threads, class_axis, float_logits
 
 __all__ = ["sample"]
 
 _ERRORS = {1: "contains NaN", 2: "is all -inf (no token can be drawn)", 3: "contains +inf"}
-
-
-def _logits(logits) -> np.ndarray:
-    x = np.asarray(logits)
-    dt = x.dtype
-    if dt == np.float32 or dt == np.float64 or (dt.kind == "f" and dt.itemsize == 2) or is_bfloat16(dt):
-        return x  # float16 / bfloat16 are read natively (widened to float32 in registers)
-    raise TypeError(f"sample needs float logits (float32, float64, float16 or bfloat16), got dtype {dt}")
 
 
 def _per_row(name: str, value, batch: tuple, dtype) -> np.ndarray:
@@ -134,7 +126,7 @@ def sample(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, seed=
     drawn token under the filtered, renormalized distribution it was drawn from.
     See docs/sampling.md.
     """
-    x = _logits(logits)
+    x = float_logits(logits, "sample")
     ax = class_axis(axis, x.ndim, "sample", "the vocabulary axis")
     n = x.shape[ax]
     batch = x.shape[:ax] + x.shape[ax + 1:]

@@ -12,21 +12,13 @@ from typing import Optional
 import numpy as np
 
 from . import _core
-from ._args import check_threads, class_axis, is_bfloat16, rows_view
+from ._args import check_threads, class_axis, float_logits, rows_view
 from ._stats import stats_logsumexp
 
 __all__ = ["topk_softmax", "cross_entropy"]
 
 _ROW_ERRORS = {1: "contains NaN", 2: "is all -inf", 3: "contains +inf"}
 _REDUCTIONS = ("mean", "sum", "none")
-
-
-def _float_logits(logits, what: str) -> np.ndarray:
-    x = np.asarray(logits)
-    dt = x.dtype
-    if dt == np.float32 or dt == np.float64 or (dt.kind == "f" and dt.itemsize == 2) or is_bfloat16(dt):
-        return x
-    raise TypeError(f"{what} needs float logits (float32, float64, float16 or bfloat16), got dtype {dt}")
 
 
 def _rows(x: np.ndarray, ax: int) -> np.ndarray:
@@ -71,7 +63,7 @@ def topk_softmax(logits, k: int, axis: int = -1, *, threads: Optional[int] = Non
     >>> i.tolist(), v.tolist()
     ([1, 3], [3.0, 3.0])
     """
-    x = _float_logits(logits, "topk_softmax")
+    x = float_logits(logits, "topk_softmax")
     ax = class_axis(axis, x.ndim, "topk_softmax", "the class axis")
     n = x.shape[ax]
     if isinstance(k, (bool, np.bool_)):
@@ -123,7 +115,7 @@ def cross_entropy(logits, targets, axis: int = -1, reduction: str = "mean", igno
     >>> float(fastsoftmax.cross_entropy(np.zeros((2, 4), np.float32), [1, 3]))  # log 4
     1.3862943...
     """
-    x = _float_logits(logits, "cross_entropy")
+    x = float_logits(logits, "cross_entropy")
     ax = class_axis(axis, x.ndim, "cross_entropy", "the class axis")
     n = x.shape[ax]
     if n == 0:
