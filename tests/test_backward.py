@@ -239,3 +239,20 @@ def test_capi_bad_arguments_touch_nothing():
     assert f(null, null, null, 0, 8, 0) == STATUS_OK  # empty: pointers unused
     assert f(_ptr(y, p), _ptr(g, p), _ptr(out, p), 2, 8, 0) == STATUS_OK
     assert np.all(out == 0.0)  # uniform y, uniform g: zero gradient
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+def test_byte_swapped_inputs_like_native(dtype):
+    # Non-native byte order is only a memory layout: bitwise the native arrays' gradients, in
+    # the native dtype (as softmax returns for swapped input); a native out= is accepted.
+    rng = np.random.default_rng(12)
+    y = fs.softmax(rng.standard_normal((4, 70)).astype(dtype), axis=-1)
+    g = rng.standard_normal((4, 70)).astype(dtype)
+    ys, gs = y.astype(y.dtype.newbyteorder()), g.astype(g.dtype.newbyteorder())
+    for fn in (fs.softmax_backward, fs.log_softmax_backward):
+        want = fn(y, g)
+        for a, b in ((ys, gs), (ys, g), (y, gs)):
+            got = fn(a, b)
+            assert got.dtype == want.dtype and np.array_equal(got, want), fn.__name__
+        out = np.empty_like(want)
+        assert fn(ys, gs, axis=0, out=out) is out and np.array_equal(out, fn(y, g, axis=0))

@@ -17,8 +17,11 @@ def _backward(op: str, y: Any, grad: Any, axis: int, out: Any, isa: Optional[str
     y = np.asarray(y)
     grad = np.asarray(grad)
     for name, a in (("y", y), ("grad", grad)):
-        if not (a.dtype.kind == "f" and a.dtype.itemsize in (2, 4, 8) or args.is_bfloat16(a.dtype)):
+        if not (a.dtype.char in ("e", "f", "d") or args.is_bfloat16(a.dtype)):
             raise TypeError(f"{op}: {name} must be float16, bfloat16, float32 or float64, got {a.dtype}")
+    # Byte-swapped arrays in native order: the kernels read native numbers.
+    y = y if y.dtype.isnative else y.astype(y.dtype.newbyteorder("="))
+    grad = grad if grad.dtype.isnative else grad.astype(grad.dtype.newbyteorder("="))
     if y.dtype != grad.dtype:
         raise TypeError(f"{op}: y and grad must have the same dtype, got {y.dtype} and {grad.dtype}")
     if y.shape != grad.shape:
