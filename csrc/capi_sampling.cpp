@@ -65,6 +65,7 @@ fastsoftmax_status sample_c(const T* x, std::size_t rows, std::size_t n, std::pt
     if (threads < 0 || threads > kMaxThreads) return FASTSOFTMAX_ERROR_INVALID_ARGUMENT;
     if (rows == 0) return FASTSOFTMAX_OK;
     if (n == 0 || !x || !tokens) return FASTSOFTMAX_ERROR_INVALID_ARGUMENT;
+    if (row_offset > UINT64_MAX - (rows - 1)) return FASTSOFTMAX_ERROR_INVALID_ARGUMENT;  // counters fit 64 bits
     std::uintptr_t xlo, xhi, tlo, thi, llo = 0, lhi = 0;
     if (!rows_extent(x, rows, n, rows > 1 ? xs : 0, sizeof(T), &xlo, &xhi)) return FASTSOFTMAX_ERROR_INVALID_ARGUMENT;
     if (!extent(tokens, rows, sizeof(std::int64_t), &tlo, &thi)) return FASTSOFTMAX_ERROR_INVALID_ARGUMENT;

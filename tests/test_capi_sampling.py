@@ -108,6 +108,11 @@ def test_sample_c_refuses_bad_rows_layouts_and_overlaps():
     assert sample_c("f32", x, tokens=tok, threads=-1)[0] == INVALID
     assert sample_c("f32", x, tokens=tok, threads=100000)[0] == INVALID
     assert sample_c("f32", x, tokens=tok, rows=0)[0] == OK  # nothing to do
+    # the last row's Philox counter, row_offset + 3, beyond 2**64 - 1
+    assert sample_c("f32", x, tokens=tok, row_offset=2**64 - 3)[0] == INVALID
+    assert (tok == -7).all()
+    t2 = np.full(4, -7, np.int64)
+    assert sample_c("f32", x, tokens=t2, row_offset=2**64 - 4)[0] == OK and (t2 >= 0).all()
     # tokens inside x, logprobs overlapping tokens
     st = getattr(LIB, "fastsoftmax_sample_f32")(x.ctypes.data, 4, 10, 10, None, None, None, None, None, 0, 0,
                                                 x.ctypes.data + 8, None, 1, None)

@@ -432,6 +432,7 @@ BAD = [
     (dict(temperature=np.inf), "temperature"),
     (dict(top_k=[5, 0, 5]), r"top_k.*row \(1,\)"), (dict(top_p=[0.5, 0.5, 2.0]), r"top_p.*row \(2,\)"),
     (dict(top_k=[1, 2]), "top_k.*shape"), (dict(seed=-1), "seed"), (dict(seed=2**64), "seed"),
+    (dict(row_offset=2**64 - 2), "row_offset"), (dict(row_offset=-1), "row_offset"),
 ]
 
 
@@ -442,6 +443,21 @@ def test_bad_parameters_are_errors_and_out_is_untouched(kw, match):
     with pytest.raises(ValueError, match=match):
         fs.sample(x, out=out, **kw)
     assert (out == -7).all()
+
+
+def test_row_offset_up_to_the_last_counter():
+    # Row r draws with counter row_offset + r: the last row may take counter 2**64 - 1, and
+    # its draw is the one that row takes alone at that offset (no counter wraps to 0).
+    x = np.random.default_rng(2).standard_normal((3, 40)).astype(np.float32)
+    top = 2**64 - 3
+    tok, lp = fs.sample(x, seed=9, row_offset=top, return_logprobs=True)
+    for r in range(3):
+        t1, l1 = fs.sample(x[r:r + 1], seed=9, row_offset=top + r, return_logprobs=True)
+        assert t1[0] == tok[r] and l1[0] == lp[r]
+    u = uniforms(9, 1, offset=2**64 - 1)
+    q, _ = reference(x[2])
+    e = expected_token(q, u[0])
+    assert e is None or tok[2] == e
 
 
 def test_bad_logits_name_the_row_and_leave_out_untouched():

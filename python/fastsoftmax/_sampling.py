@@ -141,6 +141,9 @@ def sample(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, seed=
         raise ValueError(f"row_offset must be in [0, 2**64), got {row_offset}")
 
     rows = math.prod(batch)
+    if rows and row_offset > 2**64 - rows:  # the last row's Philox counter must fit 64 bits
+        raise ValueError(f"row_offset + the number of rows must be at most 2**64 (row r draws with counter "
+                         f"row_offset + r), got {row_offset} + {rows}")
     # Each parameter is a checked Python scalar (one value for every row) or a per-row array.
     t: Any
     k: Any

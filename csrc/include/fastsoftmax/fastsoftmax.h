@@ -121,10 +121,12 @@ FASTSOFTMAX_API fastsoftmax_status fastsoftmax_log_softmax_backward_bf16(const u
  * repeats one row). Per-row parameters are arrays of `rows` values, or NULL for the
  * default of every row: temperature 1 (>= 0, finite; 0 greedy), top_k disabled (>= 1; >= n
  * disables), top_p 1 (in (0, 1]), min_p 0 (in [0, 1]); seeds NULL: every row uses `seed`.
- * Row r draws with Philox counter row_offset + r. tokens (rows values) receives the tokens,
+ * Row r draws with Philox counter row_offset + r (row_offset + rows - 1 <= UINT64_MAX). tokens
+ * (rows values) receives the tokens,
  * logprobs (rows values, or NULL) their log-probabilities. Returns
  * FASTSOFTMAX_ERROR_INVALID_ARGUMENT, having written nothing to tokens or logprobs, for: a
- * bad parameter value, n == 0 (with rows > 0), x or tokens NULL, rows that do not fit the
+ * bad parameter value, row_offset + rows - 1 beyond UINT64_MAX, n == 0 (with rows > 0), x
+ * or tokens NULL, rows that do not fit the
  * address space (sizes overflow-checked), outputs that share a byte with x or each other,
  * threads outside [0, FASTSOFTMAX_MAX_THREADS], or a row of logits with NaN, +inf or all
  * -inf. bad_row (or NULL) receives the lowest such row of logits, else -1. rows == 0 does
