@@ -209,8 +209,7 @@ struct Passes : Loops<V, S, kExp16> {
       fast[i] = three_pass_fast(V::mask_any(bad), mu[i]);
     }
     for (int i = 0; i < count; ++i) {
-      if (i < next_count)
-        for (std::size_t b = 0; b < n * sizeof(S); b += 64) __builtin_prefetch(reinterpret_cast<const char*>(next[i]) + b, 0, 2);
+      if (i < next_count) prefetch_to_l2(next[i], n * sizeof(S));  // lean rows fit kPrefetchRowBytes
       if (!fast[i]) continue;
       using Acc = SumExpAcc<kLog>;
       const Acc acc{V::set1(mu[i])};

@@ -55,6 +55,13 @@ struct SerialChunks {
   }
 };
 
+// Fetches `bytes` from p into the L2 (the next batch's rows while this batch computes; see
+// RowRunner::prefetch_row for why).
+inline void prefetch_to_l2(const void* p, std::size_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (std::size_t b = 0; b < bytes; b += 64) __builtin_prefetch(c + b, 0, 2);
+}
+
 // Whether P (the tier's direct functions) has the lean form of a batch of short reload rows.
 template <class P, class = void>
 struct HasLeanReload : std::false_type {};
@@ -118,9 +125,7 @@ class RowRunner {
   static constexpr std::size_t kPrefetchRowBytes = 16384;
   void prefetch_row(const S* x) const {
     const std::size_t bytes = n_ * sizeof(S);
-    if (bytes > kPrefetchRowBytes) return;
-    const char* p = reinterpret_cast<const char*>(x);
-    for (std::size_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 0, 2);
+    if (bytes <= kPrefetchRowBytes) prefetch_to_l2(x, bytes);
   }
 
   // One row; its chunks spread over threads_ threads.
