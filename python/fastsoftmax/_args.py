@@ -118,17 +118,23 @@ def is_bfloat16(dtype: np.dtype) -> bool:
     return False
 
 
-def float_logits(logits, what: str) -> np.ndarray:
-    """Logits as an array the sampling kernels read: float16, float32 or float64 (a byte-swapped
-    array is converted to native order, as the kernels read native numbers) or bfloat16;
-    a TypeError naming `what` for anything else."""
-    x = np.asarray(logits)
-    dt = x.dtype
+def native_float(a: np.ndarray) -> Optional[np.ndarray]:
+    """a as an array the kernels read in place: float16, float32 or float64 in native byte
+    order (a byte-swapped array converted, as the kernels read native numbers) or bfloat16;
+    None for any other dtype."""
+    dt = a.dtype
     if dt.char in ("e", "f", "d"):  # float16, float32, float64 in either byte order
-        return x if dt.isnative else x.astype(dt.newbyteorder("="))
-    if is_bfloat16(dt):
-        return x  # read natively (widened to float32 in registers)
-    raise TypeError(f"{what} needs float logits (float32, float64, float16 or bfloat16), got dtype {dt}")
+        return a if dt.isnative else a.astype(dt.newbyteorder("="))
+    return a if is_bfloat16(dt) else None
+
+
+def float_logits(logits, what: str) -> np.ndarray:
+    """Logits as native_float gives them; a TypeError naming `what` for any other dtype."""
+    x = np.asarray(logits)
+    native = native_float(x)
+    if native is None:
+        raise TypeError(f"{what} needs float logits (float32, float64, float16 or bfloat16), got dtype {x.dtype}")
+    return native
 
 
 def not_real(dtype: np.dtype) -> bool:

@@ -14,14 +14,13 @@ __all__ = ["softmax_backward", "log_softmax_backward"]
 
 def _backward(op: str, y: Any, grad: Any, axis: int, out: Any, isa: Optional[str], threads: Optional[int]):
     nthreads = args.check_options(isa, threads)
-    y = np.asarray(y)
-    grad = np.asarray(grad)
-    for name, a in (("y", y), ("grad", grad)):
-        if not (a.dtype.char in ("e", "f", "d") or args.is_bfloat16(a.dtype)):
+    arrays = []
+    for name, a in (("y", np.asarray(y)), ("grad", np.asarray(grad))):
+        native = args.native_float(a)
+        if native is None:
             raise TypeError(f"{op}: {name} must be float16, bfloat16, float32 or float64, got {a.dtype}")
-    # Byte-swapped arrays in native order: the kernels read native numbers.
-    y = y if y.dtype.isnative else y.astype(y.dtype.newbyteorder("="))
-    grad = grad if grad.dtype.isnative else grad.astype(grad.dtype.newbyteorder("="))
+        arrays.append(native)
+    y, grad = arrays
     if y.dtype != grad.dtype:
         raise TypeError(f"{op}: y and grad must have the same dtype, got {y.dtype} and {grad.dtype}")
     if y.shape != grad.shape:
