@@ -434,8 +434,8 @@ struct FastWorkspace {
   std::vector<std::uint64_t> order;   // top-k: candidate positions
   std::vector<std::uint32_t> c2;
   std::vector<double> m2;
-  // top-p: the listed range's blocks (list_range's blk_above and blk_end) and the crossing
-  // code's candidates
+  // top-p: the listed range's blocks (list_range's blk_above and blk_end), and the crossing
+  // code's candidates (cand_w also holds the peaked path's block maxima and ranked weights)
   std::vector<double> blk_above;
   std::vector<float> cand_w;
   std::vector<std::size_t> blk_end;
@@ -749,6 +749,23 @@ std::int64_t walk_listed(const sampling::Kernels& K, const S* x, const float* w,
   return last;
 }
 
+// The first min(k, nc) of nc candidates (keys and indices in ws.keys / ws.idx) in the order
+// (key descending, index ascending): their positions, in ws.order[0, min(k, nc)) in that
+// order; returns min(k, nc).
+std::size_t rank_candidates(FastWorkspace& ws, std::size_t nc, std::size_t k) {
+  const std::uint32_t* keys = ws.keys.data();
+  const std::size_t* idx = ws.idx.data();
+  ws.order.resize(nc);
+  for (std::size_t i = 0; i < nc; ++i) ws.order[i] = i;
+  auto before = [&](std::uint64_t a, std::uint64_t b) {
+    return keys[a] > keys[b] || (keys[a] == keys[b] && idx[a] < idx[b]);
+  };
+  if (nc > k) std::nth_element(ws.order.begin(), ws.order.begin() + std::ptrdiff_t(k - 1), ws.order.end(), before);
+  const std::size_t kk = std::min(k, nc);
+  std::sort(ws.order.begin(), ws.order.begin() + std::ptrdiff_t(kk), before);
+  return kk;
+}
+
 // The k first tokens of the order (key descending, index ascending): positions into
 // ws.keys / ws.idx, in ws.order[0, k), in that order (ws.bmax holds the row's block maxima).
 // Every one of the k largest block maxima is a distinct token, so the k-th largest logit is
@@ -767,17 +784,7 @@ std::size_t rank_top_k(const sampling::Kernels& K, const void* x, std::size_t n,
   ws.keys.resize(n);
   ws.idx.resize(n);
   const std::size_t nc = K.gather_ge(x, n, bmax, t, ws.keys.data(), ws.idx.data());
-  const std::uint32_t* keys = ws.keys.data();
-  const std::size_t* idx = ws.idx.data();
-  ws.order.resize(nc);
-  for (std::size_t i = 0; i < nc; ++i) ws.order[i] = i;
-  auto before = [&](std::uint64_t a, std::uint64_t b) {  // key descending, index ascending
-    return keys[a] > keys[b] || (keys[a] == keys[b] && idx[a] < idx[b]);
-  };
-  if (nc > k) std::nth_element(ws.order.begin(), ws.order.begin() + std::ptrdiff_t(k - 1), ws.order.end(), before);
-  const std::size_t kk = std::min(k, nc);
-  std::sort(ws.order.begin(), ws.order.begin() + std::ptrdiff_t(kk), before);
-  return kk;
+  return rank_candidates(ws, nc, k);
 }
 
 // Pass 1 and the row checks shared by sample and topk_rows: kSampleOk, or the row's error.
@@ -896,16 +903,10 @@ bool top_p_peaked(const sampling::Kernels& K, const S* x, std::size_t n, const f
       }
   }
   if (nc > kPeakCandidates) return false;
-  const std::uint32_t* keys = ws.keys.data();
-  const std::size_t* idx = ws.idx.data();
-  ws.order.resize(nc);
-  for (std::size_t c = 0; c < nc; ++c) ws.order[c] = c;
-  std::sort(ws.order.begin(), ws.order.end(), [&](std::uint64_t a, std::uint64_t b) {
-    return keys[a] > keys[b] || (keys[a] == keys[b] && idx[a] < idx[b]);
-  });
+  rank_candidates(ws, nc, nc);
   ws.cand_w.resize(nc);
   float* wk = ws.cand_w.data();
-  for (std::size_t c = 0; c < nc; ++c) wk[c] = w[idx[ws.order[c]]];
+  for (std::size_t c = 0; c < nc; ++c) wk[c] = w[ws.idx[ws.order[c]]];
   return draw_ranked(K, x, mx, inv_t, ws, nc, wk, true, target, true, do_m, lmp, u, token, logprob);
 }
 
