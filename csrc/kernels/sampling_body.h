@@ -199,15 +199,13 @@ std::size_t keep_code(const float* wl, const std::uint32_t* kl, std::size_t m, s
 
 void listed_above(const float* wl, const std::uint32_t* kl, const std::size_t* ends, std::size_t from,
                   std::size_t nb, std::uint32_t t, double* gt, std::uint32_t* eq) {
-  vi iota;
-  for (int l = 0; l < 16; ++l) iota.p[l / vi::kPer][l % vi::kPer] = l;
   for (std::size_t b = 0; b < nb; ++b) {
     const std::size_t to = ends[b];
     vf a = vf{};
     vi c = vi{};
     for (std::size_t i = from; i < to; i += kLanes) {  // the last vector reads up to 15 pairs past
       const vu k = load_lanes<vu>(kl + i);
-      const vi valid = cmp_lt(iota, int(to - i < kLanes ? to - i : kLanes));
+      const vi valid = lanes_below(int(to - i < kLanes ? to - i : kLanes));
       a += select(cmp_gt(k, t) & valid, load_lanes<vf>(wl + i));
       c -= cmp_eq(k, t) & valid;
     }

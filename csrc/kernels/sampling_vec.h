@@ -374,6 +374,13 @@ FSM_SAMPLING_INLINE vd widen(vf a) {
 
 inline float y_of(float x, float mx, float inv_t) { return (x - mx) * inv_t; }
 
+// All ones in the lanes l < count, else 0 (count may be negative or above 16).
+FSM_SAMPLING_INLINE vi lanes_below(int count) {
+  vi iota;
+  for (int l = 0; l < 16; ++l) iota.p[l / vi::kPer][l % vi::kPer] = l;
+  return cmp_lt(iota, count);
+}
+
 // Lane l of vector g of a block is element 16 g + l. A block shorter than kBlock (the row's
 // tail) is copied into zero-filled buffers and its missing lanes masked off (valid), so that
 // it adds exactly what the lane rule says.
@@ -401,11 +408,7 @@ template <class S> struct Block {
       w = nullptr;
     }
   }
-  FSM_SAMPLING_INLINE vi valid(std::size_t g) const {
-    vi iota;
-    for (int l = 0; l < 16; ++l) iota.p[l / vi::kPer][l % vi::kPer] = l;
-    return cmp_lt(iota + int(g), int(len));
-  }
+  FSM_SAMPLING_INLINE vi valid(std::size_t g) const { return lanes_below(int(len) - int(g)); }
   FSM_SAMPLING_INLINE vf xv(std::size_t g) const { return Load<S>::vec(x, g); }
   FSM_SAMPLING_INLINE vf wv(std::size_t g) const {
     return load_lanes<vf>(w + g);
