@@ -864,8 +864,8 @@ bool draw_ranked(const sampling::Kernels& K, const S* x, float mx, float inv_t, 
 // among the tokens of weight >= t, all in the blocks whose maximum reaches t. With at most
 // kPeakBlocks such blocks and kPeakCandidates such tokens, those tokens are ranked exactly
 // and the prefix and the draw taken as for top-k (draw_ranked); returns false otherwise (the
-// threshold passes then run). t is the largest of a few octaves of the largest weight (1) whose block
-// maxima reach the target (mass_above over the block maxima's weights).
+// threshold passes then run). t is the largest of a few octaves of the largest weight (1)
+// whose block maxima reach the target (mass_above over the block maxima's weights).
 template <class S>
 bool top_p_peaked(const sampling::Kernels& K, const S* x, std::size_t n, const float* w, float mx, float inv_t,
                   double z, double top_p, bool do_m, float lmp, double u, FastWorkspace& ws, std::int64_t* token,
