@@ -26,12 +26,16 @@ TARGET_VS_TORCH = 20.0   # torch sort-based / sample(top_p)
 LOGITS = ("llm", "peaked")
 
 
+def check_logits_kind(kind: str) -> None:
+    if kind not in LOGITS:
+        raise ValueError(f"--logits must be one of {', '.join(LOGITS)}, got {kind!r}")
+
+
 def logits(shape: Tuple[int, int], dtype: str, seed: int, kind: str = "llm") -> np.ndarray:
     """Rows of a Gaussian body (sigma 2.5) with a few tokens raised: "llm", 20 tokens per row
     raised by 8 (top_p=0.9 then keeps thousands of tokens); "peaked", 5 tokens raised by 20,
     19, ..., 16 (a few tokens hold most of the probability, as in most language models' rows)."""
-    if kind not in LOGITS:
-        raise ValueError(f"--logits must be one of {', '.join(LOGITS)}, got {kind!r}")
+    check_logits_kind(kind)
     rows, n = shape
     rng = np.random.default_rng(seed)
     x = (rng.standard_normal((rows, n)) * 2.5).astype(np.float32)
@@ -98,6 +102,7 @@ def run(shapes: Sequence[Tuple[int, int]], dtypes: Sequence[str], threads: Seque
         seed: int = 0, out_dir: Optional[str] = None, echo=print, kind: str = "llm") -> dict:
     import fastsoftmax as fs
 
+    check_logits_kind(kind)
     cases = cases_of(top_p, top_k, min_p)
     if not cases:
         raise ValueError("--op sample needs at least one of --top-p, --top-k, --min-p")
@@ -221,10 +226,7 @@ def main(args, argv=None) -> int:
         raise ValueError("--top-p must be in (0, 1]")
     if args.min_p is not None and not 0 <= args.min_p <= 1:
         raise ValueError("--min-p must be in [0, 1]")
-    kind = args.logits or "llm"
-    if kind not in LOGITS:
-        raise ValueError(f"--logits must be one of {', '.join(LOGITS)}, got {kind!r}")
     run(shapes or DEFAULT_SHAPES, dtypes, threads, args.top_p, args.top_k, args.min_p,
         repeat=args.repeat or 10, rounds=max(1, args.rounds), peers="torch" in peers, seed=args.seed,
-        out_dir=args.out if args.new_output else None, kind=kind)
+        out_dir=args.out if args.new_output else None, kind=args.logits or "llm")
     return 0
