@@ -148,16 +148,60 @@ struct Passes : Loops<V, S, kExp16> {
   }
 
   // ---- short rows, three-pass reload -------------------------------------------------
-  // Up to kRowBatch contiguous rows of at most one block (lean_fits: up to 1024 elements on
-  // AVX-512), phase by phase as RowRunner::three_pass_batch, with the same arithmetic in
-  // the same order: MaxAcc's range check and max; SumExpAcc's steps as partial_block()
-  // takes them (paired steps, a last single step, merge_tree, single vectors, the masked
-  // tail padded with kLow), reduce_add, sum_in_chunk_order and three_pass_constant; the
-  // reload pass. One function with no per-pass set-up, which short rows paid for in the
-  // layered loops (docs/results.md, "Batched rows against one long row"). The middle row is
-  // y itself for the compute type, else a float32 row on the stack (at most kRowBatch x B
-  // elements: 16 KiB on AVX-512). Rows outside the fast range take the exact path.
-  static bool lean_fits(std::size_t n) { return n > 0 && n <= L::B; }
+  // Up to kRowBatch contiguous rows of at most kLeanBlocks blocks (lean_fits: up to 4096
+  // elements on AVX-512), phase by phase as RowRunner::three_pass_batch, with the same
+  // arithmetic in the same order: MaxAcc's range check and max; SumExpAcc's steps as
+  // reduce_row takes them (per block: paired steps, a last single step, merge_tree, single
+  // vectors, the masked tail padded with kLow; blocks merged by a Cascade when there are
+  // several), reduce_add, sum_in_chunk_order and three_pass_constant; the reload pass. One
+  // function with no per-pass set-up, which short rows paid for in the layered loops
+  // (docs/results.md, "Batched rows against one long row"). The middle row is y itself for
+  // the compute type, else a float32 row on the stack (at most kRowBatch x kLeanBlocks x B
+  // elements: 64 KiB on AVX-512). Rows outside the fast range take the exact path.
+  static constexpr std::size_t kLeanBlocks = 4;
+  static bool lean_fits(std::size_t n) { return n > 0 && n <= kLeanBlocks * L::B; }
+  // One block of lean_reload's exp pass: count elements of x (at most B) from `from`, their
+  // e^(x - mu) (or x - mu) stored to w, into one state in partial_block's order. pf: where
+  // the next batch's row has the same elements, fetched into the L2 a step at a time, so that
+  // memory keeps working while the exps compute (a burst of prefetches ahead of the pass
+  // left it idle for most of the pass).
+  template <bool kLog, bool kSteps>
+  static typename SumExpAcc<kLog>::State lean_exp_block(const SumExpAcc<kLog>& acc, const S* x, T* w,
+                                                         std::size_t count, const char* pf) {
+    using IO = typename L::IO;
+    using Acc = SumExpAcc<kLog>;
+    constexpr std::size_t A = V::kAccumulators, U = L::U;
+    const std::size_t whole = kSteps ? count : count / U * U, rest = kSteps ? count : count - count % N;
+    const R low = V::set1(C::kLow);
+    typename Acc::State st = Acc::init();
+    std::size_t j = 0;
+    if (whole) {  // block(): paired steps, then a single step
+      typename Acc::State s[A];
+      for (std::size_t a = 0; a < A; ++a) s[a] = Acc::init();
+      for (; j + 2 * U <= whole; j += 2 * U) {
+        if (pf) prefetch_to_l2(pf + j * sizeof(S), 2 * U * sizeof(S));
+        for (std::size_t a = 0; a < A; ++a) {
+          R ov, ow;
+          acc.update_pair(s[a], IO::loadu(x + j + a * N), IO::loadu(x + j + U + a * N), ov, ow);
+          V::storeu(w + j + a * N, ov);
+          V::storeu(w + j + U + a * N, ow);
+        }
+      }
+      if constexpr (!kSteps)
+        for (; j < whole; j += U)
+          for (std::size_t a = 0; a < A; ++a) V::storeu(w + j + a * N, acc.update(s[a], IO::loadu(x + j + a * N)));
+      st = L::template merge_tree<Acc, A>(s);
+    }
+    if constexpr (!kSteps) {
+      if (pf && j < count) prefetch_to_l2(pf + j * sizeof(S), (count - j) * sizeof(S));
+      for (j = whole; j < rest; j += N) V::storeu(w + j, acc.update(st, IO::loadu(x + j)));
+      if (const std::size_t tail_n = count - rest) {
+        const typename V::mask tail = V::tail_mask(tail_n);
+        V::store_tail(w + rest, acc.update(st, V::select(tail, IO::load_tail(x + rest, tail_n, tail), low)), tail);
+      }
+    }
+    return st;
+  }
   // kSteps: n is a multiple of two unrolled steps (128 float32 on AVX-512), the common
   // attention rows: no single step, vectors or tail, and the loops known to be whole.
   // kStream: the job cannot stay in the last-level cache; the middle rows sit on the stack
@@ -170,15 +214,15 @@ struct Passes : Loops<V, S, kExp16> {
                           const S* const* next) {
     using IO = typename L::IO;
     constexpr bool kSame = std::is_same<S, T>::value && !kStream;
-    constexpr std::size_t A = V::kAccumulators, U = L::U;
+    constexpr std::size_t A = V::kAccumulators, U = L::U, B = L::B, kMax = kLeanBlocks * B;
     using M = typename V::mask;
     const std::size_t whole = kSteps ? n : n / U * U, rest = kSteps ? n : n - n % N;  // rest: end of the whole vectors
     const std::size_t tail_n = n - rest;
     const M tail = V::tail_mask(tail_n);
     T mu[kRowBatch], sigma[kRowBatch];
     bool fast[kRowBatch];
-    alignas(64) T middle[kSame ? 1 : kRowBatch * L::B];
-    const auto w = [&](int i) { return kSame ? reinterpret_cast<T*>(y[i]) : middle + std::size_t(i) * L::B; };
+    alignas(64) T middle[kSame ? 1 : kRowBatch * kMax];
+    const auto w = [&](int i) { return kSame ? reinterpret_cast<T*>(y[i]) : middle + std::size_t(i) * kMax; };
     const R high = V::set1(C::kHigh), low = V::set1(C::kLow);
     for (int i = 0; i < count; ++i) {
       const S* xi = x[i];
@@ -209,33 +253,24 @@ struct Passes : Loops<V, S, kExp16> {
       fast[i] = three_pass_fast(V::mask_any(bad), mu[i]);
     }
     for (int i = 0; i < count; ++i) {
-      if (i < next_count) prefetch_to_l2(next[i], n * sizeof(S));  // lean rows fit kPrefetchRowBytes
-      if (!fast[i]) continue;
+      // lean rows fit kPrefetchRowBytes
+      const char* pf = i < next_count ? reinterpret_cast<const char*>(next[i]) : nullptr;
+      if (!fast[i]) {
+        if (pf) prefetch_to_l2(pf, n * sizeof(S));
+        continue;
+      }
       using Acc = SumExpAcc<kLog>;
       const Acc acc{V::set1(mu[i])};
       const S* xi = x[i];
       T* wi = w(i);
-      typename Acc::State st = Acc::init();
-      if (whole) {  // block(): paired steps, then a single step
-        typename Acc::State s[A];
-        for (std::size_t a = 0; a < A; ++a) s[a] = Acc::init();
-        std::size_t j = 0;
-        for (; j + 2 * U <= whole; j += 2 * U)
-          for (std::size_t a = 0; a < A; ++a) {
-            R ov, ow;
-            acc.update_pair(s[a], IO::loadu(xi + j + a * N), IO::loadu(xi + j + U + a * N), ov, ow);
-            V::storeu(wi + j + a * N, ov);
-            V::storeu(wi + j + U + a * N, ow);
-          }
-        if constexpr (!kSteps)
-          for (; j < whole; j += U)
-            for (std::size_t a = 0; a < A; ++a) V::storeu(wi + j + a * N, acc.update(s[a], IO::loadu(xi + j + a * N)));
-        st = L::template merge_tree<Acc, A>(s);
-      }
-      if constexpr (!kSteps) {
-        for (std::size_t j = whole; j < rest; j += N) V::storeu(wi + j, acc.update(st, IO::loadu(xi + j)));
-        if (tail_n)
-          V::store_tail(wi + rest, acc.update(st, V::select(tail, IO::load_tail(xi + rest, tail_n, tail), low)), tail);
+      typename Acc::State st;
+      if (n <= B) {
+        st = lean_exp_block<kLog, kSteps>(acc, xi, wi, n, pf);
+      } else {  // reduce_row's cascade of blocks
+        Cascade<Acc> cascade;
+        for (std::size_t b = 0; b < n; b += B)
+          cascade.push(lean_exp_block<kLog, kSteps>(acc, xi + b, wi + b, std::min(B, n - b), pf ? pf + b * sizeof(S) : nullptr));
+        st = cascade.total();
       }
       sigma[i] = V::reduce_add(st);
     }
