@@ -156,8 +156,8 @@ struct Passes : Loops<V, S, kExp16> {
   // several), reduce_add, sum_in_chunk_order and three_pass_constant; the reload pass. One
   // function with no per-pass set-up, which short rows paid for in the layered loops
   // (docs/results.md, "Batched rows against one long row"). The middle row is y itself for
-  // the compute type, else a float32 row on the stack (at most kRowBatch x kLeanBlocks x B
-  // elements: 64 KiB on AVX-512). Rows outside the fast range take the exact path.
+  // the compute type, else a float32 row of `middle`, the thread's scratch (kRowBatch rows
+  // lean_stride(n) apart: scratch_layout). Rows outside the fast range take the exact path.
   static constexpr std::size_t kLeanBlocks = 4;
   static bool lean_fits(std::size_t n) { return n > 0 && n <= kLeanBlocks * L::B; }
   // One block of lean_reload's exp pass: count elements of x (at most B) from `from`, their
@@ -204,25 +204,25 @@ struct Passes : Loops<V, S, kExp16> {
   }
   // kSteps: n is a multiple of two unrolled steps (128 float32 on AVX-512), the common
   // attention rows: no single step, vectors or tail, and the loops known to be whole.
-  // kStream: the job cannot stay in the last-level cache; the middle rows sit on the stack
+  // kStream: the job cannot stay in the last-level cache; the middle rows are in `middle`
   // for every dtype, and y is written with non-temporal stores (no read-for-ownership; the
   // caller fences them once, after its last batch: Direct::stream_fence).
   // next: the next batch's rows (next_count of them), each fetched into the L2 while a row
   // of this batch computes its exps (RowRunner::prefetch_row's reason).
   template <bool kLog, bool kSteps, bool kStream>
   static void lean_reload(int count, const S* const* x, S* const* y, std::size_t n, int next_count,
-                          const S* const* next) {
+                          const S* const* next, T* middle) {
     using IO = typename L::IO;
     constexpr bool kSame = std::is_same<S, T>::value && !kStream;
-    constexpr std::size_t A = V::kAccumulators, U = L::U, B = L::B, kMax = kLeanBlocks * B;
+    constexpr std::size_t A = V::kAccumulators, U = L::U, B = L::B;
     using M = typename V::mask;
     const std::size_t whole = kSteps ? n : n / U * U, rest = kSteps ? n : n - n % N;  // rest: end of the whole vectors
     const std::size_t tail_n = n - rest;
     const M tail = V::tail_mask(tail_n);
     T mu[kRowBatch], sigma[kRowBatch];
     bool fast[kRowBatch];
-    alignas(64) T middle[kSame ? 1 : kRowBatch * kMax];
-    const auto w = [&](int i) { return kSame ? reinterpret_cast<T*>(y[i]) : middle + std::size_t(i) * kMax; };
+    const std::size_t stride = lean_stride(n);
+    const auto w = [&](int i) { return kSame ? reinterpret_cast<T*>(y[i]) : middle + std::size_t(i) * stride; };
     const R high = V::set1(C::kHigh), low = V::set1(C::kLow);
     for (int i = 0; i < count; ++i) {
       const S* xi = x[i];
@@ -303,16 +303,16 @@ struct Passes : Loops<V, S, kExp16> {
   struct Direct {
     static bool lean_fits(std::size_t n) { return Passes::lean_fits(n); }
     static void lean_reload(int count, const S* const* x, S* const* y, std::size_t n, bool log, bool stream, int next_count,
-                            const S* const* next) {
+                            const S* const* next, T* middle) {
       if (stream) {
-        if (log) Passes::lean_reload<true, false, true>(count, x, y, n, next_count, next);
-        else Passes::lean_reload<false, false, true>(count, x, y, n, next_count, next);
+        if (log) Passes::lean_reload<true, false, true>(count, x, y, n, next_count, next, middle);
+        else Passes::lean_reload<false, false, true>(count, x, y, n, next_count, next, middle);
       } else if (n % (2 * L::U) == 0) {
-        if (log) Passes::lean_reload<true, true, false>(count, x, y, n, next_count, next);
-        else Passes::lean_reload<false, true, false>(count, x, y, n, next_count, next);
+        if (log) Passes::lean_reload<true, true, false>(count, x, y, n, next_count, next, middle);
+        else Passes::lean_reload<false, true, false>(count, x, y, n, next_count, next, middle);
       } else {
-        if (log) Passes::lean_reload<true, false, false>(count, x, y, n, next_count, next);
-        else Passes::lean_reload<false, false, false>(count, x, y, n, next_count, next);
+        if (log) Passes::lean_reload<true, false, false>(count, x, y, n, next_count, next, middle);
+        else Passes::lean_reload<false, false, false>(count, x, y, n, next_count, next, middle);
       }
     }
     static void stream_fence() { V::stream_fence(); }
@@ -347,6 +347,7 @@ struct Passes : Loops<V, S, kExp16> {
     static constexpr std::size_t kColumnWidth = std::is_same<S, T>::value ? N : 0;  // columns per strip
     static constexpr std::size_t kColumnStrips = Col::kColumnStrips;
     static constexpr std::size_t kColumnCopyBytes = Col::kColumnCopyBytes;
+    static constexpr std::size_t kLeanMax = kLeanBlocks * L::B;
     static bool three_pass_columns(std::size_t n, const void* x, std::int64_t xs, void* y, std::int64_t ys,
                                    std::size_t strips, bool log, bool reload, bool stream, void* scratch) {
       return Col::prim_three_pass_columns(n, x, xs, y, ys, strips, log, reload, stream, scratch);

@@ -37,7 +37,10 @@ template <class T>
 struct RunnerScratch {
   T* stats = nullptr;   // two per chunk (the chunks' statistics)
   char* bad = nullptr;  // one per chunk (three-pass: the chunk needs the exact path)
-  T* reload = nullptr;  // n: three-pass reload's middle row when S is not T
+  // Three-pass reload's middle row when S is not T (n elements); for a batch of rows that
+  // lean_reload takes, kRowBatch middle rows lean_stride(n) apart (16-bit storage, or a job
+  // that streams y).
+  T* reload = nullptr;
   // kChunk elements of S: where one chunk of a StridedRow is gathered (its statistics),
   // for the chunks run by an executor that gives them no buffer of their own.
   unsigned char* gather = nullptr;
@@ -61,6 +64,9 @@ inline void prefetch_to_l2(const void* p, std::size_t bytes) {
   const char* c = static_cast<const char*>(p);
   for (std::size_t b = 0; b < bytes; b += 64) __builtin_prefetch(c + b, 0, 2);
 }
+
+// The distance between lean_reload's middle rows in the scratch: whole 64-byte lines.
+constexpr std::size_t lean_stride(std::size_t n) { return (n + 15) / 16 * 16; }
 
 // Whether P (the tier's direct functions) has the lean form of a batch of short reload rows.
 template <class P, class = void>
@@ -101,7 +107,7 @@ class RowRunner {
       // The tier's one-function form of three_pass_batch for reload rows of at most one
       // block (Passes::lean_reload): the same steps, the same bits.
       if (alg_ == Algorithm::three_pass_reload && chunks_ == 1 && !stream_ && p_.lean_fits(n_)) {
-        return p_.lean_reload(count, x, y, n_, log_, stream_job, next_count, next);
+        return p_.lean_reload(count, x, y, n_, log_, stream_job, next_count, next, scratch_.reload);
       }
     }
     const bool three = alg_ == Algorithm::three_pass_reload || alg_ == Algorithm::three_pass_recompute;

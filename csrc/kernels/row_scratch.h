@@ -18,8 +18,8 @@ inline std::size_t round_up64(std::size_t bytes) { return (bytes + 63) / 64 * 64
 // The scratch memory one thread needs for rows of a job (S: their storage type), in 64-byte
 // multiples, one after another in one block: the walk's tile (or gathered-row) buffer, which
 // the column kernel's copy shares (they are never in use at once); then the statistics of
-// the chunks of a row longer than one chunk; then three-pass reload's middle row where y
-// cannot hold it (16-bit storage); then, for the statistics of a long strided row read in
+// the chunks of a row longer than one chunk; then three-pass reload's middle rows where y
+// cannot hold them (16-bit storage, or a job that streams y: lean_rows); then, for the statistics of a long strided row read in
 // place (strided_stats_layout), the buffer one chunk of it is gathered into. softmax.cpp
 // allocates a block for every thread of a call before the call writes anything; nothing
 // here allocates.
@@ -42,7 +42,13 @@ ScratchLayout scratch_layout(const RowsJob& job) {
   ScratchLayout l;
   l.walk = round_up64(RowWalk<S, Tr>(job).scratch_bytes());
   if (chunks > 1) l.chunks = round_up64(chunks * (2 * sizeof(T) + 1));
-  if (!std::is_same<S, T>::value && job.algorithm == Algorithm::three_pass_reload) l.reload = round_up64(n * sizeof(T));
+  if (job.algorithm == Algorithm::three_pass_reload) {
+    const bool same = std::is_same<S, T>::value;
+    if (chunks == 1 && n <= LeanMax<Tr>::value && (!same || job.prefetch_rows))
+      l.reload = round_up64(kRowBatch * lean_stride(n) * sizeof(T));
+    else if (!same)
+      l.reload = round_up64(n * sizeof(T));
+  }
   return l;
 }
 

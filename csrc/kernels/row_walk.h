@@ -46,6 +46,13 @@ struct ColumnWidth : std::integral_constant<std::size_t, 0> {};
 template <class Tr>
 struct ColumnWidth<Tr, decltype(void(Tr::kColumnWidth))> : std::integral_constant<std::size_t, Tr::kColumnWidth> {};
 
+// Tr::kLeanMax > 0: the longest rows the tier's lean_reload takes (passes.h); a job of such
+// three-pass reload rows keeps their middle rows in its scratch (scratch_layout).
+template <class Tr, class = void>
+struct LeanMax : std::integral_constant<std::size_t, 0> {};
+template <class Tr>
+struct LeanMax<Tr, decltype(void(Tr::kLeanMax))> : std::integral_constant<std::size_t, Tr::kLeanMax> {};
+
 // How the rows of a job lie, decided once per job (RowWalk's constructor, row_layout):
 //  contiguous  every row contiguous and aligned in x, and in y unless the job has none
 //              (statistics): used in place, one-chunk rows kRowBatch at a time;
