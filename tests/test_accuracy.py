@@ -448,10 +448,10 @@ def test_streaming_stores_write_the_same_values_and_nothing_else():
 
 # Jobs of short rows too big for the cache stream their output (lean_reload's
 # non-temporal stores, the column kernel's pass 3) although each row alone would not. A
-# threshold of 20000 bytes makes every job below of at least that much (input plus output)
-# such a job, while no row of lean_reload's length (at most 4096 float32, 2048 float64,
-# 4096 16-bit elements on AVX-512: 16 KiB) reaches it alone.
-JOB_STREAM_THRESHOLD = 20000
+# threshold of 40000 bytes makes every job below (input plus output: the batches have
+# enough rows to pass it) such a job, while no row of lean_reload's length (at most 8192
+# float32, 4096 float64, 8192 16-bit elements on AVX-512: 32 KiB) reaches it alone.
+JOB_STREAM_THRESHOLD = 40000
 JOB_SCRIPT = r"""
 import hashlib
 import numpy as np
@@ -483,8 +483,8 @@ for k in fastsoftmax.kernels():
     dt = np.dtype(k["dtype"])
     kw = dict(algorithm=k["algorithm"], isa=k["isa"])
     # Batches of contiguous rows (the last axis), y at element offsets from its buffer.
-    for n in (1, 7, 16, 33, 64, 100, 128, 200, 256, 511, 512, 777, 1024, 1025, 2048, 3001, 4096):
-        rows = 37
+    for n in (1, 7, 16, 33, 64, 100, 128, 200, 256, 511, 512, 777, 1024, 1025, 2048, 3001, 4096, 6001, 8192):
+        rows = max(37, 40000 // (2 * n * dt.itemsize) + 1)  # past JOB_STREAM_THRESHOLD
         x = (3 * rng.standard_normal((rows, n))).astype(dt)
         x[5, n // 2] = np.nan      # rows outside the fast range inside a streamed batch
         x[9, :] = -np.inf
@@ -520,7 +520,7 @@ def test_jobs_beyond_the_cache_stream_the_same_values_and_nothing_else():
         assert proc.returncode == 0, f"{label}: exit status {proc.returncode}:\n{proc.stderr[-2000:]}"
         lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines())
         three_pass = sum(1 for k in KERNELS if k["isa"] in usable_isas() and k["algorithm"].startswith("three-pass"))
-        assert lines["checked"] == str(three_pass * (17 * 2 * 2 + 4 * 4))
+        assert lines["checked"] == str(three_pass * (19 * 2 * 2 + 4 * 4))
         assert lines["outside"].startswith("0 "), f"{label}: wrote outside y: {lines['outside']}"
         results[label] = lines["digest"]
     assert results["streaming"] == results["regular"], "streaming stores change the results"
