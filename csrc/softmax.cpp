@@ -218,7 +218,7 @@ void drive(const Primitives<T>& p, const RowsJob& job, const Plan& pl, Fn&& fn) 
   const auto rows_of = [&](std::size_t r0, std::size_t r1) {
     generic::FlushDenormals ftz;
     const Workspace::Lease block(ws);
-    const Runner runner(p, chunks, job.op, job.algorithm, pl.n, job.stream,
+    const Runner runner(p, chunks, job.op, job.algorithm, pl.n, generic::stream_rows_of(job),
                         generic::runner_scratch<T>(block.get(), layout, pl.n));
     generic::for_rows<T>(job, r0, r1, block.get(), [&](std::size_t r, const T* xr, T* yr) { fn(runner, r, xr, yr); });
   };

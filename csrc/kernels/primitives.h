@@ -23,7 +23,8 @@ struct RowsJob {
   const std::int64_t* y_strides;
   bool stream;  // non-temporal stores for the final pass (rows too big for the cache)
   // Jobs too big for the cache, where the rows come from memory: batches of short rows
-  // prefetch the next batch's rows (RowRunner::rows), and the column kernel streams y.
+  // prefetch the next batch's rows (RowRunner::rows), the column kernel and lean_reload
+  // stream y, and so do rows whose last pass reads x (stream_rows_of).
   bool prefetch_rows = false;
 };
 

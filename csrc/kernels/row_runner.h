@@ -65,6 +65,15 @@ inline void prefetch_to_l2(const void* p, std::size_t bytes) {
   for (std::size_t b = 0; b < bytes; b += 64) __builtin_prefetch(c + b, 0, 2);
 }
 
+// Whether RowRunner writes each row's y with non-temporal stores: rows too big for the
+// cache alone, and in a job too big for it (prefetch_rows) the rows whose last pass reads x
+// (two-pass, online, recompute), which y's read-for-ownership would otherwise slow. Reload's
+// last pass reads its middle row, y itself for the compute type; lean_reload streams its
+// batches itself.
+inline bool stream_rows_of(const RowsJob& job) {
+  return job.stream || (job.prefetch_rows && job.algorithm != Algorithm::three_pass_reload);
+}
+
 // The distance between lean_reload's middle rows in the scratch: whole 64-byte lines.
 constexpr std::size_t lean_stride(std::size_t n) { return (n + 15) / 16 * 16; }
 

@@ -87,7 +87,7 @@ void run_short_rows(const P& p, const RowsJob& job, std::size_t r0, std::size_t 
   FlushDenormals ftz;
   const std::size_t n = static_cast<std::size_t>(job.shape[job.ndim - 1]);
   const RowRunner<S, P, SerialChunks> runner(
-      p, SerialChunks{}, job.op, job.algorithm, n, job.stream,
+      p, SerialChunks{}, job.op, job.algorithm, n, stream_rows_of(job),
       scratch ? runner_scratch<S>(scratch, scratch_layout<S, Tr>(job), n) : RunnerScratch<compute_t<S>>{});
   for_rows<S>(job, r0, r1, scratch, [&](std::size_t, const S* x, S* y) { runner.row(x, y); }, tr,
              [&](int count, const S* const* xs, S* const* ys, int next_count, const S* const* next_xs) {
