@@ -448,15 +448,15 @@ def test_streaming_stores_write_the_same_values_and_nothing_else():
 
 # Jobs too big for the cache stream their output (lean_reload's non-temporal stores, the
 # column kernel's pass 3, the last pass of two-pass, online and recompute rows) although
-# each row alone would not. A threshold of 40000 bytes makes every job of the short rows
+# each row alone would not. A threshold of 70000 bytes makes every job of the short rows
 # below (input plus output: the batches have enough rows to pass it) such a job, while no
-# row of lean_reload's length (at most 8192 float32, 4096 float64, 8192 16-bit elements on
-# AVX-512: 32 KiB) reaches it alone. The long rows (more than one chunk, the row path
+# row of lean_reload's length (at most 16384 float32, 8192 float64, 16384 16-bit elements
+# on AVX-512: 64 KiB) reaches it alone. The long rows (more than one chunk, the row path
 # outside the tiers) take a threshold of 600000 bytes: a row alone stays below it, their
 # batch of three passes it.
 JOB_STREAM_CASES = {
-    "short rows": (40000, (1, 7, 16, 33, 64, 100, 128, 200, 256, 511, 512, 777, 1024, 1025, 2048, 3001, 4096, 6001,
-                           8192), True),
+    "short rows": (70000, (1, 7, 16, 33, 64, 100, 128, 200, 256, 511, 512, 777, 1024, 1025, 2048, 3001, 4096, 6001,
+                           8192, 12001, 16384), True),
     "long rows": (600000, (65537, 70001), False),
 }
 JOB_SCRIPT = r"""
@@ -489,7 +489,7 @@ for k in fastsoftmax.kernels():
     kw = dict(algorithm=k["algorithm"], isa=k["isa"])
     # Batches of contiguous rows (the last axis), y at element offsets from its buffer.
     for n in LENGTHS:
-        rows = max(ROWS, MIN_BYTES // (2 * n * dt.itemsize) + 1)  # past the threshold
+        rows = max(ROWS if n < 2048 else min(ROWS, 11), MIN_BYTES // (2 * n * dt.itemsize) + 1)  # past the threshold
         x = (3 * rng.standard_normal((rows, n))).astype(dt)
         x[min(5, rows - 2), n // 2] = np.nan  # rows outside the fast range inside a streamed batch
         x[min(9, rows - 1), :] = -np.inf

@@ -62,7 +62,7 @@ def test_batches_too_big_for_the_cache_are_the_rows_one_by_one(alg, dtype, n):
 @pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
 @pytest.mark.parametrize("op", ["softmax", "log_softmax"])
 def test_short_reload_rows_are_the_rows_one_by_one(isa, dtype, op):
-    """Batches of reload rows of at most eight blocks (Passes::lean_reload: up to 8192 float32
+    """Batches of reload rows of at most sixteen blocks (Passes::lean_reload: up to 16384 float32
     on AVX-512), run in one function: bitwise
     the rows computed one by one by RowRunner::row (a strided view: each row is gathered
     first), for batches of 1 to 9 rows, any thread count, rows with NaN, +-inf, all -inf and
@@ -76,7 +76,8 @@ def test_short_reload_rows_are_the_rows_one_by_one(isa, dtype, op):
     big = {4: 1e30, 8: 1e300, 2: 65504 if dtype == np.float16 else 1e30}[dtype.itemsize]
     bits = {2: np.uint16, 4: np.uint32, 8: np.uint64}[dtype.itemsize]  # bitwise, NaN included
     for n in (1, 3, 7, 8, 15, 16, 17, 31, 33, 64, 77, 100, 128, 192, 200, 256, 300, 512, 1000, 1023, 1024, 1025,
-              1100, 2048, 2049, 3000, 3072, 4095, 4096, 4097, 5000, 8191, 8192, 8193):
+              1100, 2048, 2049, 3000, 3072, 4095, 4096, 4097, 5000, 8191, 8192, 8193,
+              12000, 16383, 16384, 16385):
         for rows in (1, 2, 4, 5, 9):
             for kind in ("normal", "one lane"):
                 if kind == "normal":

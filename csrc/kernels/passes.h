@@ -148,7 +148,7 @@ struct Passes : Loops<V, S, kExp16> {
   }
 
   // ---- short rows, three-pass reload -------------------------------------------------
-  // Up to kRowBatch contiguous rows of at most kLeanBlocks blocks (lean_fits: up to 8192
+  // Up to kRowBatch contiguous rows of at most kLeanBlocks blocks (lean_fits: up to 16384
   // float32 elements on AVX-512), phase by phase as RowRunner::three_pass_batch, with the same
   // arithmetic in the same order: MaxAcc's range check and max; SumExpAcc's steps as
   // reduce_row takes them (per block: paired steps, a last single step, merge_tree, single
@@ -158,7 +158,7 @@ struct Passes : Loops<V, S, kExp16> {
   // (docs/results.md, "Batched rows against one long row"). The middle row is y itself for
   // the compute type, else a float32 row of `middle`, the thread's scratch (kRowBatch rows
   // lean_stride(n) apart: scratch_layout). Rows outside the fast range take the exact path.
-  static constexpr std::size_t kLeanBlocks = 8;
+  static constexpr std::size_t kLeanBlocks = 16;
   static bool lean_fits(std::size_t n) { return n > 0 && n <= kLeanBlocks * L::B; }
   // One block of lean_reload's exp pass: count elements of x (at most B) from `from`, their
   // e^(x - mu) (or x - mu) stored to w, into one state in partial_block's order. pf: where

@@ -105,7 +105,7 @@ class RowRunner {
   // Up to kRowBatch rows at once: the same steps as row() on each (so the same bits: the
   // batch rule of row_rules.h), phase by phase, so that the short dependency chains of
   // one-chunk rows -- horizontal reductions, the division -- overlap instead of running back
-  // to back. Reload rows of at most kLeanBlocks (8) blocks (auto's choice for short rows), any dtype: the
+  // to back. Reload rows of at most kLeanBlocks (16) blocks (auto's choice for short rows), any dtype: the
   // tier's lean_reload; other three-pass rows of float32/float64: three_pass_batch; others
   // one by one.
   // next: the next batch's x rows (next_count of them), prefetched meanwhile (prefetch_row).
