@@ -160,11 +160,11 @@ struct Passes : Loops<V, S, kExp16> {
   // lean_stride(n) apart: scratch_layout). Rows outside the fast range take the exact path.
   static constexpr std::size_t kLeanBlocks = 16;
   static bool lean_fits(std::size_t n) { return n > 0 && n <= kLeanBlocks * L::B; }
-  // One block of lean_reload's exp pass: count elements of x (at most B) from `from`, their
-  // e^(x - mu) (or x - mu) stored to w, into one state in partial_block's order. pf: where
-  // the next batch's row has the same elements, fetched into the L2 a step at a time, so that
-  // memory keeps working while the exps compute (a burst of prefetches ahead of the pass
-  // left it idle for most of the pass).
+  // One block of lean_reload's exp pass: `count` elements of x (at most B), their e^(x - mu)
+  // (or x - mu) stored to w, summed into one state in partial_block's order. pf: the same
+  // elements of the next batch's row, fetched into the L2 a step at a time, so that memory
+  // keeps working while the exps compute (a burst of prefetches before the pass left it
+  // idle for most of the pass).
   template <bool kLog, bool kSteps>
   static typename SumExpAcc<kLog>::State lean_exp_block(const SumExpAcc<kLog>& acc, const S* x, T* w,
                                                          std::size_t count, const char* pf) {

@@ -105,16 +105,16 @@ class RowRunner {
   // Up to kRowBatch rows at once: the same steps as row() on each (so the same bits: the
   // batch rule of row_rules.h), phase by phase, so that the short dependency chains of
   // one-chunk rows -- horizontal reductions, the division -- overlap instead of running back
-  // to back. Reload rows of at most kLeanBlocks (16) blocks (auto's choice for short rows), any dtype: the
-  // tier's lean_reload; other three-pass rows of float32/float64: three_pass_batch; others
-  // one by one.
+  // to back. Reload rows that the tier's lean_reload takes (at most Passes::kLeanBlocks
+  // blocks; auto's choice for such rows), any dtype: lean_reload; other three-pass rows of
+  // float32/float64: three_pass_batch; others one by one.
   // next: the next batch's x rows (next_count of them), prefetched meanwhile (prefetch_row).
   // stream_job: the job cannot stay in the last-level cache (lean_reload streams y).
   void rows(int count, const S* const* x, S* const* y, int next_count = 0, const S* const* next = nullptr,
             bool stream_job = false) const {
     if constexpr (HasLeanReload<P>::value) {
-      // The tier's one-function form of three_pass_batch for reload rows of at most one
-      // block (Passes::lean_reload): the same steps, the same bits.
+      // The tier's one-function form of three_pass_batch for reload rows of at most
+      // kLeanBlocks blocks (Passes::lean_reload): the same steps, the same bits.
       if (alg_ == Algorithm::three_pass_reload && chunks_ == 1 && !stream_ && p_.lean_fits(n_)) {
         return p_.lean_reload(count, x, y, n_, log_, stream_job, next_count, next, scratch_.reload);
       }

@@ -19,8 +19,9 @@ inline std::size_t round_up64(std::size_t bytes) { return (bytes + 63) / 64 * 64
 // multiples, one after another in one block: the walk's tile (or gathered-row) buffer, which
 // the column kernel's copy shares (they are never in use at once); then the statistics of
 // the chunks of a row longer than one chunk; then three-pass reload's middle rows where y
-// cannot hold them (16-bit storage, or a job that streams y: lean_rows); then, for the statistics of a long strided row read in
-// place (strided_stats_layout), the buffer one chunk of it is gathered into. softmax.cpp
+// cannot hold them (16-bit storage, or lean_reload's batches in a job that streams y);
+// then, for the statistics of a long strided row read in place (strided_stats_layout), the
+// buffer one chunk of it is gathered into. softmax.cpp
 // allocates a block for every thread of a call before the call writes anything; nothing
 // here allocates.
 struct ScratchLayout {
