@@ -164,10 +164,11 @@ struct Passes : Loops<V, S, kExp16> {
   // (or x - mu) stored to w, summed into one state in partial_block's order. pf: the same
   // elements of the next batch's row, fetched into the L2 a step at a time, so that memory
   // keeps working while the exps compute (a burst of prefetches before the pass left it
-  // idle for most of the pass).
+  // idle for most of the pass). The step's prefetches are unrolled by pragma: as a plain
+  // loop, the builds that inlined this function lost the prefetch's effect.
   template <bool kLog, bool kSteps>
-  static typename SumExpAcc<kLog>::State lean_exp_block(const SumExpAcc<kLog>& acc, const S* x, T* w,
-                                                         std::size_t count, const char* pf) {
+  __attribute__((always_inline)) static typename SumExpAcc<kLog>::State lean_exp_block_inline(
+      const SumExpAcc<kLog>& acc, const S* x, T* w, std::size_t count, const char* pf) {
     using IO = typename L::IO;
     using Acc = SumExpAcc<kLog>;
     constexpr std::size_t A = V::kAccumulators, U = L::U;
@@ -179,7 +180,10 @@ struct Passes : Loops<V, S, kExp16> {
       typename Acc::State s[A];
       for (std::size_t a = 0; a < A; ++a) s[a] = Acc::init();
       for (; j + 2 * U <= whole; j += 2 * U) {
-        if (pf) prefetch_to_l2(pf + j * sizeof(S), 2 * U * sizeof(S));
+        if (pf) {
+#pragma GCC unroll 16
+          for (std::size_t b = 0; b < 2 * U * sizeof(S); b += 64) __builtin_prefetch(pf + j * sizeof(S) + b, 0, 2);
+        }
         for (std::size_t a = 0; a < A; ++a) {
           R ov, ow;
           acc.update_pair(s[a], IO::loadu(x + j + a * N), IO::loadu(x + j + U + a * N), ov, ow);
@@ -201,6 +205,15 @@ struct Passes : Loops<V, S, kExp16> {
       }
     }
     return st;
+  }
+  // The same, inlined where the compiler chooses: for the blocks of a longer row, and for
+  // the rows of a job that fetches the next ones (kStream). Forced inline there, those jobs
+  // and one-block rows of other lengths measured slower; one-block rows of jobs that fetch
+  // nothing take the inline form (docs/results.md).
+  template <bool kLog, bool kSteps>
+  static typename SumExpAcc<kLog>::State lean_exp_block(const SumExpAcc<kLog>& acc, const S* x, T* w,
+                                                         std::size_t count, const char* pf) {
+    return lean_exp_block_inline<kLog, kSteps>(acc, x, w, count, pf);
   }
   // kSteps: n is a multiple of two unrolled steps (128 float32 on AVX-512), the common
   // attention rows: no single step, vectors or tail, and the loops known to be whole.
@@ -264,7 +277,8 @@ struct Passes : Loops<V, S, kExp16> {
       T* wi = w(i);
       typename Acc::State st;
       if (n <= B) {
-        st = lean_exp_block<kLog, kSteps>(acc, xi, wi, n, pf);
+        if constexpr (kStream) st = lean_exp_block<kLog, kSteps>(acc, xi, wi, n, pf);
+        else st = lean_exp_block_inline<kLog, kSteps>(acc, xi, wi, n, nullptr);
       } else {  // reduce_row's cascade of blocks
         Cascade<Acc> cascade;
         for (std::size_t b = 0; b < n; b += B)
