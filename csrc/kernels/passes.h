@@ -164,8 +164,7 @@ struct Passes : Loops<V, S, kExp16> {
   // (or x - mu) stored to w, summed into one state in partial_block's order. pf: the same
   // elements of the next batch's row, fetched into the L2 a step at a time, so that memory
   // keeps working while the exps compute (a burst of prefetches before the pass left it
-  // idle for most of the pass). The step's prefetches are unrolled by pragma: as a plain
-  // loop, the builds that inlined this function lost the prefetch's effect.
+  // idle for most of the pass), unrolled (prefetch_lines_to_l2).
   template <bool kLog, bool kSteps>
   __attribute__((always_inline)) static typename SumExpAcc<kLog>::State lean_exp_block_inline(
       const SumExpAcc<kLog>& acc, const S* x, T* w, std::size_t count, const char* pf) {
@@ -180,10 +179,7 @@ struct Passes : Loops<V, S, kExp16> {
       typename Acc::State s[A];
       for (std::size_t a = 0; a < A; ++a) s[a] = Acc::init();
       for (; j + 2 * U <= whole; j += 2 * U) {
-        if (pf) {
-#pragma GCC unroll 16
-          for (std::size_t b = 0; b < 2 * U * sizeof(S); b += 64) __builtin_prefetch(pf + j * sizeof(S) + b, 0, 2);
-        }
+        if (pf) prefetch_lines_to_l2<2 * U * sizeof(S)>(pf + j * sizeof(S));
         for (std::size_t a = 0; a < A; ++a) {
           R ov, ow;
           acc.update_pair(s[a], IO::loadu(x + j + a * N), IO::loadu(x + j + U + a * N), ov, ow);

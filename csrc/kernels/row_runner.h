@@ -77,6 +77,14 @@ inline bool stream_rows_of(const RowsJob& job) {
 // The distance between lean_reload's middle rows in the scratch: whole 64-byte lines.
 constexpr std::size_t lean_stride(std::size_t n) { return (n + 15) / 16 * 16; }
 
+// prefetch_to_l2 of kBytes, the prefetches unrolled: as a loop, inside a function that
+// was inlined into lean_reload, they lost their effect (docs/results.md).
+template <std::size_t kBytes>
+__attribute__((always_inline)) inline void prefetch_lines_to_l2(const char* p) {
+#pragma GCC unroll 64
+  for (std::size_t b = 0; b < kBytes; b += 64) __builtin_prefetch(p + b, 0, 2);
+}
+
 // Whether P (the tier's direct functions) has the lean form of a batch of short reload rows.
 template <class P, class = void>
 struct HasLeanReload : std::false_type {};
